@@ -1,0 +1,421 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/record"
+	"github.com/weirmq/weir/internal/vfs"
+)
+
+// appendRequest is one Append (or Sync) waiting for the writer.
+type appendRequest struct {
+	data     []byte
+	syncOnly bool
+	done     chan struct{} // capacity 1
+	result   AppendResult
+	err      error
+}
+
+var requestPool = sync.Pool{New: func() any { return &appendRequest{done: make(chan struct{}, 1)} }}
+
+func getRequest(data []byte) *appendRequest {
+	r := requestPool.Get().(*appendRequest)
+	r.data = data
+	return r
+}
+
+func putRequest(r *appendRequest) {
+	*r = appendRequest{done: r.done}
+	requestPool.Put(r)
+}
+
+func (r *appendRequest) finish(res AppendResult, err error) {
+	r.result, r.err = res, err
+	r.done <- struct{}{}
+}
+
+// batchMeta is what the writer notes of each batch it writes, to index it
+// once the write is committed.
+type batchMeta struct {
+	offset, pos, maxTs int64
+}
+
+// Offsets of fields the writer reads straight from a validated batch.
+const (
+	lastOffsetDeltaAt = 23
+	maxTimestampAt    = 35
+	// indexFlushEntries is how many offset-index entries the writer keeps in
+	// memory before appending them to the index files; recovery re-scans at
+	// most about this many index intervals of the active segment.
+	indexFlushEntries = 64
+)
+
+// writer is the single goroutine that appends to the active segment.
+type writer struct {
+	log *Log
+
+	active          *segment
+	file            vfs.File // the active segment's log file
+	idxFile         vfs.File
+	timeFile        vfs.File
+	size            int64 // bytes written to the active segment
+	durableSize     int64 // bytes of it known to be fsynced
+	nextOffset      int64
+	lastBatchOffset int64 // base offset of the active segment's last batch, -1 if none
+	createdAt       time.Time
+	dirty           bool // written since the last fsync
+
+	pendingIdx  []byte
+	pendingTime []byte
+	buf         []byte
+	metas       []batchMeta
+	group       []*appendRequest
+}
+
+func (w *writer) run() {
+	defer w.log.done.Done()
+	l := w.log
+	var tick <-chan time.Time
+	if l.opts.FSync == FSyncInterval {
+		t := time.NewTicker(l.opts.FSyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		var first *appendRequest
+		select {
+		case first = <-l.appends:
+		case <-tick:
+			if w.dirty {
+				if err := w.sync(); err != nil {
+					// Acknowledged data may not be durable: refuse further appends.
+					l.fail(err)
+				}
+			}
+			continue
+		case <-l.quit:
+			// Close holds closeMu exclusively before closing quit, so no
+			// Append can enqueue now: finish what is queued.
+			for {
+				select {
+				case r := <-l.appends:
+					w.commit(append(w.group[:0], r))
+				default:
+					return
+				}
+			}
+		}
+		group := append(w.group[:0], first)
+		bytes := len(first.data)
+	gather:
+		for bytes < l.opts.MaxGroupBytes {
+			select {
+			case r := <-l.appends:
+				group = append(group, r)
+				bytes += len(r.data)
+			default:
+				break gather
+			}
+		}
+		w.commit(group)
+		clear(group)
+		w.group = group[:0]
+	}
+}
+
+// commit writes a group of requests, rolling segments where they fill up.
+func (w *writer) commit(group []*appendRequest) {
+	l := w.log
+	if err := l.err(); err != nil {
+		for _, r := range group {
+			r.finish(AppendResult{}, err)
+		}
+		return
+	}
+	for len(group) > 0 {
+		if group[0].syncOnly {
+			var err error
+			if w.dirty {
+				err = w.sync()
+			}
+			group[0].finish(AppendResult{}, err)
+			group = group[1:]
+			continue
+		}
+		n, offsets := 0, int64(0)
+		room := l.opts.SegmentBytes - w.size
+		for _, r := range group {
+			if r.syncOnly {
+				break
+			}
+			c := countOffsets(r.data)
+			if int64(len(r.data)) > room || w.nextOffset+offsets+c-w.active.base > maxRelativeOffset {
+				break
+			}
+			room -= int64(len(r.data))
+			offsets += c
+			n++
+		}
+		if n == 0 && w.size == 0 {
+			// Cannot happen for input Append accepted; never loop on it.
+			group[0].finish(AppendResult{}, ErrBatchTooLarge)
+			group = group[1:]
+			continue
+		}
+		if n == 0 || w.segmentExpired() {
+			err := w.roll()
+			if err == nil {
+				continue
+			}
+			if n == 0 {
+				// No room and no new segment: fail this request and go on
+				// (the next may fit, or space may come back).
+				group[0].finish(AppendResult{}, fmt.Errorf("storage: roll segment: %w", err))
+				group = group[1:]
+				continue
+			}
+			l.opts.Logger.Warn("could not roll an expired segment", "dir", l.dir, "err", err)
+		}
+		w.commitRun(group[:n])
+		group = group[n:]
+	}
+}
+
+func (w *writer) segmentExpired() bool {
+	return w.size > 0 && w.log.opts.Now().Sub(w.createdAt) >= w.log.opts.SegmentMaxAge
+}
+
+// countOffsets returns how many offsets the batches in data take.
+func countOffsets(data []byte) int64 {
+	var n int64
+	for p := 0; p < len(data); {
+		size := int(binary.BigEndian.Uint32(data[p+8:])) + 12
+		n += int64(int32(binary.BigEndian.Uint32(data[p+lastOffsetDeltaAt:]))) + 1
+		p += size
+	}
+	return n
+}
+
+// commitRun writes requests that all fit in the active segment with one
+// write, flushes per policy, then makes them visible and acknowledges them.
+func (w *writer) commitRun(reqs []*appendRequest) {
+	l := w.log
+	buf := w.buf[:0]
+	metas := w.metas[:0]
+	next := w.nextOffset
+	pos := w.size
+	for _, r := range reqs {
+		r.result.BaseOffset = next
+		for p := 0; p < len(r.data); {
+			b := r.data[p:]
+			size := int(binary.BigEndian.Uint32(b[8:])) + 12
+			record.SetBaseOffset(b, next)
+			metas = append(metas, batchMeta{offset: next, pos: pos, maxTs: int64(binary.BigEndian.Uint64(b[maxTimestampAt:]))})
+			next += int64(int32(binary.BigEndian.Uint32(b[lastOffsetDeltaAt:]))) + 1
+			pos += int64(size)
+			p += size
+		}
+		r.result.LastOffset = next - 1
+		buf = append(buf, r.data...)
+	}
+	w.buf, w.metas = buf, metas
+	if len(w.buf) > 4*l.opts.MaxGroupBytes {
+		w.buf = nil // do not keep a huge buffer for ever
+	}
+
+	err := w.writeAll(buf)
+	if err == nil && l.opts.FSync == FSyncAlways {
+		err = w.file.Sync()
+	}
+	if err != nil {
+		w.undo(err)
+		for _, r := range reqs {
+			r.finish(AppendResult{}, fmt.Errorf("storage: append: %w", err))
+		}
+		return
+	}
+	w.size = pos
+	w.nextOffset = next
+	w.dirty = l.opts.FSync != FSyncAlways
+	if !w.dirty {
+		w.durableSize = pos
+	}
+	x := w.active.index
+	for _, m := range metas {
+		addedOff, addedTime := x.observe(m.offset, m.pos, m.maxTs, l.opts.IndexIntervalBytes)
+		if addedOff {
+			w.pendingIdx = appendOffsetEntry(w.pendingIdx, w.active.base, offsetEntry{offset: m.offset, pos: m.pos})
+		}
+		if addedTime {
+			w.pendingTime = appendTimeEntry(w.pendingTime, w.active.base, timeEntry{ts: m.maxTs, offset: m.offset})
+		}
+	}
+	w.lastBatchOffset = metas[len(metas)-1].offset
+	if len(w.pendingIdx) >= indexFlushEntries*offsetEntrySize {
+		if err := w.flushIndex(); err != nil {
+			// The index is an accelerator: recovery rebuilds it from the log.
+			l.opts.Logger.Warn("index write failed", "dir", l.dir, "err", err)
+		}
+	}
+	w.active.size.Store(pos)
+	l.end.Store(next)
+	if !w.dirty {
+		l.durable.Store(next)
+	}
+	l.notifyWaiters()
+	for _, r := range reqs {
+		r.finish(r.result, nil)
+	}
+}
+
+func (w *writer) writeAll(b []byte) error {
+	n, err := w.file.Write(b)
+	if err == nil && n < len(b) {
+		err = fmt.Errorf("short write: %d of %d bytes", n, len(b))
+	}
+	return err
+}
+
+// undo removes a failed write from the end of the active segment, so that
+// nothing unacknowledged stays in the log. With FSyncAlways everything before
+// it is durable; after a failed fsync the next commit flushes again, and what
+// failed is never reported as written. If even the truncation fails the log
+// refuses further appends.
+func (w *writer) undo(cause error) {
+	l := w.log
+	if err := w.file.Truncate(w.size); err != nil {
+		l.fail(errors.Join(cause, fmt.Errorf("truncate after failed append: %w", err)))
+		return
+	}
+	if l.opts.FSync == FSyncAlways {
+		// The truncation itself must reach the disk before anything after it
+		// is acknowledged; the next commit's fsync does that.
+		w.dirty = true
+	}
+}
+
+// sync flushes the active segment and advances the durable offset.
+func (w *writer) sync() error {
+	if err := w.file.Sync(); err != nil {
+		return err
+	}
+	w.dirty = false
+	w.durableSize = w.size
+	w.log.durable.Store(w.nextOffset)
+	return nil
+}
+
+// flushIndex appends the pending index entries to the index files (not
+// synced: the index files are synced when the segment is rolled).
+func (w *writer) flushIndex() error {
+	if len(w.pendingIdx) > 0 {
+		if _, err := w.idxFile.Write(w.pendingIdx); err != nil {
+			return err
+		}
+		w.pendingIdx = w.pendingIdx[:0]
+	}
+	if len(w.pendingTime) > 0 {
+		if _, err := w.timeFile.Write(w.pendingTime); err != nil {
+			return err
+		}
+		w.pendingTime = w.pendingTime[:0]
+	}
+	return nil
+}
+
+// seal makes the active segment complete on disk: the final time-index entry,
+// index files and log flushed.
+func (w *writer) seal() error {
+	s := w.active
+	if s.index.seal(w.lastBatchOffset) {
+		x := s.index
+		x.mu.RLock()
+		last := x.times[len(x.times)-1]
+		x.mu.RUnlock()
+		w.pendingTime = appendTimeEntry(w.pendingTime, s.base, last)
+	}
+	if err := w.flushIndex(); err != nil {
+		return err
+	}
+	if w.dirty || w.durableSize != w.size {
+		if err := w.sync(); err != nil {
+			return err
+		}
+	}
+	if err := w.idxFile.Sync(); err != nil {
+		return err
+	}
+	return w.timeFile.Sync()
+}
+
+// roll seals the active segment and starts a new one at the next offset.
+func (w *writer) roll() error {
+	if w.size == 0 {
+		w.createdAt = w.log.opts.Now()
+		return nil // an empty segment is reused, not rolled
+	}
+	if err := w.seal(); err != nil {
+		return err
+	}
+	oldIdx, oldTime := w.idxFile, w.timeFile
+	if err := w.createSegment(w.nextOffset); err != nil {
+		return err
+	}
+	oldIdx.Close()
+	oldTime.Close()
+	w.log.replaceSegments(func(cur []*segment) []*segment {
+		next := make([]*segment, 0, len(cur)+1)
+		next = append(next, cur...)
+		return append(next, w.active)
+	})
+	return nil
+}
+
+// createSegment creates the files of a new, empty active segment and makes
+// their directory entries durable. It changes the writer only on success.
+func (w *writer) createSegment(base int64) (err error) {
+	fs := w.log.fs
+	s := newSegment(fs, w.log.dir, base)
+	var files []vfs.File
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				fs.Remove(s.path(suffix))
+			}
+		}
+	}()
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		f, err := fs.Create(s.path(suffix))
+		if err != nil {
+			return fmt.Errorf("storage: create %s: %w", s.path(suffix), err)
+		}
+		files = append(files, f)
+	}
+	if err := fs.SyncDir(w.log.dir); err != nil {
+		return fmt.Errorf("storage: sync directory: %w", err)
+	}
+	s.file = files[0]
+	s.index = newSegmentIndex()
+	w.active, w.file, w.idxFile, w.timeFile = s, files[0], files[1], files[2]
+	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = 0, 0, base, -1
+	w.createdAt = w.log.opts.Now()
+	w.dirty = false
+	return nil
+}
+
+// close seals the active segment and closes the index files. The log file
+// stays open until the segment's last reader is done.
+func (w *writer) close() error {
+	err := w.seal()
+	if w.log.err() != nil {
+		err = nil // a failed log was already reported; close what we can
+	}
+	return errors.Join(err, w.idxFile.Close(), w.timeFile.Close())
+}
