@@ -65,8 +65,13 @@ func (w *writer) recoverSegment(base int64) (err error) {
 	}
 	x.lastIndexedPos = start
 
-	next, lastBatch := base, int64(-1)
+	next, lastBatch := startOffset, int64(-1)
 	end, err := scanBatches(f, start, size, true, func(h *record.Header, pos int64) bool {
+		// The active segment is never compacted, so its offsets are
+		// contiguous: a valid batch with any other base offset is not ours.
+		if h.BaseOffset != next {
+			return false
+		}
 		x.observe(h.BaseOffset, pos, h.MaxTimestamp, l.opts.IndexIntervalBytes)
 		next, lastBatch = h.LastOffset()+1, h.BaseOffset
 		return true
@@ -74,7 +79,7 @@ func (w *writer) recoverSegment(base int64) (err error) {
 	if err != nil {
 		return fmt.Errorf("storage: recover %s: %w", s.path(logSuffix), err)
 	}
-	if lastBatch < 0 && start > 0 {
+	if lastBatch < 0 && start > 0 { // the batch validBatchAt accepted was refused
 		return fmt.Errorf("%w: %s: verified batch at %d vanished", ErrCorruptSegment, s.path(logSuffix), start)
 	}
 	if end < size {

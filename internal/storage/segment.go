@@ -230,9 +230,9 @@ const scanChunk = 1 << 20
 // scanBatches walks the batches of f from byte pos up to limit, calling fn
 // with each header and its position until fn returns false. With verify, each
 // batch's CRC and structure are checked. It stops at the first batch that is
-// incomplete or invalid and returns the position where the valid data ends
-// (limit when all of it is valid, or the end of the batch fn stopped at); err
-// is only an I/O error.
+// incomplete or invalid, or that fn refused, and returns the position where
+// that batch starts (limit when every batch was valid and accepted); err is
+// only an I/O error.
 func scanBatches(f vfs.File, pos, limit int64, verify bool, fn func(h *record.Header, pos int64) bool) (int64, error) {
 	buf := make([]byte, 0, scanChunk)
 	bufStart := pos // file position of buf[0]
@@ -269,10 +269,10 @@ func scanBatches(f vfs.File, pos, limit int64, verify bool, fn func(h *record.He
 		if err != nil {
 			return pos, nil
 		}
-		pos += int64(size)
-		if !fn(&h, pos-int64(size)) {
+		if !fn(&h, pos) {
 			return pos, nil
 		}
+		pos += int64(size)
 	}
 	return pos, nil
 }

@@ -287,6 +287,9 @@ func (w *writer) writeAll(b []byte) error {
 // refuses further appends.
 func (w *writer) undo(cause error) {
 	l := w.log
+	if size, err := w.file.Size(); err == nil && size == w.size {
+		return // nothing of the failed write reached the file (a read-only disk)
+	}
 	if err := w.file.Truncate(w.size); err != nil {
 		l.fail(errors.Join(cause, fmt.Errorf("truncate after failed append: %w", err)))
 		return

@@ -1,0 +1,156 @@
+// Command weir runs a Weir node: one binary that is a durable, partitioned
+// log and a queueing broker, spoken to over Kafka, AMQP 0-9-1, MQTT and HTTP.
+//
+//	weir [serve] [flags]   run a node (the default)
+//	weir version           print the version
+//	weir help [command]    show help
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// version is the version of this build, set with
+// -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command failed: startup error, unclean shutdown
+	exitUsage   = 2 // the command line or the configuration is wrong
+)
+
+// command is a subcommand of weir.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+	usage   func(w io.Writer)
+}
+
+// commands lists the subcommands in the order help shows them.
+var commands = []command{
+	{name: "serve", summary: "run a Weir node (the default when no command is given)", run: runServe, usage: printServeUsage},
+	{name: "version", summary: "print the version of this build", run: runVersion, usage: printVersionUsage},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs the command line args and returns the process's exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		return runServe(nil, stdout, stderr)
+	}
+	switch name := args[0]; {
+	case name == "-h" || name == "-help" || name == "--help":
+		printUsage(stdout)
+		return exitOK
+	case name == "help":
+		return runHelp(args[1:], stdout, stderr)
+	case strings.HasPrefix(name, "-"):
+		return runServe(args, stdout, stderr) // flags with no command are serve's
+	}
+	cmd, ok := lookupCommand(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "weir: unknown command %q\nRun 'weir help' for usage.\n", args[0])
+		return exitUsage
+	}
+	return cmd.run(args[1:], stdout, stderr)
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Weir is a message broker: durable streams, queues and exchanges, spoken to
+over Kafka, AMQP 0-9-1, MQTT and HTTP.
+
+Usage:
+  weir [command] [flags]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-9s %s\n", "help", "show this help, or the help of a command")
+	fmt.Fprint(w, "\nRun 'weir help <command>' for the flags of a command.\n")
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	switch len(args) {
+	case 0:
+		printUsage(stdout)
+		return exitOK
+	case 1:
+		if cmd, ok := lookupCommand(args[0]); ok {
+			cmd.usage(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "weir help: unknown command %q\nRun 'weir help' for usage.\n", args[0])
+	default:
+		fmt.Fprintf(stderr, "weir help: want at most one command, got %q\n", args)
+	}
+	return exitUsage
+}
+
+// parseFlags parses args with fs for the command name. It reports whether
+// the command should go on; when not, code is the exit code, after -h
+// printed the command's usage to stdout or an error went to stderr.
+func parseFlags(fs *flag.FlagSet, name string, args []string, usage func(io.Writer), stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard) // errors are reported below, in one place
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			usage(stdout)
+			return exitOK, false
+		}
+		fmt.Fprintf(stderr, "weir %s: %v\nRun 'weir %s -h' for usage.\n", name, err, name)
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "weir %s: unexpected argument %q\nRun 'weir %s -h' for usage.\n", name, fs.Arg(0), name)
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if code, ok := parseFlags(fs, "version", args, printVersionUsage, stdout, stderr); !ok {
+		return code
+	}
+	fmt.Fprintf(stdout, "weir %s\nbuilt with %s for %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+func printVersionUsage(w io.Writer) {
+	fmt.Fprint(w, "Usage:\n  weir version\n\nPrints the version of this build and the Go version it was built with.\n")
+}
+
+// buildVersion is the version set at link time or, failing that, the module
+// version recorded by "go install module@version".
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return version
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handle mounts handler on the HTTP listener for pattern, in the syntax of
+// http.ServeMux ("GET /api/v1/streams", "/console/"). It is how the native
+// API and the console are added; like ServeMux.Handle it panics when pattern
+// conflicts with one already mounted.
+func (s *Server) Handle(pattern string, handler http.Handler) {
+	s.mux.Handle(pattern, handler)
+}
+
+type healthStatus struct {
+	Status string `json:"status"`
+}
+
+// handleHealthz answers 200 {"status":"ok"} while the server is serving and
+// 503 otherwise, so that load balancers stop routing to a node that is
+// starting or shutting down.
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	code, status := http.StatusOK, "ok"
+	switch s.currentPhase() {
+	case phaseServing:
+	case phaseStopped:
+		code, status = http.StatusServiceUnavailable, "shutting down"
+	default:
+		code, status = http.StatusServiceUnavailable, "starting"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(healthStatus{Status: status}) // the client may have gone; nothing to do
+}
+
+// newMetricsRegistry returns the registry /metrics serves: Go runtime and
+// process metrics, and weir_build_info. Metrics of the inner packages are
+// added here as collectors over their stats.
+func newMetricsRegistry(version string) *prometheus.Registry {
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "weir_build_info",
+		Help:        "Always 1; its labels are the Weir version and the Go version it was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
+	)
+	return registry
+}
+
+func newMetricsHandler(registry *prometheus.Registry, logger *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		Registry: registry, // counts its own errors in promhttp_metric_handler_errors_total
+	})
+}

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors returned by Start.
+var (
+	ErrStarted = errors.New("server already started")
+	ErrStopped = errors.New("server shut down")
+)
+
+// Endpoint is a listener: its name ("http", later "kafka", "amqp", "mqtt")
+// and its address.
+type Endpoint struct {
+	Name string
+	Addr string
+}
+
+// notImplemented lists the listeners whose protocol front ends this build
+// lacks. Start reports a configured address for one of them instead of
+// binding it. Remove a name when Start wires its front end in.
+var notImplemented = []string{"kafka", "amqp", "mqtt"}
+
+// phase is where a Server is in its life. It only moves forward.
+type phase int
+
+const (
+	phaseNew      phase = iota
+	phaseStarting       // Start is opening components and listeners
+	phaseServing        // Start returned nil
+	phaseStopped        // Shutdown was called, or Start failed
+)
+
+// Server is one Weir node. New configures it, Start opens its components and
+// listeners, Shutdown closes them. A Server is started at most once.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	metrics *prometheus.Registry
+
+	lifecycle  sync.Mutex    // serializes Start and Shutdown; guards the fields below it
+	httpServer *http.Server  // nil when HTTP is off or not started
+	httpDone   chan struct{} // closed when httpServer.Serve has returned
+
+	mu         sync.Mutex // guards the fields below it
+	phase      phase
+	components []Component // in the order they were opened
+	endpoints  []Endpoint  // bound listeners, in the order they were bound
+}
+
+// New returns a server for cfg that logs to logger (nil discards the logs).
+// It validates cfg and performs no I/O; Start does.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:     cfg,
+		logger:  logger,
+		mux:     http.NewServeMux(),
+		metrics: newMetricsRegistry(cfg.Version),
+	}
+	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
+	s.mux.Handle("GET /metrics", newMetricsHandler(s.metrics, logger))
+	return s, nil
+}
+
+// Start creates the data directory, opens the components and binds the
+// listeners that are on, then serves. When a step fails it closes every
+// registered component and returns an error that says which step failed;
+// the server cannot be started again.
+//
+// The Kafka, AMQP and MQTT front ends are not part of this build: a
+// configured address for one of them is reported in the log, and nothing
+// listens on it.
+func (s *Server) Start(ctx context.Context) (err error) {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+
+	s.mu.Lock()
+	current := s.phase
+	if current == phaseNew {
+		s.phase = phaseStarting
+	}
+	s.mu.Unlock()
+	switch current {
+	case phaseNew:
+	case phaseStopped:
+		return ErrStopped
+	default:
+		return ErrStarted
+	}
+
+	defer func() {
+		if err != nil {
+			s.setPhase(phaseStopped)
+			err = errors.Join(err, s.stop(context.WithoutCancel(ctx)))
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := prepareDataDir(s.cfg.DataDir); err != nil {
+		return err
+	}
+	for _, l := range s.cfg.listenerAddrs() {
+		if l.Addr != "" && slices.Contains(notImplemented, l.Name) {
+			s.logger.Warn("listener configured but not yet implemented in this build; not listening",
+				"listener", l.Name, "addr", l.Addr)
+		}
+	}
+	var httpListener net.Listener
+	if s.cfg.HTTPAddr != "" {
+		if httpListener, err = s.listen(ctx, "http", s.cfg.HTTPAddr); err != nil {
+			return err
+		}
+	}
+	s.setPhase(phaseServing)
+	if httpListener != nil {
+		s.serveHTTP(httpListener)
+	}
+	s.logger.Info("weir started", "version", s.cfg.Version, "data", s.cfg.DataDir, "fsync", s.cfg.FSync)
+	return nil
+}
+
+// Shutdown stops accepting connections, lets in-flight HTTP requests finish
+// until ctx is done, then closes the components in the reverse order of
+// opening, even when ctx is done, passing them ctx. It returns the errors of
+// those steps joined; calling it again returns nil.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+
+	s.mu.Lock()
+	stopped := s.phase == phaseStopped
+	s.phase = phaseStopped
+	s.mu.Unlock()
+	if stopped {
+		return nil
+	}
+	s.logger.Info("shutting down")
+	err := s.stop(ctx)
+	if err != nil {
+		s.logger.Error("shut down with errors", "err", err)
+	} else {
+		s.logger.Info("shut down")
+	}
+	return err
+}
+
+// stop drains and closes the HTTP server, then the components. The caller
+// holds s.lifecycle.
+func (s *Server) stop(ctx context.Context) error {
+	var errs []error
+	if s.httpServer != nil {
+		if err := s.httpServer.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain http: %w", err))
+			s.httpServer.Close() // cut the connections that did not finish in time
+		}
+		<-s.httpDone
+		s.httpServer = nil
+	}
+	s.mu.Lock()
+	s.endpoints = nil
+	s.mu.Unlock()
+	errs = append(errs, s.closeComponents(ctx))
+	return errors.Join(errs...)
+}
+
+// Addr returns the address the named listener ("http", ...) is bound to,
+// with the actual port when ":0" was configured, or "" when it is not
+// listening.
+func (s *Server) Addr(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.endpoints {
+		if e.Name == name {
+			return e.Addr
+		}
+	}
+	return ""
+}
+
+// Endpoints returns the listeners that are bound, in the order they were
+// bound.
+func (s *Server) Endpoints() []Endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Endpoint(nil), s.endpoints...)
+}
+
+func (s *Server) setPhase(p phase) {
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
+}
+
+func (s *Server) currentPhase() phase {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phase
+}
+
+// listen binds a TCP listener for the named endpoint, records the address
+// it got and logs it. Protocol front ends get their listeners from here;
+// the caller must hand the listener at once to a registered component (or,
+// for HTTP, to serveHTTP) so that Shutdown and a failed Start close it.
+func (s *Server) listen(ctx context.Context, name, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	bound := ln.Addr().String()
+	s.mu.Lock()
+	s.endpoints = append(s.endpoints, Endpoint{Name: name, Addr: bound})
+	s.mu.Unlock()
+	s.logger.Info("listening", "listener", name, "addr", bound)
+	return ln, nil
+}
+
+// serveHTTP serves the mux on ln until stop. The caller holds s.lifecycle.
+func (s *Server) serveHTTP(ln net.Listener) {
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	s.httpServer, s.httpDone = srv, done
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("http server stopped", "err", err)
+		}
+	}()
+}
+
+// prepareDataDir creates the data directory if needed and checks that files
+// can be created in it, so that a bad directory fails at startup rather than
+// at the first write.
+func prepareDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	probe, err := os.CreateTemp(dir, ".weir-write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, err)
+	}
+	name := probe.Name()
+	closeErr := probe.Close()
+	if err := errors.Join(closeErr, os.Remove(name)); err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	return nil
+}
