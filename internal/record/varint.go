@@ -69,9 +69,14 @@ func readUvarint(b []byte, i, maxBytes int, lastMax byte) (uint64, int, bool) {
 
 // readVarint decodes a Kafka varint (zigzag int32) at b[i].
 func readVarint(b []byte, i int) (int32, int, bool) {
-	if i < len(b) && b[i] < 0x80 { // one byte: by far the common case
+	// One or two bytes (up to ±8191) cover nearly every length and delta.
+	if i < len(b) && b[i] < 0x80 {
 		u := uint32(b[i])
 		return int32(u>>1) ^ -int32(u&1), i + 1, true
+	}
+	if i+1 < len(b) && b[i+1] < 0x80 {
+		u := uint32(b[i]&0x7f) | uint32(b[i+1])<<7
+		return int32(u>>1) ^ -int32(u&1), i + 2, true
 	}
 	// Five bytes carry 35 bits; the fifth may use only its low 4.
 	x, next, ok := readUvarint(b, i, maxVarintBytes, 0x0f)

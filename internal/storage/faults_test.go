@@ -73,7 +73,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	equalRecords(t, readAll(t, l, 0), want)
 
-	efs.Reset() // space is back
+	efs.Reset()                                    // space is back
 	want = append(want, appendValues(t, l, 30)...) // enough to roll segments
 	equalRecords(t, readAll(t, l, 0), want)
 	l.Close()
