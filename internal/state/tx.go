@@ -1,0 +1,100 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Tx collects the writes of one Update. Its methods may only be called from
+// the function passed to Update, on that function's goroutine. Reads made
+// during the transaction (the Store getters) do not see its own writes.
+type Tx struct {
+	store *Store
+	batch *pebble.Batch
+	// exclusive records that the transaction holds store.commitMu
+	// exclusively (taken by DeleteStreamOffsets).
+	exclusive bool
+	done      bool
+}
+
+// Update runs fn and atomically commits everything it wrote. If fn returns an
+// error, nothing is written and Update returns that error unchanged. Unless
+// the store was opened with NoSync, the writes are synced to stable storage
+// before Update returns. Concurrent Updates are group-committed.
+//
+// fn must not call Update, and should be short: see the package
+// documentation on DeleteStreamOffsets.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	if err := s.life.enter(); err != nil {
+		return err
+	}
+	defer s.life.leave()
+
+	tx := &Tx{store: s, batch: s.db.NewBatch()}
+	defer tx.finish()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if tx.batch.Empty() {
+		return nil
+	}
+	if !tx.exclusive {
+		s.commitMu.RLock()
+		defer s.commitMu.RUnlock()
+	}
+	if err := tx.batch.Commit(s.writeOpts); err != nil {
+		return fmt.Errorf("state: commit: %w", err)
+	}
+	return nil
+}
+
+// finish releases the batch and the exclusive commit lock, if held.
+func (tx *Tx) finish() {
+	tx.done = true
+	_ = tx.batch.Close()
+	if tx.exclusive {
+		tx.exclusive = false
+		tx.store.commitMu.Unlock()
+	}
+}
+
+// check fails if the transaction is over.
+func (tx *Tx) check() error {
+	if tx.done {
+		return ErrTxDone
+	}
+	return nil
+}
+
+// lockExclusive takes the commit lock exclusively until the transaction ends,
+// so that what it reads stays current until it commits.
+func (tx *Tx) lockExclusive() {
+	if !tx.exclusive {
+		tx.store.commitMu.Lock()
+		tx.exclusive = true
+	}
+}
+
+func (tx *Tx) set(key, value []byte) error {
+	if err := tx.batch.Set(key, value, nil); err != nil {
+		return fmt.Errorf("state: write: %w", err)
+	}
+	return nil
+}
+
+func (tx *Tx) delete(key []byte) error {
+	if err := tx.batch.Delete(key, nil); err != nil {
+		return fmt.Errorf("state: write: %w", err)
+	}
+	return nil
+}
+
+// deletePrefix deletes every key that starts with prefix, with one range
+// tombstone.
+func (tx *Tx) deletePrefix(prefix []byte) error {
+	if err := tx.batch.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
+		return fmt.Errorf("state: write: %w", err)
+	}
+	return nil
+}
