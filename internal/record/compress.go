@@ -61,9 +61,9 @@ func Compress(dst []byte, c Compression, src []byte) ([]byte, error) {
 }
 
 // Decompress appends the decompression of src, compressed with codec c, to
-// dst. It fails with an error wrapping ErrTooLarge, having allocated little
-// more than limit, when the output would exceed limit bytes; limit <= 0
-// means DefaultMaxDecompressed. Corrupt input yields an error wrapping
+// dst. When the output would exceed limit bytes it fails with an error
+// wrapping ErrTooLarge, having allocated no more than a small multiple of
+// limit whatever the input claims; limit <= 0 means DefaultMaxDecompressed. Corrupt input yields an error wrapping
 // ErrDecompress. On error dst is returned with its original length.
 //
 // Snappy input may be a raw block or xerial-framed (as the Java client
@@ -323,6 +323,9 @@ var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 	)
 })
 
+// zstdBlockSlack is the most one zstd block can produce, with some slack.
+const zstdBlockSlack = 128<<10 + 1<<10
+
 // decompressZstd decodes into a buffer whose capacity is the decoder's
 // bound. It starts from the frame's declared content size when there is
 // one, or else from a guess (or the room dst already has), and retries
@@ -334,9 +337,6 @@ var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 // partial output within one block of the end of the room counts as "did
 // not fit" too. Corrupt input therefore costs at most a few small retries:
 // it only earns more room by producing output that fills it.
-// zstdBlockSlack is the most one zstd block can produce, with some slack.
-const zstdBlockSlack = 128<<10 + 1<<10
-
 func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 	dec, err := zstdDecoder()
 	if err != nil {
@@ -367,6 +367,6 @@ func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 		if room >= limit {
 			return dst, tooLarge(limit)
 		}
-		room = min(4*room, limit)
+		room = min(max(4*room, 16<<10), limit) // a declared size of 0 may lie
 	}
 }

@@ -24,7 +24,10 @@ const minRecordSize = 7
 // The Key, Value and header Value slices Next stores alias the batch, or,
 // for a compressed batch, the Iterator's decompression buffer, which the
 // next Reset overwrites: copy what must outlive the batch. Header keys are
-// strings and so are copies. An Iterator is not safe for concurrent use.
+// strings and so are copies (the one allocation Next makes, per non-empty
+// header key). The decompression buffer grows to the largest records
+// section seen and is kept; drop the Iterator to release it. An Iterator
+// is not safe for concurrent use.
 type Iterator struct {
 	// MaxDecompressed bounds the size a compressed batch's records section
 	// may decompress to; a batch over it fails with ErrTooLarge instead of
@@ -232,7 +235,10 @@ func DecodeRecords(batch []byte, dst []Record) ([]Record, error) {
 	}
 	start := len(dst)
 	n := int(it.header.RecordCount) // at most len(records section)/minRecordSize
-	dst = slices.Grow(dst, n)
+	// Reserve room for the records up front, but not so much that a
+	// corrupt count in a highly compressed batch costs a huge allocation
+	// before the records prove to be there.
+	dst = slices.Grow(dst, min(n, 4096))
 	// Headers of all records share arena chunks rather than one allocation
 	// per record.
 	var arena []RecordHeader

@@ -20,15 +20,17 @@ func FuzzDecode(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
 		f.Add(seed)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		checkDecode(t, data)
-		if len(data) >= HeaderSize {
-			fixed := slices.Clone(data)
-			binary.BigEndian.PutUint32(fixed[offBatchLength:], uint32(len(fixed)-lengthFieldEnd))
-			fixed[offMagic] = 2
-			checkDecode(t, refix(fixed))
-		}
-	})
+	f.Fuzz(fuzzDecode)
+}
+
+func fuzzDecode(t *testing.T, data []byte) {
+	checkDecode(t, data)
+	if len(data) >= HeaderSize {
+		fixed := slices.Clone(data)
+		binary.BigEndian.PutUint32(fixed[offBatchLength:], uint32(len(fixed)-lengthFieldEnd))
+		fixed[offMagic] = 2
+		checkDecode(t, refix(fixed))
+	}
 }
 
 func checkDecode(t *testing.T, data []byte) {

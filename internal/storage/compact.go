@@ -158,15 +158,8 @@ func (l *Log) compactSegment(ctx context.Context, s *segment, latest map[keyHash
 				case len(kept) == total:
 					out = append(out, batch...)
 				case len(kept) > 0:
-					opts := record.BatchOptions{
-						BaseOffset:    kept[0].Offset,
-						Compression:   h.Compression(),
-						ProducerID:    h.ProducerID,
-						ProducerEpoch: h.ProducerEpoch,
-						BaseSequence:  h.BaseSequence,
-						Transactional: h.Attributes&record.TransactionalFlag != 0,
-						LeaderEpoch:   h.LeaderEpoch,
-					}
+					opts := h.Options() // codec, producer, transactional and timestamp-type bits
+					opts.BaseOffset = kept[0].Offset
 					if out, err = record.AppendBatch(out, opts, kept); err != nil {
 						return err
 					}

@@ -114,6 +114,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives warnings about recovery and background work.
 	Logger *slog.Logger
+	// OnSync, if set, is called by the writer after each flush of a segment
+	// with how long it took (for the fsync latency metric). It must be quick.
+	OnSync func(time.Duration)
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -229,7 +229,7 @@ func (w *writer) commitRun(reqs []*appendRequest) {
 
 	err := w.writeAll(buf)
 	if err == nil && l.opts.FSync == FSyncAlways {
-		err = w.file.Sync()
+		err = w.syncFile()
 	}
 	if err != nil {
 		w.undo(err)
@@ -303,13 +303,24 @@ func (w *writer) undo(cause error) {
 
 // sync flushes the active segment and advances the durable offset.
 func (w *writer) sync() error {
-	if err := w.file.Sync(); err != nil {
+	if err := w.syncFile(); err != nil {
 		return err
 	}
 	w.dirty = false
 	w.durableSize = w.size
 	w.log.durable.Store(w.nextOffset)
 	return nil
+}
+
+// syncFile flushes the active segment's log file, reporting the latency.
+func (w *writer) syncFile() error {
+	if w.log.opts.OnSync == nil {
+		return w.file.Sync()
+	}
+	start := time.Now()
+	err := w.file.Sync()
+	w.log.opts.OnSync(time.Since(start))
+	return err
 }
 
 // flushIndex appends the pending index entries to the index files (not
