@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/state"
+	"github.com/weirmq/weir/internal/storage"
+	"github.com/weirmq/weir/internal/vfs"
+)
+
+// Config configures a Broker. The zero value with a DataDir is usable.
+type Config struct {
+	// DataDir holds state/ (the catalog and offsets) and streams/ (one
+	// directory per stream ID, one per partition below it).
+	DataDir string
+	// FS is the filesystem for partition logs (nil: the OS). The state
+	// store always uses the OS filesystem unless StateFS is set.
+	FS            vfs.FS
+	FSync         storage.FSyncPolicy
+	FSyncInterval time.Duration
+	// MaxRecordBytes bounds key + value + headers of one record.
+	MaxRecordBytes int
+	// JanitorInterval is how often partitions enforce retention and compact
+	// (0: the storage default; negative: never, for tests).
+	JanitorInterval time.Duration
+	Logger          *slog.Logger
+	// OnSync is called after each partition flush with its latency.
+	OnSync func(time.Duration)
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Broker is an open Weir node's model. It is safe for concurrent use.
+type Broker struct {
+	cfg   Config
+	state *state.Store
+
+	mu      sync.RWMutex
+	streams map[string]*stream
+	closed  bool
+
+	groups groupRegistry
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+}
+
+// Open opens (creating if needed) the broker in cfg.DataDir: the state store,
+// then every stream of the catalog. Stream directories that the catalog does
+// not name (a create or delete interrupted by a crash) are removed.
+func Open(cfg Config) (*Broker, error) {
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: no data directory", ErrInvalidArgument)
+	}
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	st, err := state.Open(filepath.Join(cfg.DataDir, "state"), state.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), ctx: ctx, cancel: cancel}
+	b.groups.init(b)
+	if err := b.loadStreams(); err != nil {
+		b.closeStreams()
+		st.Close()
+		cancel()
+		return nil, err
+	}
+	b.bg.Add(1)
+	go b.groups.expireLoop()
+	return b, nil
+}
+
+func (b *Broker) streamsDir() string { return filepath.Join(b.cfg.DataDir, "streams") }
+
+func (b *Broker) loadStreams() error {
+	entries, err := b.state.ListCatalog(state.KindStream)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool)
+	for _, e := range entries {
+		var meta streamMeta
+		if err := decodeMeta(e.Value, &meta); err != nil {
+			return fmt.Errorf("broker: catalog entry of stream %q: %w", e.Name, err)
+		}
+		s, err := b.openStream(meta)
+		if err != nil {
+			return fmt.Errorf("broker: open stream %q: %w", e.Name, err)
+		}
+		b.streams[meta.Name] = s
+		known[meta.dirName()] = true
+	}
+	names, err := b.cfg.FS.List(b.streamsDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, name := range names {
+		if !known[name] {
+			b.cfg.Logger.Warn("removing stream directory not in the catalog", "dir", name)
+			if err := b.cfg.FS.RemoveAll(filepath.Join(b.streamsDir(), name)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close closes every partition (flushing it) and the state store.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.bg.Wait()
+	err := b.closeStreams()
+	return errors.Join(err, b.state.Close())
+}
+
+func (b *Broker) closeStreams() error {
+	var errs []error
+	for _, s := range b.streams {
+		errs = append(errs, s.close())
+	}
+	return errors.Join(errs...)
+}
+
+// stream returns an open stream by name.
+func (b *Broker) stream(name string) (*stream, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	s, ok := b.streams[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	}
+	return s, nil
+}
+
+func (b *Broker) now() time.Time { return b.cfg.Now() }

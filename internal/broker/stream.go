@@ -1,0 +1,351 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weirmq/weir/internal/state"
+	"github.com/weirmq/weir/internal/storage"
+)
+
+// streamMeta is a stream's catalog entry, stored as JSON. Field names are part
+// of the on-disk format.
+type streamMeta struct {
+	Version        int       `json:"v"`
+	Name           string    `json:"name"`
+	ID             string    `json:"id"` // 32 hex digits
+	Partitions     int32     `json:"partitions"`
+	RetentionAgeMs int64     `json:"retention_age_ms,omitempty"`
+	RetentionBytes int64     `json:"retention_bytes,omitempty"`
+	Compacted      bool      `json:"compacted,omitempty"`
+	DedupWindowMs  int64     `json:"dedup_window_ms"`
+	SegmentBytes   int64     `json:"segment_bytes,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+const metaVersion = 1
+
+func decodeMeta(b []byte, m *streamMeta) error {
+	if err := json.Unmarshal(b, m); err != nil {
+		return err
+	}
+	if m.Version != metaVersion {
+		return fmt.Errorf("unsupported catalog entry version %d", m.Version)
+	}
+	if _, err := hex.DecodeString(m.ID); err != nil || len(m.ID) != 32 || m.Partitions < 1 {
+		return errors.New("malformed catalog entry")
+	}
+	return nil
+}
+
+func (m *streamMeta) dirName() string { return m.ID }
+
+func (m *streamMeta) config() StreamConfig {
+	return StreamConfig{
+		Name:           m.Name,
+		Partitions:     m.Partitions,
+		RetentionAge:   time.Duration(m.RetentionAgeMs) * time.Millisecond,
+		RetentionBytes: m.RetentionBytes,
+		Compacted:      m.Compacted,
+		DedupWindow:    time.Duration(m.DedupWindowMs) * time.Millisecond,
+		SegmentBytes:   m.SegmentBytes,
+	}
+}
+
+// stream is an open stream: its partitions' logs and its dedup index.
+type stream struct {
+	meta streamMeta
+	dir  string
+
+	mu    sync.RWMutex // guards parts and meta.Partitions (partitions can be added)
+	parts []*storage.Log
+
+	roundRobin atomic.Uint32
+	dedup      *dedupIndex // nil when deduplication is off
+}
+
+// ValidateStreamName checks a stream name against the rules every protocol
+// shares (Kafka's topic rules): 1 to 249 characters from [a-zA-Z0-9._-], and
+// not "." or "..".
+func ValidateStreamName(name string) error {
+	if name == "" || len(name) > MaxNameLength {
+		return fmt.Errorf("%w: stream name must be 1 to %d characters, got %d", ErrInvalidArgument, MaxNameLength, len(name))
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: stream name cannot be %q", ErrInvalidArgument, name)
+	}
+	for i, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: stream name %q has %q at position %d; use letters, digits, '.', '_' and '-'", ErrInvalidArgument, name, c, i)
+		}
+	}
+	return nil
+}
+
+func validateConfig(cfg *StreamConfig) error {
+	if err := ValidateStreamName(cfg.Name); err != nil {
+		return err
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 1
+	}
+	if cfg.Partitions < 1 || cfg.Partitions > MaxPartitions {
+		return fmt.Errorf("%w: partitions must be 1 to %d, got %d", ErrInvalidArgument, MaxPartitions, cfg.Partitions)
+	}
+	if cfg.RetentionAge < 0 || cfg.RetentionBytes < 0 {
+		return fmt.Errorf("%w: retention must not be negative", ErrInvalidArgument)
+	}
+	if cfg.SegmentBytes != 0 && (cfg.SegmentBytes < 1<<20 || cfg.SegmentBytes > storage.MaxSegmentBytes) {
+		return fmt.Errorf("%w: segment size must be 1 MiB to 2 GiB, got %d", ErrInvalidArgument, cfg.SegmentBytes)
+	}
+	if cfg.DedupWindow == 0 {
+		cfg.DedupWindow = DefaultDedupWindow
+	}
+	if cfg.DedupWindow < 0 {
+		cfg.DedupWindow = -1 // off
+	}
+	return nil
+}
+
+func (b *Broker) logOptions(meta *streamMeta) storage.Options {
+	return storage.Options{
+		FS:              b.cfg.FS,
+		FSync:           b.cfg.FSync,
+		FSyncInterval:   b.cfg.FSyncInterval,
+		SegmentBytes:    meta.SegmentBytes,
+		RetentionAge:    time.Duration(meta.RetentionAgeMs) * time.Millisecond,
+		RetentionBytes:  meta.RetentionBytes,
+		Compacted:       meta.Compacted,
+		JanitorInterval: b.cfg.JanitorInterval,
+		Now:             b.cfg.Now,
+		Logger:          b.cfg.Logger,
+		OnSync:          b.cfg.OnSync,
+	}
+}
+
+func (b *Broker) openStream(meta streamMeta) (*stream, error) {
+	s := &stream{meta: meta, dir: filepath.Join(b.streamsDir(), meta.dirName())}
+	if err := s.openPartitions(b, 0, meta.Partitions); err != nil {
+		s.close()
+		return nil, err
+	}
+	if meta.DedupWindowMs > 0 {
+		s.dedup = newDedupIndex(time.Duration(meta.DedupWindowMs) * time.Millisecond)
+		if err := s.dedup.rebuild(s, b.now()); err != nil {
+			s.close()
+			return nil, fmt.Errorf("rebuild dedup index: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// openPartitions opens partitions [from, to) and appends them to s.parts.
+func (s *stream) openPartitions(b *Broker, from, to int32) error {
+	for p := from; p < to; p++ {
+		l, err := storage.Open(filepath.Join(s.dir, strconv.Itoa(int(p))), b.logOptions(&s.meta))
+		if err != nil {
+			return err
+		}
+		s.parts = append(s.parts, l)
+	}
+	return nil
+}
+
+func (s *stream) close() error {
+	var errs []error
+	for _, l := range s.parts {
+		if err := l.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *stream) partitions() []*storage.Log {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.parts
+}
+
+func (s *stream) partition(p int32) (*storage.Log, error) {
+	parts := s.partitions()
+	if p < 0 || int(p) >= len(parts) {
+		return nil, fmt.Errorf("%w: stream %q has partitions 0 to %d, not %d", ErrPartitionNotFound, s.meta.Name, len(parts)-1, p)
+	}
+	return parts[p], nil
+}
+
+func (s *stream) info() StreamInfo {
+	s.mu.RLock()
+	meta, parts := s.meta, s.parts
+	s.mu.RUnlock()
+	info := StreamInfo{Config: meta.config(), CreatedAt: meta.CreatedAt}
+	hex.Decode(info.ID[:], []byte(meta.ID))
+	for i, l := range parts {
+		st := l.Stats()
+		info.Partitions = append(info.Partitions, PartitionInfo{
+			Partition: int32(i), StartOffset: st.StartOffset, EndOffset: st.EndOffset,
+			DurableOffset: st.DurableOffset, Bytes: st.Bytes, Segments: st.Segments,
+		})
+	}
+	return info
+}
+
+// CreateStream creates a stream and its partitions.
+func (b *Broker) CreateStream(ctx context.Context, cfg StreamConfig) (StreamInfo, error) {
+	if err := validateConfig(&cfg); err != nil {
+		return StreamInfo{}, err
+	}
+	var id [16]byte
+	rand.Read(id[:])
+	meta := streamMeta{
+		Version: metaVersion, Name: cfg.Name, ID: hex.EncodeToString(id[:]), Partitions: cfg.Partitions,
+		RetentionAgeMs: cfg.RetentionAge.Milliseconds(), RetentionBytes: cfg.RetentionBytes, Compacted: cfg.Compacted,
+		DedupWindowMs: cfg.DedupWindow.Milliseconds(), SegmentBytes: cfg.SegmentBytes, CreatedAt: b.now().UTC(),
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return StreamInfo{}, ErrClosed
+	}
+	if _, ok := b.streams[cfg.Name]; ok {
+		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamExists, cfg.Name)
+	}
+	// The partition directories first, then the catalog entry: a crash in
+	// between leaves a directory that the next Open removes.
+	s, err := b.openStream(meta)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	value, _ := json.Marshal(meta)
+	if err := b.state.Update(func(tx *state.Tx) error { return tx.PutCatalog(state.KindStream, meta.Name, value) }); err != nil {
+		s.close()
+		b.cfg.FS.RemoveAll(s.dir)
+		return StreamInfo{}, err
+	}
+	b.streams[cfg.Name] = s
+	return s.info(), nil
+}
+
+// ListStreams describes every stream, by name.
+func (b *Broker) ListStreams() []StreamInfo {
+	b.mu.RLock()
+	streams := make([]*stream, 0, len(b.streams))
+	for _, s := range b.streams {
+		streams = append(streams, s)
+	}
+	b.mu.RUnlock()
+	out := make([]StreamInfo, len(streams))
+	for i, s := range streams {
+		out[i] = s.info()
+	}
+	slices.SortFunc(out, func(a, b StreamInfo) int { return cmpString(a.Config.Name, b.Config.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// DescribeStream describes one stream.
+func (b *Broker) DescribeStream(name string) (StreamInfo, error) {
+	s, err := b.stream(name)
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	return s.info(), nil
+}
+
+// DeleteStream deletes a stream, its records and every group's committed
+// offsets on it.
+func (b *Broker) DeleteStream(ctx context.Context, name string) error {
+	b.mu.Lock()
+	s, ok := b.streams[name]
+	if !ok || b.closed {
+		b.mu.Unlock()
+		if b.closed {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	}
+	// The catalog entry first: once it is gone the stream is gone, and a
+	// crash before the files are removed leaves a directory Open removes.
+	err := b.state.Update(func(tx *state.Tx) error {
+		if err := tx.DeleteCatalog(state.KindStream, name); err != nil {
+			return err
+		}
+		return tx.DeleteStreamOffsets(name)
+	})
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	delete(b.streams, name)
+	b.mu.Unlock()
+	b.groups.streamRemoved(name)
+	return errors.Join(s.close(), b.cfg.FS.RemoveAll(s.dir))
+}
+
+// AddPartitions grows a stream to total partitions. Keys may map to other
+// partitions afterwards, as in Kafka.
+func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) (StreamInfo, error) {
+	b.mu.Lock()
+	s, ok := b.streams[name]
+	if !ok {
+		b.mu.Unlock()
+		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	}
+	info, err := b.growStream(s, total)
+	b.mu.Unlock()
+	if err != nil {
+		return StreamInfo{}, err
+	}
+	b.groups.partitionsChanged(name, total)
+	return info, nil
+}
+
+// growStream opens partitions up to total and records them in the catalog;
+// b.mu is held so the stream cannot be deleted meanwhile.
+func (b *Broker) growStream(s *stream, total int32) (StreamInfo, error) {
+	name := s.meta.Name
+	s.mu.Lock()
+	cur := s.meta.Partitions
+	if total <= cur || total > MaxPartitions {
+		s.mu.Unlock()
+		return StreamInfo{}, fmt.Errorf("%w: stream %q has %d partitions; the new count must be larger and at most %d, got %d", ErrInvalidArgument, name, cur, MaxPartitions, total)
+	}
+	grown := &stream{meta: s.meta, dir: s.dir}
+	if err := grown.openPartitions(b, cur, total); err != nil {
+		grown.close()
+		s.mu.Unlock()
+		return StreamInfo{}, err
+	}
+	meta := s.meta
+	meta.Partitions = total
+	value, _ := json.Marshal(meta)
+	if err := b.state.Update(func(tx *state.Tx) error { return tx.PutCatalog(state.KindStream, name, value) }); err != nil {
+		grown.close()
+		s.mu.Unlock()
+		return StreamInfo{}, err
+	}
+	s.meta = meta
+	s.parts = append(slices.Clip(s.parts), grown.parts...)
+	s.mu.Unlock()
+	return s.info(), nil
+}
