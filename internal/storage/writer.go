@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -48,6 +49,9 @@ type batchMeta struct {
 const (
 	lastOffsetDeltaAt = 23
 	maxTimestampAt    = 35
+	// maxMergeWait bounds how long the writer waits after a flush for the
+	// appenders it answered to append again (see run).
+	maxMergeWait = 200 * time.Microsecond
 	// indexFlushEntries is how many offset-index entries the writer keeps in
 	// memory before appending them to the index files; recovery re-scans at
 	// most about this many index intervals of the active segment.
@@ -68,6 +72,9 @@ type writer struct {
 	lastBatchOffset int64 // base offset of the active segment's last batch, -1 if none
 	createdAt       time.Time
 	dirty           bool // written since the last fsync
+	lastAcked       int           // requests the last commit answered
+	flushEnd        time.Time     // when the last commit finished
+	lastSync        time.Duration // how long the last fsync took
 
 	pendingIdx  []byte
 	pendingTime []byte
@@ -109,32 +116,51 @@ func (w *writer) run() {
 				}
 			}
 		}
-		group := append(w.group[:0], first)
-		bytes := len(first.data)
-	gather:
-		for bytes < l.opts.MaxGroupBytes {
-			select {
-			case r := <-l.appends:
-				group = append(group, r)
-				bytes += len(r.data)
-			default:
-				break gather
+		group, bytes := w.drain(append(w.group[:0], first), len(first.data))
+		if l.opts.FSync == FSyncAlways && w.lastAcked > 0 {
+			// The appenders the last flush answered are about to append
+			// again. Waiting a moment for them merges them into this group
+			// instead of leaving them for the next flush: one flush then
+			// carries twice the data. Only right after a flush (a busy
+			// writer), and for a fraction of the flush time.
+			window := min(maxMergeWait, w.lastSync/2)
+			target := len(group) + w.lastAcked
+			for len(group) < target && bytes < l.opts.MaxGroupBytes && time.Since(w.flushEnd) < window {
+				runtime.Gosched()
+				group, bytes = w.drain(group, bytes)
 			}
 		}
-		w.commit(group)
+		acked := w.commit(group)
+		w.lastAcked, w.flushEnd = acked, time.Now()
 		clear(group)
 		w.group = group[:0]
 	}
 }
 
-// commit writes a group of requests, rolling segments where they fill up.
-func (w *writer) commit(group []*appendRequest) {
+// drain adds what is queued, without waiting, to group.
+func (w *writer) drain(group []*appendRequest, bytes int) ([]*appendRequest, int) {
+	for bytes < w.log.opts.MaxGroupBytes {
+		select {
+		case r := <-w.log.appends:
+			group = append(group, r)
+			bytes += len(r.data)
+		default:
+			return group, bytes
+		}
+	}
+	return group, bytes
+}
+
+// commit writes a group of requests, rolling segments where they fill up,
+// and returns how many it answered.
+func (w *writer) commit(group []*appendRequest) int {
 	l := w.log
+	n := len(group)
 	if err := l.err(); err != nil {
 		for _, r := range group {
 			r.finish(AppendResult{}, err)
 		}
-		return
+		return n
 	}
 	for len(group) > 0 {
 		if group[0].syncOnly {
@@ -146,7 +172,7 @@ func (w *writer) commit(group []*appendRequest) {
 			group = group[1:]
 			continue
 		}
-		n, offsets := 0, int64(0)
+		fit, offsets := 0, int64(0)
 		room := l.opts.SegmentBytes - w.size
 		for _, r := range group {
 			if r.syncOnly {
@@ -158,20 +184,20 @@ func (w *writer) commit(group []*appendRequest) {
 			}
 			room -= int64(len(r.data))
 			offsets += c
-			n++
+			fit++
 		}
-		if n == 0 && w.size == 0 {
+		if fit == 0 && w.size == 0 {
 			// Cannot happen for input Append accepted; never loop on it.
 			group[0].finish(AppendResult{}, ErrBatchTooLarge)
 			group = group[1:]
 			continue
 		}
-		if n == 0 || w.segmentExpired() {
+		if fit == 0 || w.segmentExpired() {
 			err := w.roll()
 			if err == nil {
 				continue
 			}
-			if n == 0 {
+			if fit == 0 {
 				// No room and no new segment: fail this request and go on
 				// (the next may fit, or space may come back).
 				group[0].finish(AppendResult{}, fmt.Errorf("storage: roll segment: %w", err))
@@ -180,9 +206,10 @@ func (w *writer) commit(group []*appendRequest) {
 			}
 			l.opts.Logger.Warn("could not roll an expired segment", "dir", l.dir, "err", err)
 		}
-		w.commitRun(group[:n])
-		group = group[n:]
+		w.commitRun(group[:fit])
+		group = group[fit:]
 	}
+	return n
 }
 
 func (w *writer) segmentExpired() bool {
@@ -314,12 +341,12 @@ func (w *writer) sync() error {
 
 // syncFile flushes the active segment's log file, reporting the latency.
 func (w *writer) syncFile() error {
-	if w.log.opts.OnSync == nil {
-		return w.file.Sync()
-	}
 	start := time.Now()
 	err := w.file.Sync()
-	w.log.opts.OnSync(time.Since(start))
+	w.lastSync = time.Since(start)
+	if w.log.opts.OnSync != nil {
+		w.log.opts.OnSync(w.lastSync)
+	}
 	return err
 }
 
