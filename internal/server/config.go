@@ -1,6 +1,6 @@
 // Package server wires a Weir node together: configuration, the lifecycle of
 // its components, the network listeners and the HTTP mux that serves
-// /healthz, /metrics and, later, the native API and the console.
+// /healthz, /metrics, the native API (internal/api) and, later, the console.
 package server
 
 import (
@@ -49,29 +49,38 @@ type Config struct {
 	HTTPAddr      string        `yaml:"http-addr" arg:"addr" help:"HTTP listener address (API, console, /metrics, /healthz); empty turns it off"`
 	FSync         FSyncMode     `yaml:"fsync" arg:"mode" help:"when appended records are fsynced: always, interval or never"`
 	FSyncInterval time.Duration `yaml:"fsync-interval" arg:"duration" help:"time between fsyncs with fsync=interval"`
-	LogLevel      string        `yaml:"log-level" arg:"level" help:"log level: debug, info, warn or error"`
-	LogFormat     string        `yaml:"log-format" arg:"format" help:"log format: text or json"`
+	// MaxRecordBytes bounds one record: key, value and headers.
+	MaxRecordBytes ByteSize `yaml:"max-record-bytes" arg:"size" help:"largest record accepted (key, value and headers), in bytes or with a unit: 512KiB, 1MiB"`
+	LogLevel       string   `yaml:"log-level" arg:"level" help:"log level: debug, info, warn or error"`
+	LogFormat      string   `yaml:"log-format" arg:"format" help:"log format: text or json"`
 
 	// Version is the build version reported by the weir_build_info metric
 	// and in the startup log. The program sets it; it is not an option.
 	Version string `yaml:"-"`
 }
 
+// Bounds of Config.MaxRecordBytes.
+const (
+	DefaultMaxRecordBytes ByteSize = 1 << 20
+	MaxRecordBytesLimit   ByteSize = 256 << 20
+)
+
 // DefaultConfig returns the configuration Weir runs with when nothing is
 // configured: data in ./weir-data, every listener on its usual port, and
 // every write fsynced before it is acknowledged.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:       "./weir-data",
-		KafkaAddr:     ":9092",
-		AMQPAddr:      ":5672",
-		MQTTAddr:      ":1883",
-		HTTPAddr:      ":8080",
-		FSync:         FSyncAlways,
-		FSyncInterval: 50 * time.Millisecond,
-		LogLevel:      "info",
-		LogFormat:     "text",
-		Version:       "dev",
+		DataDir:        "./weir-data",
+		KafkaAddr:      ":9092",
+		AMQPAddr:       ":5672",
+		MQTTAddr:       ":1883",
+		HTTPAddr:       ":8080",
+		FSync:          FSyncAlways,
+		FSyncInterval:  50 * time.Millisecond,
+		MaxRecordBytes: DefaultMaxRecordBytes,
+		LogLevel:       "info",
+		LogFormat:      "text",
+		Version:        "dev",
 	}
 }
 
@@ -96,6 +105,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FSyncInterval < 0 {
 		return invalidValue("fsync-interval", c.FSyncInterval.String(), "must not be negative")
+	}
+	if c.MaxRecordBytes <= 0 || c.MaxRecordBytes > MaxRecordBytesLimit {
+		return invalidValue("max-record-bytes", c.MaxRecordBytes.String(), "must be 1 byte to "+MaxRecordBytesLimit.String())
 	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return invalidValue("log-level", c.LogLevel, err.Error())

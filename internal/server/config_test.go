@@ -171,6 +171,29 @@ func TestLoadPrecedence(t *testing.T) {
 			want: func(c *Config) { c.KafkaAddr = ""; c.AMQPAddr = "" },
 		},
 		{
+			name: "record size with a unit in file",
+			yaml: "max-record-bytes: 2MiB\n",
+			want: func(c *Config) { c.MaxRecordBytes = 2 << 20 },
+		},
+		{
+			name: "record size as a number in file",
+			yaml: "max-record-bytes: 65536\n",
+			want: func(c *Config) { c.MaxRecordBytes = 65536 },
+		},
+		{
+			name: "record size from environment and flag",
+			yaml: noFile,
+			env:  map[string]string{"WEIR_MAX_RECORD_BYTES": "512KiB"},
+			args: []string{"--max-record-bytes", "4MB"},
+			want: func(c *Config) { c.MaxRecordBytes = 4_000_000 },
+		},
+		{
+			name: "record size from environment",
+			yaml: noFile,
+			env:  map[string]string{"WEIR_MAX_RECORD_BYTES": "512KiB"},
+			want: func(c *Config) { c.MaxRecordBytes = 512 << 10 },
+		},
+		{
 			name: "unrelated variables are ignored",
 			yaml: "mqtt-addr: :3\n",
 			env:  map[string]string{"WEIR_MQTT": ":9", "KAFKA_ADDR": ":9", "weir_mqtt_addr": ":9"},
@@ -313,6 +336,28 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`log-format "xml" (from WEIR_LOG_FORMAT)`, "text or json"},
 		},
 		{
+			name: "record size that is not a size",
+			yaml: noFile,
+			args: []string{"--max-record-bytes", "1XB"},
+			want: []string{`max-record-bytes "1XB" (from --max-record-bytes)`, "not a size"},
+		},
+		{
+			name: "zero record size",
+			yaml: noFile,
+			env:  map[string]string{"WEIR_MAX_RECORD_BYTES": "0"},
+			want: []string{`max-record-bytes "0" (from WEIR_MAX_RECORD_BYTES)`, "must be 1 byte to 256MiB"},
+		},
+		{
+			name: "record size over the limit",
+			yaml: "max-record-bytes: 1GiB\n",
+			want: []string{`max-record-bytes "1GiB" (from ` + file + `)`, "must be 1 byte to 256MiB"},
+		},
+		{
+			name: "bad record size in file",
+			yaml: "max-record-bytes: lots\n",
+			want: []string{file, "not a size"},
+		},
+		{
 			name: "empty data directory",
 			yaml: noFile,
 			args: []string{"--data="},
@@ -366,8 +411,8 @@ func TestOptionNames(t *testing.T) {
 			t.Errorf("option %s has no help or arg tag", o.key)
 		}
 	}
-	wantKeys := []string{"data", "kafka-addr", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "log-level", "log-format"}
-	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT"}
+	wantKeys := []string{"data", "kafka-addr", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format"}
+	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys = %q, want %q", keys, wantKeys)
 	}
@@ -455,5 +500,36 @@ func TestNewLogger(t *testing.T) {
 	cfg.LogFormat = "yaml"
 	if _, err := NewLogger(io.Discard, cfg); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("NewLogger with format yaml: err = %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want ByteSize
+		str  string
+	}{
+		{"0", 0, "0"},
+		{"1048576", 1 << 20, "1MiB"},
+		{"1MiB", 1 << 20, "1MiB"},
+		{"1536KiB", 1536 << 10, "1536KiB"},
+		{" 2 GiB ", 2 << 30, "2GiB"},
+		{"1000", 1000, "1000"},
+		{"1KB", 1000, "1000"},
+		{"3MB", 3_000_000, "3000000"},
+		{"7B", 7, "7"},
+	} {
+		got, err := ParseByteSize(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+		if s := got.String(); s != tt.str {
+			t.Errorf("ByteSize(%d).String() = %q, want %q", got, s, tt.str)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1.5MiB", "1 TiB", "9999999999GiB", "0x10"} {
+		if got, err := ParseByteSize(bad); err == nil {
+			t.Errorf("ParseByteSize(%q) = %d, want an error", bad, got)
+		}
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -39,25 +37,6 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(healthStatus{Status: status}) // the client may have gone; nothing to do
-}
-
-// newMetricsRegistry returns the registry /metrics serves: Go runtime and
-// process metrics, and weir_build_info. Metrics of the inner packages are
-// added here as collectors over their stats.
-func newMetricsRegistry(version string) *prometheus.Registry {
-	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "weir_build_info",
-		Help:        "Always 1; its labels are the Weir version and the Go version it was built with.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
-	})
-	buildInfo.Set(1)
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo,
-	)
-	return registry
 }
 
 func newMetricsHandler(registry *prometheus.Registry, logger *slog.Logger) http.Handler {

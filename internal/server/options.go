@@ -31,7 +31,7 @@ func configOptions() []option {
 		if key == "" || key == "-" {
 			continue
 		}
-		if f.Type != durationType && f.Type.Kind() != reflect.String {
+		if f.Type != durationType && f.Type != byteSizeType && f.Type.Kind() != reflect.String {
 			panic(fmt.Sprintf("server: Config.%s has type %s, which options cannot set", f.Name, f.Type))
 		}
 		opts = append(opts, option{
@@ -45,7 +45,10 @@ func configOptions() []option {
 	return opts
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	byteSizeType = reflect.TypeFor[ByteSize]()
+)
 
 func optionByKey(key string) (option, bool) {
 	for _, o := range options {
@@ -71,8 +74,11 @@ func (o option) value(c *Config) reflect.Value {
 // get formats the option's value in c the way set parses it.
 func (o option) get(c *Config) string {
 	v := o.value(c)
-	if v.Type() == durationType {
+	switch v.Type() {
+	case durationType:
 		return time.Duration(v.Int()).String()
+	case byteSizeType:
+		return ByteSize(v.Int()).String()
 	}
 	return v.String()
 }
@@ -81,15 +87,22 @@ func (o option) get(c *Config) string {
 // names the option and the value; the caller adds the source.
 func (o option) set(c *Config, raw string) error {
 	v := o.value(c)
-	if v.Type() == durationType {
+	switch v.Type() {
+	case durationType:
 		d, err := time.ParseDuration(raw)
 		if err != nil {
 			return invalidValue(o.key, raw, "not a duration; write it like 50ms, 2s or 1m")
 		}
 		v.SetInt(int64(d))
-		return nil
+	case byteSizeType:
+		n, err := ParseByteSize(raw)
+		if err != nil {
+			return invalidValue(o.key, raw, err.Error())
+		}
+		v.SetInt(int64(n))
+	default:
+		v.SetString(raw)
 	}
-	v.SetString(raw)
 	return nil
 }
 

@@ -12,7 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weirmq/weir/internal/api"
+	"github.com/weirmq/weir/internal/broker"
 )
 
 // Errors returned by Start.
@@ -49,16 +50,18 @@ type Server struct {
 	cfg     Config
 	logger  *slog.Logger
 	mux     *http.ServeMux
-	metrics *prometheus.Registry
+	metrics *metrics
 
 	lifecycle  sync.Mutex    // serializes Start and Shutdown; guards the fields below it
 	httpServer *http.Server  // nil when HTTP is off or not started
 	httpDone   chan struct{} // closed when httpServer.Serve has returned
+	api        *api.Service  // nil until Start opened the broker
 
 	mu         sync.Mutex // guards the fields below it
 	phase      phase
 	components []Component // in the order they were opened
 	endpoints  []Endpoint  // bound listeners, in the order they were bound
+	broker     *broker.Broker
 }
 
 // New returns a server for cfg that logs to logger (nil discards the logs).
@@ -77,17 +80,18 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		cfg:     cfg,
 		logger:  logger,
 		mux:     http.NewServeMux(),
-		metrics: newMetricsRegistry(cfg.Version),
+		metrics: newMetrics(cfg.Version),
 	}
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
-	s.mux.Handle("GET /metrics", newMetricsHandler(s.metrics, logger))
+	s.mux.Handle("GET /metrics", newMetricsHandler(s.metrics.registry, logger))
 	return s, nil
 }
 
-// Start creates the data directory, opens the components and binds the
-// listeners that are on, then serves. When a step fails it closes every
-// registered component and returns an error that says which step failed;
-// the server cannot be started again.
+// Start creates the data directory, opens the broker and the native API
+// (mounted on the HTTP mux) and binds the listeners that are on, then
+// serves. When a step fails it closes every registered component and
+// returns an error that says which step failed; the server cannot be
+// started again.
 //
 // The Kafka, AMQP and MQTT front ends are not part of this build: a
 // configured address for one of them is reported in the log, and nothing
@@ -120,6 +124,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := prepareDataDir(s.cfg.DataDir); err != nil {
+		return err
+	}
+	if err := s.openBroker(); err != nil {
 		return err
 	}
 	for _, l := range s.cfg.listenerAddrs() {
@@ -167,8 +174,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// stop drains and closes the HTTP server, then the components. The caller
-// holds s.lifecycle.
+// stop drains and closes the HTTP server, then the components. The native
+// API's subscriptions and long polls are ended as the drain begins, so that
+// they do not hold it up. The caller holds s.lifecycle.
 func (s *Server) stop(ctx context.Context) error {
 	var errs []error
 	if s.httpServer != nil {
@@ -240,11 +248,21 @@ func (s *Server) listen(ctx context.Context, name, addr string) (net.Listener, e
 
 // serveHTTP serves the mux on ln until stop. The caller holds s.lifecycle.
 func (s *Server) serveHTTP(ln net.Listener) {
+	// HTTP/1.1, and HTTP/2 without TLS (h2c, with prior knowledge), which
+	// gRPC clients speak to a plain-text port.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           s.mux,
+		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ConnState:         s.metrics.connState,
+	}
+	if s.api != nil {
+		srv.RegisterOnShutdown(s.api.Close) // runs on its own goroutine
 	}
 	done := make(chan struct{})
 	s.httpServer, s.httpDone = srv, done

@@ -68,8 +68,17 @@ func TestServerLifecycle(t *testing.T) {
 	if info, err := os.Stat(cfg.DataDir); err != nil || !info.IsDir() {
 		t.Errorf("data directory %s was not created: %v", cfg.DataDir, err)
 	}
-	if entries, _ := os.ReadDir(cfg.DataDir); len(entries) != 0 {
-		t.Errorf("data directory holds %d entries after Start, want none", len(entries))
+	// The broker's state store is there, and the write probe is gone.
+	entries, _ := os.ReadDir(cfg.DataDir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Contains(names, "state") || slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, ".weir-write-check") }) {
+		t.Errorf("data directory holds %q after Start, want the broker's state and no write probe", names)
+	}
+	if s.Broker() == nil {
+		t.Error("Broker() = nil after Start")
 	}
 
 	addr := s.Addr("http")

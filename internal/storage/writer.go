@@ -71,7 +71,7 @@ type writer struct {
 	nextOffset      int64
 	lastBatchOffset int64 // base offset of the active segment's last batch, -1 if none
 	createdAt       time.Time
-	dirty           bool // written since the last fsync
+	dirty           bool          // written since the last fsync
 	lastAcked       int           // requests the last commit answered
 	flushEnd        time.Time     // when the last commit finished
 	lastSync        time.Duration // how long the last fsync took

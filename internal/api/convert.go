@@ -1,0 +1,231 @@
+package api
+
+import (
+	"encoding/hex"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/internal/broker"
+)
+
+// This file holds every conversion between the API's messages and the
+// broker's types. Conversions of client input validate it and return
+// InvalidArgument errors that name the offending field.
+
+// dedupOff is how a stream without deduplication reports its dedup window:
+// a negative duration, which is also how one is created.
+const dedupOff = -time.Second
+
+func streamConfigFromProto(c *weirpb.StreamConfig) (broker.StreamConfig, error) {
+	if c == nil {
+		return broker.StreamConfig{}, invalidArgument("config is required")
+	}
+	cfg := broker.StreamConfig{
+		Name:           c.GetName(),
+		Partitions:     c.GetPartitions(),
+		RetentionBytes: c.GetRetentionBytes(),
+		Compacted:      c.GetCompacted(),
+		SegmentBytes:   c.GetSegmentBytes(),
+	}
+	var err error
+	if cfg.RetentionAge, err = durationFromProto("config.retention_age", c.GetRetentionAge()); err != nil {
+		return cfg, err
+	}
+	// Unset or zero: the broker's default; negative: off.
+	if cfg.DedupWindow, err = durationFromProto("config.dedup_window", c.GetDedupWindow()); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func streamConfigToProto(c broker.StreamConfig) *weirpb.StreamConfig {
+	out := &weirpb.StreamConfig{
+		Name:           c.Name,
+		Partitions:     c.Partitions,
+		RetentionBytes: c.RetentionBytes,
+		Compacted:      c.Compacted,
+		SegmentBytes:   c.SegmentBytes,
+	}
+	if c.RetentionAge > 0 {
+		out.RetentionAge = durationpb.New(c.RetentionAge)
+	}
+	if c.DedupWindow > 0 {
+		out.DedupWindow = durationpb.New(c.DedupWindow)
+	} else {
+		out.DedupWindow = durationpb.New(dedupOff)
+	}
+	return out
+}
+
+func streamInfoToProto(info broker.StreamInfo) *weirpb.StreamInfo {
+	out := &weirpb.StreamInfo{
+		Config:     streamConfigToProto(info.Config),
+		Id:         hex.EncodeToString(info.ID[:]),
+		CreatedAt:  timestamppb.New(info.CreatedAt),
+		Partitions: make([]*weirpb.PartitionInfo, len(info.Partitions)),
+	}
+	for i, p := range info.Partitions {
+		out.Partitions[i] = &weirpb.PartitionInfo{
+			Partition:     p.Partition,
+			StartOffset:   p.StartOffset,
+			EndOffset:     p.EndOffset,
+			DurableOffset: p.DurableOffset,
+			Bytes:         p.Bytes,
+			Segments:      int32(p.Segments),
+		}
+	}
+	return out
+}
+
+// recordsFromProto converts the records of a publish request. field names
+// them in errors ("records").
+func recordsFromProto(field string, recs []*weirpb.Record) ([]broker.Record, error) {
+	out := make([]broker.Record, len(recs))
+	for i, r := range recs {
+		if r == nil {
+			return nil, invalidArgument("%s[%d] is empty", field, i)
+		}
+		out[i] = broker.Record{Key: r.Key, Value: r.Value}
+		if r.Timestamp != nil {
+			if err := r.Timestamp.CheckValid(); err != nil {
+				return nil, invalidArgument("%s[%d].timestamp: %v", field, i, err)
+			}
+			out[i].Timestamp = r.Timestamp.AsTime()
+		}
+		if len(r.Headers) > 0 {
+			out[i].Headers = make([]broker.Header, len(r.Headers))
+			for j, h := range r.Headers {
+				out[i].Headers[j] = broker.Header{Key: h.GetKey(), Value: h.GetValue()}
+			}
+		}
+	}
+	return out, nil
+}
+
+// recordToProto converts a record read from stream. Its byte slices are
+// shared, not copied.
+func recordToProto(stream string, r *broker.Record) *weirpb.Record {
+	out := &weirpb.Record{
+		Key:       r.Key,
+		Value:     r.Value,
+		Timestamp: timestamppb.New(r.Timestamp),
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Stream:    stream,
+	}
+	if len(r.Headers) > 0 {
+		out.Headers = make([]*weirpb.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			out.Headers[i] = &weirpb.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return out
+}
+
+func recordsToProto(stream string, recs []broker.Record) []*weirpb.Record {
+	out := make([]*weirpb.Record, len(recs))
+	for i := range recs {
+		out[i] = recordToProto(stream, &recs[i])
+	}
+	return out
+}
+
+func publishResultsToProto(results []broker.PublishResult) []*weirpb.PublishResult {
+	out := make([]*weirpb.PublishResult, len(results))
+	for i, r := range results {
+		out[i] = &weirpb.PublishResult{Partition: r.Partition, Offset: r.Offset, Duplicate: r.Duplicate}
+	}
+	return out
+}
+
+// startFromProto converts a start position; nil is def.
+func startFromProto(field string, p *weirpb.StartPosition, def broker.StartPosition) (broker.StartPosition, error) {
+	if p == nil || p.Position == nil {
+		return def, nil
+	}
+	switch pos := p.Position.(type) {
+	case *weirpb.StartPosition_Latest:
+		return broker.StartPosition{Kind: broker.StartLatest}, nil
+	case *weirpb.StartPosition_Earliest:
+		return broker.StartPosition{Kind: broker.StartEarliest}, nil
+	case *weirpb.StartPosition_Offset:
+		if pos.Offset < 0 {
+			return def, invalidArgument("%s.offset must not be negative, got %d", field, pos.Offset)
+		}
+		return broker.StartPosition{Kind: broker.StartOffset, Offset: pos.Offset}, nil
+	case *weirpb.StartPosition_Time:
+		if err := pos.Time.CheckValid(); err != nil {
+			return def, invalidArgument("%s.time: %v", field, err)
+		}
+		return broker.StartPosition{Kind: broker.StartTime, Time: pos.Time.AsTime()}, nil
+	}
+	return def, invalidArgument("%s: unknown position", field)
+}
+
+// durationFromProto converts an optional duration (nil: 0).
+func durationFromProto(field string, d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return 0, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalidArgument("%s: %v", field, err)
+	}
+	return d.AsDuration(), nil
+}
+
+func partitionRefsToProto(refs []broker.PartitionRef) []*weirpb.PartitionRef {
+	out := make([]*weirpb.PartitionRef, len(refs))
+	for i, r := range refs {
+		out[i] = &weirpb.PartitionRef{Stream: r.Stream, Partition: r.Partition}
+	}
+	return out
+}
+
+func offsetCommitsFromProto(offsets []*weirpb.OffsetCommit) ([]broker.OffsetCommit, error) {
+	out := make([]broker.OffsetCommit, len(offsets))
+	for i, o := range offsets {
+		if o.GetStream() == "" {
+			return nil, invalidArgument("offsets[%d].stream is required", i)
+		}
+		if o.GetOffset() < 0 {
+			return nil, invalidArgument("offsets[%d].offset must not be negative, got %d", i, o.GetOffset())
+		}
+		out[i] = broker.OffsetCommit{Stream: o.GetStream(), Partition: o.GetPartition(), Offset: o.GetOffset(), Metadata: o.GetMetadata()}
+	}
+	return out, nil
+}
+
+func groupInfoToProto(info broker.GroupInfo) *weirpb.GroupInfo {
+	out := &weirpb.GroupInfo{Group: info.Group, Strategy: info.Strategy, Generation: info.Generation}
+	for _, m := range info.Members {
+		gm := &weirpb.GroupMember{
+			MemberId:       m.MemberID,
+			ClientId:       m.ClientID,
+			Streams:        m.Streams,
+			SessionTimeout: durationpb.New(m.SessionTimeout),
+			Assigned:       partitionRefsToProto(m.Assigned),
+		}
+		if !m.LastHeartbeat.IsZero() {
+			gm.LastHeartbeat = timestamppb.New(m.LastHeartbeat)
+		}
+		out.Members = append(out.Members, gm)
+	}
+	for _, o := range info.Offsets {
+		g := &weirpb.GroupOffset{
+			Stream:    o.Stream,
+			Partition: o.Partition,
+			Offset:    o.Offset,
+			Metadata:  o.Metadata,
+			EndOffset: o.EndOffset,
+			Lag:       o.Lag,
+		}
+		if !o.CommitTime.IsZero() {
+			g.CommitTime = timestamppb.New(o.CommitTime)
+		}
+		out.Offsets = append(out.Offsets, g)
+	}
+	return out
+}

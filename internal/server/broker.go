@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/weirmq/weir/internal/api"
+	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/storage"
+)
+
+// openBroker opens the broker in the data directory and the native API over
+// it, mounts the API on the HTTP mux and registers both as components: the
+// API is closed first (ending its subscriptions), the broker last of what
+// Start opens (flushing and fsyncing every partition).
+func (s *Server) openBroker() error {
+	b, err := broker.Open(broker.Config{
+		DataDir:        s.cfg.DataDir,
+		FSync:          fsyncPolicy(s.cfg.FSync),
+		FSyncInterval:  s.cfg.FSyncInterval,
+		MaxRecordBytes: int(s.cfg.MaxRecordBytes),
+		Logger:         s.logger,
+		OnSync:         s.metrics.observeSync,
+	})
+	if err != nil {
+		return fmt.Errorf("open broker: %w", err)
+	}
+	s.Register(ComponentFunc("broker", func(context.Context) error { return b.Close() }))
+	s.metrics.broker.set(b)
+
+	svc := api.New(b, api.Options{
+		Logger:   s.logger,
+		Observer: s.metrics,
+		// A publish request may carry a few records of the largest size.
+		MaxRequestBytes: max(api.DefaultMaxRequestBytes, 4*int(s.cfg.MaxRecordBytes)),
+	})
+	s.Register(ComponentFunc("api", func(ctx context.Context) error {
+		closed := make(chan struct{})
+		go func() {
+			svc.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("subscriptions still running: %w", ctx.Err())
+		}
+	}))
+	s.api = svc
+	s.Handle(svc.Handler())
+
+	s.mu.Lock()
+	s.broker = b
+	s.mu.Unlock()
+	return nil
+}
+
+// Broker returns the broker Start opened, for programs that embed Weir and
+// for tests; nil before Start.
+func (s *Server) Broker() *broker.Broker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broker
+}
+
+func fsyncPolicy(mode FSyncMode) storage.FSyncPolicy {
+	switch mode {
+	case FSyncInterval:
+		return storage.FSyncInterval
+	case FSyncNever:
+		return storage.FSyncNever
+	}
+	return storage.FSyncAlways
+}
