@@ -554,3 +554,45 @@ func TestRecordsSurviveRestartByteIdentical(t *testing.T) {
 		t.Fatalf("after restart: %+v", got)
 	}
 }
+
+func TestLargePublishSplitsIntoBatches(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	createStream(t, b, StreamConfig{Name: "s", SegmentBytes: 1 << 20})
+	big := bytes.Repeat([]byte("x"), 600<<10)
+	res, err := b.Publish(ctx, "s", []Record{{Value: big}, {Value: big}, {Value: []byte("small")}})
+	if err != nil {
+		t.Fatalf("publish of 1.2 MB into 1 MiB segments: %v", err)
+	}
+	if res[0].Offset != 0 || res[1].Offset != 1 || res[2].Offset != 2 {
+		t.Fatalf("results: %+v", res)
+	}
+	got := fetchAll(t, b, "s", 0, 0)
+	if len(got) != 3 || !bytes.Equal(got[1].Value, big) || string(got[2].Value) != "small" {
+		t.Fatalf("read back %d records", len(got))
+	}
+}
+
+func TestFetchOfDeletedStream(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	createStream(t, b, StreamConfig{Name: "s"})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Fetch(context.Background(), "s", 0, 0, 0, 10*time.Second)
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := b.DeleteStream(context.Background(), "s"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrStreamNotFound) {
+			t.Fatalf("long poll on a deleted stream: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("long poll not woken by the delete")
+	}
+}

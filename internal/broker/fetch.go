@@ -54,7 +54,13 @@ func (b *Broker) Fetch(ctx context.Context, streamName string, partition int32, 
 	if err != nil {
 		return FetchResult{}, err
 	}
-	return fetchLog(ctx, l, partition, offset, maxBytes, maxWait)
+	res, err := fetchLog(ctx, l, partition, offset, maxBytes, maxWait)
+	if errors.Is(err, ErrClosed) && b.ctx.Err() == nil {
+		// The partition closed under a long poll while the broker runs:
+		// the stream was deleted.
+		return res, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, streamName)
+	}
+	return res, err
 }
 
 func fetchLog(ctx context.Context, l *storage.Log, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {

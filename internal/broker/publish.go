@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -198,19 +199,40 @@ func (b *Broker) publish(ctx context.Context, streamName string, partition int32
 	return results, nil
 }
 
-// appendPartition writes the records recs[idx...] to one partition as one
-// batch and fills in their results.
+// maxBatchBytes bounds one stored batch; a publish larger than that for one
+// partition is stored as several batches, in order.
+const maxBatchBytes = 16 << 20
+
+// appendPartition writes the records recs[idx...] to one partition, as one
+// batch when they fit in maxBatchBytes (and half a segment), and fills in
+// their results. If a later batch fails, the earlier ones stay stored, as
+// with a Kafka producer's separate batches.
 func (b *Broker) appendPartition(ctx context.Context, log *storage.Log, p int32, recs []Record, idx []int, results []PublishResult, now int64) error {
-	batch, err := encodeBatch(nil, recs, idx, now)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	limit := maxBatchBytes
+	if seg := log.SegmentBytes() / 2; seg < int64(limit) {
+		limit = int(seg)
 	}
-	res, err := log.Append(ctx, batch)
-	if err != nil {
-		return fmt.Errorf("broker: append to %d: %w", p, err)
-	}
-	for j, i := range idx {
-		results[i] = PublishResult{Partition: p, Offset: res.BaseOffset + int64(j)}
+	for len(idx) > 0 {
+		n, size := 0, 0
+		for n < len(idx) && (n == 0 || size+recordSize(&recs[idx[n]])+64 <= limit) {
+			size += recordSize(&recs[idx[n]]) + 64
+			n++
+		}
+		batch, err := encodeBatch(nil, recs, idx[:n], now)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+		res, err := log.Append(ctx, batch)
+		if errors.Is(err, storage.ErrBatchTooLarge) {
+			return fmt.Errorf("%w: a record does not fit in a segment of %d bytes", ErrRecordTooLarge, log.SegmentBytes())
+		}
+		if err != nil {
+			return fmt.Errorf("broker: append to partition %d: %w", p, err)
+		}
+		for j, i := range idx[:n] {
+			results[i] = PublishResult{Partition: p, Offset: res.BaseOffset + int64(j)}
+		}
+		idx = idx[n:]
 	}
 	return nil
 }

@@ -170,6 +170,9 @@ func cutIndexSuffix(name string) (string, bool) {
 	return strings.CutSuffix(name, timeIndexSuffix)
 }
 
+// SegmentBytes is the segment size: no single Append may be larger.
+func (l *Log) SegmentBytes() int64 { return l.opts.SegmentBytes }
+
 // Dir is the directory the log lives in.
 func (l *Log) Dir() string { return l.dir }
 
