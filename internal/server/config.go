@@ -57,6 +57,10 @@ type Config struct {
 	// Version is the build version reported by the weir_build_info metric
 	// and in the startup log. The program sets it; it is not an option.
 	Version string `yaml:"-"`
+	// HTTPListener, when set, is where the HTTP API is served instead of
+	// binding HTTPAddr: an embedding program's in-memory listener. Not an
+	// option.
+	HTTPListener net.Listener `yaml:"-"`
 }
 
 // Bounds of Config.MaxRecordBytes.

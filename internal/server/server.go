@@ -135,8 +135,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 				"listener", l.Name, "addr", l.Addr)
 		}
 	}
-	var httpListener net.Listener
-	if s.cfg.HTTPAddr != "" {
+	httpListener := s.cfg.HTTPListener
+	if httpListener == nil && s.cfg.HTTPAddr != "" {
 		if httpListener, err = s.listen(ctx, "http", s.cfg.HTTPAddr); err != nil {
 			return err
 		}
