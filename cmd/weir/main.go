@@ -2,8 +2,16 @@
 // log and a queueing broker, spoken to over Kafka, AMQP 0-9-1, MQTT and HTTP.
 //
 //	weir [serve] [flags]   run a node (the default)
+//	weir stream ...        create, list, describe and delete streams
+//	weir pub ...           publish records
+//	weir sub ...           print records as they arrive
+//	weir group ...         list, describe and reset consumer groups
+//	weir bench ...         measure throughput and latency
 //	weir version           print the version
 //	weir help [command]    show help
+//
+// The client commands talk to the server given with --server (default
+// localhost:8080, or WEIR_SERVER) through the Go SDK.
 package main
 
 import (
@@ -38,6 +46,11 @@ type command struct {
 // commands lists the subcommands in the order help shows them.
 var commands = []command{
 	{name: "serve", summary: "run a Weir node (the default when no command is given)", run: runServe, usage: printServeUsage},
+	{name: "stream", summary: "create, list, describe and delete streams", run: runStream, usage: printStreamUsage},
+	{name: "pub", summary: "publish records to a stream", run: runPub, usage: printPubUsage},
+	{name: "sub", summary: "print the records of a stream as they arrive", run: runSub, usage: printSubUsage},
+	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},
+	{name: "bench", summary: "measure publish and consume throughput and latency", run: runBench, usage: printBenchUsage},
 	{name: "version", summary: "print the version of this build", run: runVersion, usage: printVersionUsage},
 }
 

@@ -160,14 +160,6 @@ func (g *groupRegistry) partitionsChanged(stream string, count int32) {
 	}
 }
 
-// ValidateGroupName applies the stream name rules to group names.
-func ValidateGroupName(name string) error {
-	if err := ValidateStreamName(name); err != nil {
-		return fmt.Errorf("group name: %w", err)
-	}
-	return nil
-}
-
 // JoinGroup adds a member to a group (or refreshes it, with its MemberID) and
 // returns its view, with a start offset for each assigned partition: the
 // committed offset, or opts.Start when there is none.

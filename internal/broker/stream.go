@@ -77,16 +77,21 @@ type stream struct {
 // ValidateStreamName checks a stream name against the rules every protocol
 // shares (Kafka's topic rules): 1 to 249 characters from [a-zA-Z0-9._-], and
 // not "." or "..".
-func ValidateStreamName(name string) error {
+func ValidateStreamName(name string) error { return validateName("stream", name) }
+
+// ValidateGroupName applies the same rules to group names.
+func ValidateGroupName(name string) error { return validateName("group", name) }
+
+func validateName(kind, name string) error {
 	if name == "" || len(name) > MaxNameLength {
-		return fmt.Errorf("%w: stream name must be 1 to %d characters, got %d", ErrInvalidArgument, MaxNameLength, len(name))
+		return fmt.Errorf("%w: %s name must be 1 to %d characters, got %d", ErrInvalidArgument, kind, MaxNameLength, len(name))
 	}
 	if name == "." || name == ".." {
-		return fmt.Errorf("%w: stream name cannot be %q", ErrInvalidArgument, name)
+		return fmt.Errorf("%w: %s name cannot be %q", ErrInvalidArgument, kind, name)
 	}
 	for i, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: stream name %q has %q at position %d; use letters, digits, '.', '_' and '-'", ErrInvalidArgument, name, c, i)
+			return fmt.Errorf("%w: %s name %q has %q at position %d; use letters, digits, '.', '_' and '-'", ErrInvalidArgument, kind, name, c, i)
 		}
 	}
 	return nil

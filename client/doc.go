@@ -1,0 +1,24 @@
+// Package weir is the Go client of Weir's native API: stream and group
+// administration, publishing (synchronous, or asynchronous and batched with a
+// Producer) and consuming (consumer groups, ephemeral fan-out, or replay from
+// positions), over gRPC (the default, HTTP/2 without TLS for http:// servers)
+// or the Connect protocol.
+//
+//	c, err := weir.Dial(ctx, "localhost:8080")
+//	if err != nil { ... }
+//	defer c.Close()
+//	_, err = c.CreateStream(ctx, weir.StreamConfig{Name: "orders", Partitions: 8})
+//	res, err := c.Publish(ctx, "orders", weir.Record{Key: []byte("42"), Value: []byte("paid")})
+//	cons, err := c.Consume(ctx, "orders", func(ctx context.Context, m *weir.Message) error {
+//		fmt.Printf("%s/%d@%d %s\n", m.Stream, m.Partition, m.Offset, m.Value)
+//		return nil
+//	}, weir.Group("billing"), weir.Start(weir.Earliest()))
+//
+// Errors returned by calls to the server carry its code and message: they
+// are *Error values, connect.CodeOf works on them, and errors.Is matches them
+// against ErrNotFound, ErrAlreadyExists, ErrInvalidArgument and the other
+// sentinels of this package.
+//
+// The types of this package are its own; the generated protobuf types of
+// weirpb are converted in one place and never needed by callers.
+package weir

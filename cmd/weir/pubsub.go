@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	weir "github.com/weirmq/weir/client"
+)
+
+// maxLineBytes bounds a line of `weir pub` input: a record.
+const maxLineBytes = 64 << 20
+
+func runPub(args []string, stdout, stderr io.Writer) int {
+	return report("pub", pub(args, os.Stdin, stdout), printPubUsage, stdout, stderr)
+}
+
+func printPubUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  weir pub STREAM [--key K] [--header name=value ...] [MSG | -]
+
+Publishes MSG as one record, or, with - or no MSG, each line of standard
+input as a record (batched; it prints how many were stored). The headers
+and the key apply to every record.
+
+Flags:
+`)
+	fs := flag.NewFlagSet("pub", flag.ContinueOnError)
+	bindClientFlags(fs)
+	bindPubFlags(fs)
+	printFlags(w, fs)
+}
+
+type pubFlags struct {
+	key     string
+	headers headerFlag
+}
+
+func bindPubFlags(fs *flag.FlagSet) *pubFlags {
+	f := &pubFlags{}
+	fs.StringVar(&f.key, "key", "", "record key (records of a key go to one partition, in order)")
+	fs.Var(&f.headers, "header", "a record header `name=value`; repeat for more")
+	return f
+}
+
+func pub(args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("pub", flag.ContinueOnError)
+	cf := bindClientFlags(fs)
+	pf := bindPubFlags(fs)
+	pos, err := parseArgs(fs, args, 1, 2)
+	if err != nil {
+		return err
+	}
+	stream := pos[0]
+	record := func(value []byte) weir.Record {
+		r := weir.Record{Value: value, Headers: pf.headers}
+		if pf.key != "" {
+			r.Key = []byte(pf.key)
+		}
+		return r
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	if len(pos) == 2 && pos[1] != "-" {
+		res, err := c.Publish(ctx, stream, record([]byte(pos[1])))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "published to %s partition %d offset %d\n", stream, res[0].Partition, res[0].Offset)
+		return nil
+	}
+
+	producer := c.NewProducer(stream)
+	var mu sync.Mutex
+	var firstErr error
+	stored := 0
+	scanner := bufio.NewScanner(stdin)
+	scanner.Buffer(make([]byte, 64<<10), maxLineBytes)
+	for scanner.Scan() {
+		value := append([]byte(nil), scanner.Bytes()...)
+		producer.Send(ctx, record(value), func(_ weir.PublishResult, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			stored++
+		})
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+	}
+	readErr := scanner.Err()
+	closeErr := producer.Close(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	fmt.Fprintf(stdout, "published %d records to %s\n", stored, stream)
+	switch {
+	case firstErr != nil:
+		return firstErr
+	case readErr != nil:
+		return fmt.Errorf("reading standard input: %w", readErr)
+	}
+	return closeErr
+}
+
+func runSub(args []string, stdout, stderr io.Writer) int {
+	return report("sub", sub(args, stdout), printSubUsage, stdout, stderr)
+}
+
+func printSubUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  weir sub STREAM [--group G] [--from earliest|latest|OFFSET|TIME] [--count N] [--format raw|json]
+
+Prints the records of a stream as they arrive, until interrupted or --count
+records. With --group it is a member of that consumer group (--from applies
+to partitions the group has no committed offset for) and commits what it
+printed. Without, it reads live records only (--from latest, the default) or
+every partition from --from. TIME is RFC 3339 (2026-01-02T15:04:05Z) or a
+duration ago (10m).
+
+--format raw prints each value on a line; json prints an object per line:
+{"stream","partition","offset","timestamp","key","value","headers"}, with
+key and value as strings, or as key_base64 and value_base64 when they are
+not UTF-8.
+
+Flags:
+`)
+	fs := flag.NewFlagSet("sub", flag.ContinueOnError)
+	bindClientFlags(fs)
+	bindSubFlags(fs)
+	printFlags(w, fs)
+}
+
+type subFlags struct {
+	group  string
+	from   string
+	count  int
+	format string
+}
+
+func bindSubFlags(fs *flag.FlagSet) *subFlags {
+	f := &subFlags{}
+	fs.StringVar(&f.group, "group", "", "consume as a member of this consumer group")
+	fs.StringVar(&f.from, "from", "", "where to start: earliest, latest, an offset or a time (default latest)")
+	fs.IntVar(&f.count, "count", 0, "exit after this many records (0: run until interrupted)")
+	fs.StringVar(&f.format, "format", "raw", "output format: raw or json")
+	return f
+}
+
+func sub(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sub", flag.ContinueOnError)
+	cf := bindClientFlags(fs)
+	sf := bindSubFlags(fs)
+	pos, err := parseArgs(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if sf.format != "raw" && sf.format != "json" {
+		return usagef("--format %q: want raw or json", sf.format)
+	}
+	if sf.count < 0 {
+		return usagef("--count %d is negative", sf.count)
+	}
+	var opts []weir.ConsumeOption
+	var start weir.StartPosition
+	if sf.from != "" {
+		if start, err = parseStart(sf.from, time.Now()); err != nil {
+			return err
+		}
+		opts = append(opts, weir.Start(start))
+	}
+	switch {
+	case sf.group != "":
+		opts = append(opts, weir.Group(sf.group))
+	case sf.from == "" || sf.from == "latest":
+		opts = []weir.ConsumeOption{weir.Ephemeral()}
+	default:
+		opts = append(opts, weir.FromPositions(nil))
+	}
+
+	ctx, cancel := signalContext()
+	defer cancel()
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	out := bufio.NewWriter(stdout)
+	var mu sync.Mutex
+	printed := 0
+	var writeErr error
+	handler := func(hctx context.Context, m *weir.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if sf.count > 0 && printed >= sf.count {
+			return hctx.Err() // stopping: not printed, so not committed
+		}
+		if writeErr = printRecord(out, sf.format, &m.Record); writeErr == nil {
+			writeErr = out.Flush()
+		}
+		if writeErr != nil {
+			return writeErr
+		}
+		printed++
+		if sf.count > 0 && printed == sf.count {
+			cancel()
+		}
+		return nil
+	}
+	consumer, err := c.Consume(ctx, pos[0], handler, opts...)
+	if err != nil {
+		return err
+	}
+	err = consumer.Wait()
+	if errors.Is(err, writeErr) && writeErr != nil {
+		return fmt.Errorf("writing: %w", writeErr)
+	}
+	return err
+}
+
+// jsonRecord is a record in `weir sub --format json`.
+type jsonRecord struct {
+	Stream      string       `json:"stream"`
+	Partition   int32        `json:"partition"`
+	Offset      int64        `json:"offset"`
+	Timestamp   time.Time    `json:"timestamp"`
+	Key         *string      `json:"key,omitempty"`
+	KeyBase64   string       `json:"key_base64,omitempty"`
+	Value       *string      `json:"value,omitempty"`
+	ValueBase64 string       `json:"value_base64,omitempty"`
+	Headers     []jsonHeader `json:"headers,omitempty"`
+}
+
+type jsonHeader struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+func printRecord(w io.Writer, format string, r *weir.Record) error {
+	if format == "raw" {
+		_, err := fmt.Fprintf(w, "%s\n", r.Value)
+		return err
+	}
+	j := jsonRecord{Stream: r.Stream, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+	j.Key, j.KeyBase64 = textOrBase64(r.Key)
+	j.Value, j.ValueBase64 = textOrBase64(r.Value)
+	for _, h := range r.Headers {
+		j.Headers = append(j.Headers, jsonHeader{Key: h.Key, Value: string(h.Value)})
+	}
+	return json.NewEncoder(w).Encode(j)
+}
+
+// textOrBase64 returns b as a string if it is UTF-8, else in base64; nil
+// is neither.
+func textOrBase64(b []byte) (*string, string) {
+	if b == nil {
+		return nil, ""
+	}
+	if utf8.Valid(b) {
+		s := string(b)
+		return &s, ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(b)
+}
