@@ -232,10 +232,9 @@ func benchPublish(ctx context.Context, c *weir.Client, bf *benchFlags, info *wei
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if bf.duration > 0 {
-		ctx, cancel = context.WithTimeout(ctx, bf.duration)
-		defer cancel()
-	}
+	// With --duration, the time stops new calls; a call in flight finishes
+	// and counts (a deadline on the calls themselves would fail them).
+	var deadline time.Time
 	var claimed, done atomic.Int64 // records claimed by a producer, and stored
 	total := bf.records
 	if bf.duration > 0 {
@@ -247,6 +246,9 @@ func benchPublish(ctx context.Context, c *weir.Client, bf *benchFlags, info *wei
 	var firstErr error
 	var wg sync.WaitGroup
 	start := time.Now()
+	if bf.duration > 0 {
+		deadline = start.Add(bf.duration)
+	}
 	stopBar := bar.run("publish", total, bf.duration, start, func() (int64, int64) { n := done.Load(); return n, n * int64(bf.size) })
 	for p := range bf.producers {
 		wg.Go(func() {
@@ -256,7 +258,7 @@ func benchPublish(ctx context.Context, c *weir.Client, bf *benchFlags, info *wei
 				latencies = append(latencies, mine...)
 				mu.Unlock()
 			}()
-			for i := int64(p); ctx.Err() == nil; i++ {
+			for i := int64(p); ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)); i++ {
 				n := int64(bf.batch)
 				if total > 0 {
 					n = min(n, total-(claimed.Add(n)-n))
@@ -267,9 +269,6 @@ func benchPublish(ctx context.Context, c *weir.Client, bf *benchFlags, info *wei
 				t := time.Now()
 				_, err := c.PublishPartition(ctx, bf.stream, int32(i%partitions), batch[:n]...)
 				if err != nil {
-					if ctx.Err() != nil && bf.duration > 0 {
-						return // the time is up
-					}
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
