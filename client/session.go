@@ -47,7 +47,7 @@ type session struct {
 
 // partitionWorker runs the handler for one partition's messages in order.
 type partitionWorker struct {
-	queue   chan *Message
+	queue   chan []*Message
 	revoke  chan struct{} // closed: finish the message under way, drop the rest
 	drained chan struct{} // closed when the worker exits
 }
@@ -110,10 +110,8 @@ func (s *session) receive() error {
 		case *weirpb.SubscribeResponse_Assignment:
 			s.assign(ev.Assignment)
 		case *weirpb.SubscribeResponse_Records:
-			for _, pb := range ev.Records.GetRecords() {
-				if !s.dispatch(pb) {
-					return nil
-				}
+			if !s.dispatch(ev.Records.GetRecords()) {
+				return nil
 			}
 		}
 	}
@@ -123,35 +121,49 @@ func (s *session) receive() error {
 	return s.stream.Err()
 }
 
-// dispatch queues a record for its partition's worker; false when the
-// session is over.
-func (s *session) dispatch(pb *weirpb.Record) bool {
-	m := &Message{Record: fromPBRecord(pb, s.cons.stream), sess: s}
-	s.mu.Lock()
-	w, ok := s.partition[m.Partition]
-	if !ok && !s.stopped && s.cons.cfg.mode != modeGroup {
-		w = s.startWorker(m.Partition, m.Offset)
-		ok = true
+// dispatch queues the records of an event for their partitions' workers,
+// one batch per partition (the server sends one partition per event, so
+// usually one batch); false when the session is over.
+func (s *session) dispatch(pbs []*weirpb.Record) bool {
+	for len(pbs) > 0 {
+		p := pbs[0].GetPartition()
+		n := 1
+		for n < len(pbs) && pbs[n].GetPartition() == p {
+			n++
+		}
+		batch := make([]*Message, n)
+		msgs := make([]Message, n) // one allocation for the batch
+		for i, pb := range pbs[:n] {
+			msgs[i] = Message{Record: fromPBRecord(pb, s.cons.stream), sess: s}
+			batch[i] = &msgs[i]
+		}
+		pbs = pbs[n:]
+		s.mu.Lock()
+		w, ok := s.partition[p]
+		if !ok && !s.stopped && s.cons.cfg.mode != modeGroup {
+			w = s.startWorker(p, batch[0].Offset)
+			ok = true
+		}
+		s.mu.Unlock()
+		if !ok {
+			// Not ours (a group partition already revoked) or stopping.
+			s.returnCredits(int64(n))
+			continue
+		}
+		select {
+		case w.queue <- batch:
+		case <-s.ctx.Done():
+			return false
+		}
 	}
-	s.mu.Unlock()
-	if !ok {
-		// Not ours (a group partition already revoked) or stopping.
-		s.returnCredits(1)
-		return true
-	}
-	select {
-	case w.queue <- m:
-		return true
-	case <-s.ctx.Done():
-		return false
-	}
+	return true
 }
 
 // startWorker starts the worker of a partition whose next record is at
 // offset. s.mu is held.
 func (s *session) startWorker(partition int32, offset int64) *partitionWorker {
 	w := &partitionWorker{
-		queue:   make(chan *Message, s.cons.cfg.credits),
+		queue:   make(chan []*Message, s.cons.cfg.credits), // a batch holds at least one credit
 		revoke:  make(chan struct{}),
 		drained: make(chan struct{}),
 	}
@@ -181,11 +193,28 @@ func (s *session) work(w *partitionWorker) {
 		case <-w.revoke:
 			w.drop(s)
 			return
-		case m := <-w.queue:
-			if !s.handle(m) {
-				return
+		case batch := <-w.queue:
+			for i, m := range batch {
+				if i > 0 && w.revoked() {
+					s.returnCredits(int64(len(batch) - i))
+					w.drop(s)
+					return
+				}
+				if !s.handle(m) {
+					return
+				}
 			}
 		}
+	}
+}
+
+// revoked reports whether the partition was revoked (without blocking).
+func (w *partitionWorker) revoked() bool {
+	select {
+	case <-w.revoke:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -195,8 +224,8 @@ func (s *session) work(w *partitionWorker) {
 func (w *partitionWorker) drop(s *session) {
 	for {
 		select {
-		case <-w.queue:
-			s.returnCredits(1)
+		case batch := <-w.queue:
+			s.returnCredits(int64(len(batch)))
 		default:
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/weirmq/weir/internal/record"
@@ -54,7 +55,7 @@ func (b *Broker) Fetch(ctx context.Context, streamName string, partition int32, 
 	if err != nil {
 		return FetchResult{}, err
 	}
-	res, err := fetchLog(ctx, l, partition, offset, maxBytes, maxWait)
+	res, err := fetchLog(ctx, nil, l, partition, offset, maxBytes, maxWait)
 	if errors.Is(err, ErrClosed) && b.ctx.Err() == nil {
 		// The partition closed under a long poll while the broker runs:
 		// the stream was deleted.
@@ -63,7 +64,8 @@ func (b *Broker) Fetch(ctx context.Context, streamName string, partition int32, 
 	return res, err
 }
 
-func fetchLog(ctx context.Context, l *storage.Log, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {
+// fetchLog is Fetch on one log; the records are appended to dst.
+func fetchLog(ctx context.Context, dst []Record, l *storage.Log, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {
 	if maxBytes <= 0 {
 		maxBytes = readChunk
 	}
@@ -81,7 +83,7 @@ func fetchLog(ctx context.Context, l *storage.Log, partition int32, offset int64
 			return FetchResult{}, err
 		}
 	}
-	res := FetchResult{NextOffset: offset, HighWater: l.EndOffset(), StartOffset: l.StartOffset()}
+	res := FetchResult{Records: dst, NextOffset: offset, HighWater: l.EndOffset(), StartOffset: l.StartOffset()}
 	data, err := l.Read(nil, offset, maxBytes)
 	if err != nil {
 		if errors.Is(err, storage.ErrOffsetOutOfRange) {
@@ -99,6 +101,17 @@ func fetchLog(ctx context.Context, l *storage.Log, partition int32, offset int64
 // decodeRecords appends the records of batches at or after offset. Records
 // alias data, except those of compressed batches, which are copied.
 func decodeRecords(dst []Record, data []byte, partition int32, offset int64) ([]Record, int64, error) {
+	// Grow dst once, by the record counts of the batch headers.
+	n := 0
+	for p := 0; p+record.HeaderSize <= len(data); {
+		h, err := record.ParseHeader(data[p:])
+		if err != nil || h.Size() <= 0 {
+			break
+		}
+		n += int(max(h.RecordCount, 0))
+		p += h.Size()
+	}
+	dst = slices.Grow(dst, n)
 	var it record.Iterator
 	var r record.Record
 	next := offset

@@ -82,7 +82,7 @@ func (r *Reader) Positions() map[int32]int64 {
 	return out
 }
 
-// Read returns the next records of the assigned partitions, up to about
+// Read returns the next records of one assigned partition, up to about
 // maxBytes, taking partitions in turn so none starves. When none has a
 // record it waits up to maxWait for one; it then returns what it has (maybe
 // nothing).
@@ -109,16 +109,17 @@ func (r *Reader) readOnce(ctx context.Context, maxBytes int) ([]Record, error) {
 		maxBytes = readChunk
 	}
 	parts := r.stream.partitions()
-	var out []Record
-	budget := maxBytes
-	for i := 0; i < len(r.order) && budget > 0; i++ {
-		p := r.order[(r.next+i)%len(r.order)]
+	// The first partition in turn that has records answers alone: its
+	// records come back as decoded, never copied into a shared slice.
+	for i := range len(r.order) {
+		k := (r.next + i) % len(r.order)
+		p := r.order[k]
 		l := parts[p]
 		off := r.pos[p]
 		if off >= l.EndOffset() {
 			continue
 		}
-		res, err := fetchLog(ctx, l, p, off, budget, 0)
+		res, err := fetchLog(ctx, nil, l, p, off, maxBytes, 0)
 		if errors.Is(err, ErrOffsetOutOfRange) {
 			// Retention removed what this reader had not read yet: go on
 			// from the oldest record retained.
@@ -127,18 +128,15 @@ func (r *Reader) readOnce(ctx context.Context, maxBytes int) ([]Record, error) {
 			continue
 		}
 		if err != nil {
-			return out, err
+			return nil, err
 		}
 		r.pos[p] = res.NextOffset
-		for _, rec := range res.Records {
-			budget -= recordSize(&rec)
+		if len(res.Records) > 0 {
+			r.next = (k + 1) % len(r.order)
+			return res.Records, nil
 		}
-		out = append(out, res.Records...)
 	}
-	if len(r.order) > 0 {
-		r.next = (r.next + 1) % len(r.order)
-	}
-	return out, nil
+	return nil, nil
 }
 
 // waitAny blocks until a record arrives in any assigned partition, maxWait
