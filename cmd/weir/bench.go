@@ -162,58 +162,52 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if err := bf.check(); err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	info, err := c.DescribeStream(ctx, bf.stream)
-	created := false
-	if errors.Is(err, weir.ErrNotFound) {
-		info, err = c.CreateStream(ctx, weir.StreamConfig{Name: bf.stream, Partitions: int32(bf.partitions)})
-		created = err == nil
-	}
-	if err != nil {
-		return err
-	}
-	if created && !bf.keep {
-		defer func() {
-			dctx, dcancel := context.WithTimeout(context.Background(), callTimeout)
-			defer dcancel()
-			if err := c.DeleteStream(dctx, bf.stream); err != nil {
-				fmt.Fprintf(stderr, "weir bench: deleting stream %s: %v\n", bf.stream, err)
-			}
-		}()
-	}
-	res := benchResult{Stream: bf.stream, Partitions: len(info.Partitions), RecordBytes: bf.size,
-		Producers: bf.producers, Batch: bf.batch, Consumers: bf.consumers}
-	bar := newProgressBar(stderr, bf.progress)
-
-	published, latencies, err := benchPublish(ctx, c, bf, info, bar)
-	if err != nil {
-		return err
-	}
-	res.Publish = newPhaseResult(published.records, published.bytes, published.elapsed)
-	res.Latency = percentiles(latencies)
-
-	if bf.consumers > 0 && published.records > 0 {
-		consumed, err := benchConsume(ctx, c, bf, info, published.records, bar)
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		info, err := c.DescribeStream(ctx, bf.stream)
+		created := false
+		if errors.Is(err, weir.ErrNotFound) {
+			info, err = c.CreateStream(ctx, weir.StreamConfig{Name: bf.stream, Partitions: int32(bf.partitions)})
+			created = err == nil
+		}
 		if err != nil {
 			return err
 		}
-		r := newPhaseResult(consumed.records, consumed.bytes, consumed.elapsed)
-		res.Consume = &r
-	}
-	if bf.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	}
-	printBenchResult(stdout, &res)
-	return nil
+		if created && !bf.keep {
+			defer func() {
+				dctx, dcancel := context.WithTimeout(context.Background(), callTimeout)
+				defer dcancel()
+				if err := c.DeleteStream(dctx, bf.stream); err != nil {
+					fmt.Fprintf(stderr, "weir bench: deleting stream %s: %v\n", bf.stream, err)
+				}
+			}()
+		}
+		res := benchResult{Stream: bf.stream, Partitions: len(info.Partitions), RecordBytes: bf.size,
+			Producers: bf.producers, Batch: bf.batch, Consumers: bf.consumers}
+		bar := newProgressBar(stderr, bf.progress)
+
+		published, latencies, err := benchPublish(ctx, c, bf, info, bar)
+		if err != nil {
+			return err
+		}
+		res.Publish = newPhaseResult(published.records, published.bytes, published.elapsed)
+		res.Latency = percentiles(latencies)
+
+		if bf.consumers > 0 && published.records > 0 {
+			consumed, err := benchConsume(ctx, c, bf, info, published.records, bar)
+			if err != nil {
+				return err
+			}
+			r := newPhaseResult(consumed.records, consumed.bytes, consumed.elapsed)
+			res.Consume = &r
+		}
+		if bf.json {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(res)
+		}
+		printBenchResult(stdout, &res)
+		return nil
+	})
 }
 
 type phaseTotals struct {

@@ -47,6 +47,19 @@ func (f *clientFlags) dial(ctx context.Context) (*weir.Client, error) {
 	return weir.Dial(ctx, f.server, weir.WithoutDialCheck(), weir.WithTimeout(callTimeout))
 }
 
+// run dials the server and calls fn with a context that SIGINT and SIGTERM
+// cancel; the client is closed when fn returns.
+func (f *clientFlags) run(fn func(ctx context.Context, c *weir.Client) error) error {
+	ctx, cancel := signalContext()
+	defer cancel()
+	c, err := f.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return fn(ctx, c)
+}
+
 // usageError is a mistake on the command line: exit code 2.
 type usageError struct{ msg string }
 

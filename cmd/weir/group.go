@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -57,21 +58,16 @@ func groupList(args []string, stdout io.Writer) error {
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	groups, err := c.ListGroups(ctx)
-	if err != nil {
-		return err
-	}
-	for _, g := range groups {
-		fmt.Fprintln(stdout, g)
-	}
-	return nil
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		groups, err := c.ListGroups(ctx)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			fmt.Fprintln(stdout, g)
+		}
+		return nil
+	})
 }
 
 func groupDescribe(args []string, stdout io.Writer) error {
@@ -81,49 +77,44 @@ func groupDescribe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	g, err := c.DescribeGroup(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Group:\t%s\n", g.Group)
-	if len(g.Members) > 0 {
-		fmt.Fprintf(tw, "Strategy:\t%s\n", g.Strategy)
-		fmt.Fprintf(tw, "Generation:\t%d\n", g.Generation)
-	}
-	fmt.Fprintf(tw, "Members:\t%d\n", len(g.Members))
-	fmt.Fprintf(tw, "Lag:\t%d\n", g.Lag())
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(g.Members) > 0 {
-		fmt.Fprintln(stdout)
-		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "MEMBER\tCLIENT\tPARTITIONS\tLAST HEARTBEAT")
-		for _, m := range g.Members {
-			var parts []string
-			for _, p := range m.Assigned {
-				parts = append(parts, fmt.Sprintf("%s/%d", p.Stream, p.Partition))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\n", m.MemberID, m.ClientID, strings.Join(parts, ","),
-				time.Since(m.LastHeartbeat).Round(time.Millisecond))
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		g, err := c.DescribeGroup(ctx, pos[0])
+		if err != nil {
+			return err
 		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "Group:\t%s\n", g.Group)
+		if len(g.Members) > 0 {
+			fmt.Fprintf(tw, "Strategy:\t%s\n", g.Strategy)
+			fmt.Fprintf(tw, "Generation:\t%d\n", g.Generation)
+		}
+		fmt.Fprintf(tw, "Members:\t%d\n", len(g.Members))
+		fmt.Fprintf(tw, "Lag:\t%d\n", g.Lag())
 		if err := tw.Flush(); err != nil {
 			return err
 		}
-	}
-	if len(g.Offsets) > 0 {
-		fmt.Fprintln(stdout)
-		printOffsets(stdout, g.Offsets)
-	}
-	return nil
+		if len(g.Members) > 0 {
+			fmt.Fprintln(stdout)
+			tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tCLIENT\tPARTITIONS\tLAST HEARTBEAT")
+			for _, m := range g.Members {
+				var parts []string
+				for _, p := range m.Assigned {
+					parts = append(parts, fmt.Sprintf("%s/%d", p.Stream, p.Partition))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s ago\n", m.MemberID, m.ClientID, strings.Join(parts, ","),
+					time.Since(m.LastHeartbeat).Round(time.Millisecond))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		if len(g.Offsets) > 0 {
+			fmt.Fprintln(stdout)
+			printOffsets(stdout, g.Offsets)
+		}
+		return nil
+	})
 }
 
 type resetFlags struct {
@@ -153,20 +144,15 @@ func groupReset(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	g, err := c.ResetOffsets(ctx, pos[0], rf.stream, to)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "reset group %s on %s to %s\n\n", g.Group, rf.stream, to)
-	printOffsets(stdout, g.Offsets)
-	return nil
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		g, err := c.ResetOffsets(ctx, pos[0], rf.stream, to)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "reset group %s on %s to %s\n\n", g.Group, rf.stream, to)
+		printOffsets(stdout, g.Offsets)
+		return nil
+	})
 }
 
 func printOffsets(w io.Writer, offsets []weir.GroupOffset) {

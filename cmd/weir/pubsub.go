@@ -68,61 +68,55 @@ func pub(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		return r
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	if len(pos) == 2 && pos[1] != "-" {
-		res, err := c.Publish(ctx, stream, record([]byte(pos[1])))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "published to %s partition %d offset %d\n", stream, res[0].Partition, res[0].Offset)
-		return nil
-	}
-
-	producer := c.NewProducer(stream)
-	var mu sync.Mutex
-	var firstErr error
-	stored := 0
-	scanner := bufio.NewScanner(stdin)
-	scanner.Buffer(make([]byte, 64<<10), maxLineBytes)
-	for scanner.Scan() {
-		value := append([]byte(nil), scanner.Bytes()...)
-		producer.Send(ctx, record(value), func(_ weir.PublishResult, err error) {
-			mu.Lock()
-			defer mu.Unlock()
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		if len(pos) == 2 && pos[1] != "-" {
+			res, err := c.Publish(ctx, stream, record([]byte(pos[1])))
 			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
+				return err
 			}
-			stored++
-		})
-		mu.Lock()
-		failed := firstErr != nil
-		mu.Unlock()
-		if failed {
-			break
+			fmt.Fprintf(stdout, "published to %s partition %d offset %d\n", stream, res[0].Partition, res[0].Offset)
+			return nil
 		}
-	}
-	readErr := scanner.Err()
-	closeErr := producer.Close(ctx)
-	mu.Lock()
-	defer mu.Unlock()
-	fmt.Fprintf(stdout, "published %d records to %s\n", stored, stream)
-	switch {
-	case firstErr != nil:
-		return firstErr
-	case readErr != nil:
-		return fmt.Errorf("reading standard input: %w", readErr)
-	}
-	return closeErr
+
+		producer := c.NewProducer(stream)
+		var mu sync.Mutex
+		var firstErr error
+		stored := 0
+		scanner := bufio.NewScanner(stdin)
+		scanner.Buffer(make([]byte, 64<<10), maxLineBytes)
+		for scanner.Scan() {
+			value := append([]byte(nil), scanner.Bytes()...)
+			producer.Send(ctx, record(value), func(_ weir.PublishResult, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+					}
+					return
+				}
+				stored++
+			})
+			mu.Lock()
+			failed := firstErr != nil
+			mu.Unlock()
+			if failed {
+				break
+			}
+		}
+		readErr := scanner.Err()
+		closeErr := producer.Close(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, "published %d records to %s\n", stored, stream)
+		switch {
+		case firstErr != nil:
+			return firstErr
+		case readErr != nil:
+			return fmt.Errorf("reading standard input: %w", readErr)
+		}
+		return closeErr
+	})
 }
 
 func runSub(args []string, stdout, stderr io.Writer) int {
@@ -200,45 +194,41 @@ func sub(args []string, stdout io.Writer) error {
 		opts = append(opts, weir.FromPositions(nil))
 	}
 
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		ctx, cancel := context.WithCancel(ctx) // --count reached: stop
+		defer cancel()
+		out := bufio.NewWriter(stdout)
+		var mu sync.Mutex
+		printed := 0
+		var writeErr error
+		handler := func(hctx context.Context, m *weir.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if sf.count > 0 && printed >= sf.count {
+				return hctx.Err() // stopping: not printed, so not committed
+			}
+			if writeErr = printRecord(out, sf.format, &m.Record); writeErr == nil {
+				writeErr = out.Flush()
+			}
+			if writeErr != nil {
+				return writeErr
+			}
+			printed++
+			if sf.count > 0 && printed == sf.count {
+				cancel()
+			}
+			return nil
+		}
+		consumer, err := c.Consume(ctx, pos[0], handler, opts...)
+		if err != nil {
+			return err
+		}
+		err = consumer.Wait()
+		if errors.Is(err, writeErr) && writeErr != nil {
+			return fmt.Errorf("writing: %w", writeErr)
+		}
 		return err
-	}
-	defer c.Close()
-
-	out := bufio.NewWriter(stdout)
-	var mu sync.Mutex
-	printed := 0
-	var writeErr error
-	handler := func(hctx context.Context, m *weir.Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if sf.count > 0 && printed >= sf.count {
-			return hctx.Err() // stopping: not printed, so not committed
-		}
-		if writeErr = printRecord(out, sf.format, &m.Record); writeErr == nil {
-			writeErr = out.Flush()
-		}
-		if writeErr != nil {
-			return writeErr
-		}
-		printed++
-		if sf.count > 0 && printed == sf.count {
-			cancel()
-		}
-		return nil
-	}
-	consumer, err := c.Consume(ctx, pos[0], handler, opts...)
-	if err != nil {
-		return err
-	}
-	err = consumer.Wait()
-	if errors.Is(err, writeErr) && writeErr != nil {
-		return fmt.Errorf("writing: %w", writeErr)
-	}
-	return err
+	})
 }
 
 // jsonRecord is a record in `weir sub --format json`.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -122,19 +123,14 @@ func streamCreate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	info, err := c.CreateStream(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "created stream %s with %d partitions\n", info.Config.Name, len(info.Partitions))
-	return nil
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		info, err := c.CreateStream(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created stream %s with %d partitions\n", info.Config.Name, len(info.Partitions))
+		return nil
+	})
 }
 
 func streamList(args []string, stdout io.Writer) error {
@@ -143,23 +139,18 @@ func streamList(args []string, stdout io.Writer) error {
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	streams, err := c.ListStreams(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPARTITIONS\tRECORDS\tSIZE\tRETENTION")
-	for _, s := range streams {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Config.Name, len(s.Partitions), s.Records(), humanBytes(s.Bytes()), retention(s.Config))
-	}
-	return tw.Flush()
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		streams, err := c.ListStreams(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tPARTITIONS\tRECORDS\tSIZE\tRETENTION")
+		for _, s := range streams {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Config.Name, len(s.Partitions), s.Records(), humanBytes(s.Bytes()), retention(s.Config))
+		}
+		return tw.Flush()
+	})
 }
 
 func streamDescribe(args []string, stdout io.Writer) error {
@@ -169,48 +160,43 @@ func streamDescribe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := c.DescribeStream(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	cfg := s.Config
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Stream:\t%s\n", cfg.Name)
-	fmt.Fprintf(tw, "ID:\t%s\n", s.ID)
-	fmt.Fprintf(tw, "Created:\t%s\n", s.CreatedAt.Local().Format(time.RFC3339))
-	fmt.Fprintf(tw, "Partitions:\t%d\n", len(s.Partitions))
-	fmt.Fprintf(tw, "Retention:\t%s\n", retention(cfg))
-	fmt.Fprintf(tw, "Compacted:\t%t\n", cfg.Compacted)
-	switch {
-	case cfg.DedupWindow < 0:
-		fmt.Fprintf(tw, "Dedup window:\toff\n")
-	case cfg.DedupWindow == 0:
-		fmt.Fprintf(tw, "Dedup window:\tdefault\n")
-	default:
-		fmt.Fprintf(tw, "Dedup window:\t%v\n", cfg.DedupWindow)
-	}
-	if cfg.SegmentBytes > 0 {
-		fmt.Fprintf(tw, "Segment size:\t%s\n", humanBytes(cfg.SegmentBytes))
-	}
-	fmt.Fprintf(tw, "Records:\t%d\n", s.Records())
-	fmt.Fprintf(tw, "Size:\t%s\n", humanBytes(s.Bytes()))
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout)
-	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tDURABLE\tRECORDS\tBYTES\tSEGMENTS\t")
-	for _, p := range s.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p.Partition, p.StartOffset, p.EndOffset, p.DurableOffset, p.EndOffset-p.StartOffset, p.Bytes, p.Segments)
-	}
-	return tw.Flush()
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		s, err := c.DescribeStream(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		cfg := s.Config
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "Stream:\t%s\n", cfg.Name)
+		fmt.Fprintf(tw, "ID:\t%s\n", s.ID)
+		fmt.Fprintf(tw, "Created:\t%s\n", s.CreatedAt.Local().Format(time.RFC3339))
+		fmt.Fprintf(tw, "Partitions:\t%d\n", len(s.Partitions))
+		fmt.Fprintf(tw, "Retention:\t%s\n", retention(cfg))
+		fmt.Fprintf(tw, "Compacted:\t%t\n", cfg.Compacted)
+		switch {
+		case cfg.DedupWindow < 0:
+			fmt.Fprintf(tw, "Dedup window:\toff\n")
+		case cfg.DedupWindow == 0:
+			fmt.Fprintf(tw, "Dedup window:\tdefault\n")
+		default:
+			fmt.Fprintf(tw, "Dedup window:\t%v\n", cfg.DedupWindow)
+		}
+		if cfg.SegmentBytes > 0 {
+			fmt.Fprintf(tw, "Segment size:\t%s\n", humanBytes(cfg.SegmentBytes))
+		}
+		fmt.Fprintf(tw, "Records:\t%d\n", s.Records())
+		fmt.Fprintf(tw, "Size:\t%s\n", humanBytes(s.Bytes()))
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "PARTITION\tSTART\tEND\tDURABLE\tRECORDS\tBYTES\tSEGMENTS\t")
+		for _, p := range s.Partitions {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p.Partition, p.StartOffset, p.EndOffset, p.DurableOffset, p.EndOffset-p.StartOffset, p.Bytes, p.Segments)
+		}
+		return tw.Flush()
+	})
 }
 
 func streamRemove(args []string, stdout io.Writer) error {
@@ -220,20 +206,15 @@ func streamRemove(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	for _, name := range pos {
-		if err := c.DeleteStream(ctx, name); err != nil {
-			return err
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		for _, name := range pos {
+			if err := c.DeleteStream(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "deleted stream %s\n", name)
 		}
-		fmt.Fprintf(stdout, "deleted stream %s\n", name)
-	}
-	return nil
+		return nil
+	})
 }
 
 // retention describes a stream's retention settings.
