@@ -138,19 +138,21 @@ func (w *sliceWriter) Write(p []byte) (int, error) {
 
 // Gzip writers and readers are pooled: each holds sizeable state.
 
-type gzipEncoder struct {
-	w   *gzip.Writer
+// streamEncoder is a compressing writer that can be reused (gzip and lz4).
+type streamEncoder interface {
+	io.WriteCloser
+	Reset(w io.Writer)
+}
+
+// pooledEncoder is a reusable encoder writing into a growing slice.
+type pooledEncoder struct {
+	w   streamEncoder
 	out sliceWriter
 }
 
-var gzipEncoders = sync.Pool{New: func() any {
-	e := new(gzipEncoder)
-	e.w = gzip.NewWriter(&e.out)
-	return e
-}}
-
-func compressGzip(dst, src []byte) ([]byte, error) {
-	e := gzipEncoders.Get().(*gzipEncoder)
+// compressPooled compresses src onto dst with an encoder from pool.
+func compressPooled(pool *sync.Pool, dst, src []byte) ([]byte, error) {
+	e := pool.Get().(*pooledEncoder)
 	e.out.b = dst
 	e.w.Reset(&e.out)
 	_, err := e.w.Write(src)
@@ -159,12 +161,20 @@ func compressGzip(dst, src []byte) ([]byte, error) {
 	}
 	out := e.out.b
 	e.out.b = nil
-	gzipEncoders.Put(e)
+	pool.Put(e)
 	if err != nil {
 		return dst, err
 	}
 	return out, nil
 }
+
+var gzipEncoders = sync.Pool{New: func() any {
+	e := new(pooledEncoder)
+	e.w = gzip.NewWriter(&e.out)
+	return e
+}}
+
+func compressGzip(dst, src []byte) ([]byte, error) { return compressPooled(&gzipEncoders, dst, src) }
 
 type gzipDecoder struct {
 	r   gzip.Reader
@@ -188,35 +198,14 @@ func decompressGzip(dst, src []byte, limit int) ([]byte, error) {
 
 // LZ4 writers and readers are pooled too.
 
-type lz4Encoder struct {
-	w   *lz4.Writer
-	out sliceWriter
-}
-
 var lz4Encoders = sync.Pool{New: func() any {
-	e := new(lz4Encoder)
-	e.w = lz4.NewWriter(&e.out)
+	w := lz4.NewWriter(nil)
 	// Cannot fail: valid options on a new writer. They survive Reset.
-	_ = e.w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false))
-	return e
+	_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ChecksumOption(false))
+	return &pooledEncoder{w: w}
 }}
 
-func compressLZ4(dst, src []byte) ([]byte, error) {
-	e := lz4Encoders.Get().(*lz4Encoder)
-	e.out.b = dst
-	e.w.Reset(&e.out)
-	_, err := e.w.Write(src)
-	if err == nil {
-		err = e.w.Close()
-	}
-	out := e.out.b
-	e.out.b = nil
-	lz4Encoders.Put(e)
-	if err != nil {
-		return dst, err
-	}
-	return out, nil
-}
+func compressLZ4(dst, src []byte) ([]byte, error) { return compressPooled(&lz4Encoders, dst, src) }
 
 type lz4Decoder struct {
 	r   *lz4.Reader
