@@ -1,0 +1,84 @@
+package state
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestCursors(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.LoadCursor("sub1", 0)
+	if err != nil || st.Floor != 0 || len(st.Acked) != 0 || len(st.Deliveries) != 0 {
+		t.Fatalf("empty cursor: %+v, %v", st, err)
+	}
+	err = s.Update(func(tx *Tx) error {
+		for _, off := range []int64{12, 5, 7} {
+			if err := tx.AckCursor("sub1", 0, off); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetDelivery("sub1", 0, 3, Delivery{Count: 2, LastError: "boom"}); err != nil {
+			return err
+		}
+		if err := tx.SetDelivery("sub1", 0, 9, Delivery{Count: 1}); err != nil {
+			return err
+		}
+		// Another partition and a subscription whose name extends this one.
+		if err := tx.AckCursor("sub1", 1, 5); err != nil {
+			return err
+		}
+		return tx.AckCursor("sub10", 0, 6)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ = s.LoadCursor("sub1", 0)
+	want := CursorState{Floor: 0, Acked: []int64{5, 7, 12}, Deliveries: map[int64]Delivery{3: {2, "boom"}, 9: {1, ""}}}
+	if !reflect.DeepEqual(st, want) {
+		t.Fatalf("got %+v, want %+v", st, want)
+	}
+	// Raising the floor forgets what is below it; acking a delivered record
+	// removes its delivery record.
+	err = s.Update(func(tx *Tx) error {
+		if err := tx.AckCursor("sub1", 0, 9); err != nil {
+			return err
+		}
+		return tx.SetCursorFloor("sub1", 0, 8)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(filepath.Join(dir, "db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ = s.LoadCursor("sub1", 0)
+	want = CursorState{Floor: 8, Acked: []int64{9, 12}, Deliveries: map[int64]Delivery{}}
+	if !reflect.DeepEqual(st, want) {
+		t.Fatalf("after floor 8 and reopen: got %+v, want %+v", st, want)
+	}
+	if st, _ := s.LoadCursor("sub10", 0); !reflect.DeepEqual(st.Acked, []int64{6}) {
+		t.Fatalf("sub10 affected: %+v", st)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.DeleteCursors("sub1") }); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(2) {
+		if st, _ := s.LoadCursor("sub1", p); st.Floor != 0 || len(st.Acked) != 0 {
+			t.Fatalf("deleted cursor %d: %+v", p, st)
+		}
+	}
+	if st, _ := s.LoadCursor("sub10", 0); len(st.Acked) != 1 {
+		t.Fatal("deleting sub1 deleted sub10")
+	}
+	if _, err := s.LoadCursor("", 0); err == nil {
+		t.Fatal("empty subscription name accepted")
+	}
+}
