@@ -82,7 +82,11 @@ func Open(cfg Config) (*Broker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), ctx: ctx, cancel: cancel}
 	b.groups.init(b)
-	if err := b.loadStreams(); err != nil {
+	err = b.loadStreams()
+	if err == nil {
+		err = b.loadSubscriptions()
+	}
+	if err != nil {
 		b.closeStreams()
 		st.Close()
 		cancel()

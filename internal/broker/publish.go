@@ -78,7 +78,7 @@ func messageID(r *Record) string {
 // whose message-id was published within the stream's dedup window is not
 // stored again: its result is the original's, marked Duplicate.
 func (b *Broker) Publish(ctx context.Context, streamName string, recs []Record) ([]PublishResult, error) {
-	return b.publish(ctx, streamName, -1, recs)
+	return b.publish(ctx, streamName, -1, recs, true)
 }
 
 // PublishPartition is Publish into one given partition.
@@ -86,10 +86,12 @@ func (b *Broker) PublishPartition(ctx context.Context, streamName string, partit
 	if partition < 0 {
 		return nil, fmt.Errorf("%w: partition %d", ErrPartitionNotFound, partition)
 	}
-	return b.publish(ctx, streamName, partition, recs)
+	return b.publish(ctx, streamName, partition, recs, true)
 }
 
-func (b *Broker) publish(ctx context.Context, streamName string, partition int32, recs []Record) ([]PublishResult, error) {
+// publish is Publish; without dedup, message-ids are not looked at (a
+// redriven record keeps the id of its first publication).
+func (b *Broker) publish(ctx context.Context, streamName string, partition int32, recs []Record, dedup bool) ([]PublishResult, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%w: nothing to publish", ErrInvalidArgument)
 	}
@@ -116,7 +118,7 @@ func (b *Broker) publish(ctx context.Context, streamName string, partition int32
 	var firstByID map[string]int
 	for i := range recs {
 		pending[i] = true
-		if s.dedup == nil {
+		if s.dedup == nil || !dedup {
 			continue
 		}
 		id := messageID(&recs[i])

@@ -30,7 +30,10 @@ type streamMeta struct {
 	Compacted      bool      `json:"compacted,omitempty"`
 	DedupWindowMs  int64     `json:"dedup_window_ms"`
 	SegmentBytes   int64     `json:"segment_bytes,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
+	// UntilAcked drops records once every shared subscription settled them
+	// (a queue).
+	UntilAcked bool      `json:"until_acked,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 const metaVersion = 1
@@ -67,8 +70,9 @@ type stream struct {
 	meta streamMeta
 	dir  string
 
-	mu    sync.RWMutex // guards parts and meta.Partitions (partitions can be added)
+	mu    sync.RWMutex // guards parts, meta.Partitions (partitions can be added) and subs
 	parts []*storage.Log
+	subs  map[string]*sharedSub // shared subscriptions by name
 
 	roundRobin atomic.Uint32
 	dedup      *dedupIndex // nil when deduplication is off
@@ -139,7 +143,7 @@ func (b *Broker) logOptions(meta *streamMeta) storage.Options {
 }
 
 func (b *Broker) openStream(meta streamMeta) (*stream, error) {
-	s := &stream{meta: meta, dir: filepath.Join(b.streamsDir(), meta.dirName())}
+	s := &stream{meta: meta, dir: filepath.Join(b.streamsDir(), meta.dirName()), subs: make(map[string]*sharedSub)}
 	if err := s.openPartitions(b, 0, meta.Partitions); err != nil {
 		s.close()
 		return nil, err
@@ -167,6 +171,11 @@ func (s *stream) openPartitions(b *Broker, from, to int32) error {
 }
 
 func (s *stream) close() error {
+	s.mu.RLock()
+	for _, ss := range s.subs {
+		ss.stop()
+	}
+	s.mu.RUnlock()
 	var errs []error
 	for _, l := range s.parts {
 		if err := l.Close(); err != nil && !errors.Is(err, storage.ErrClosed) {
@@ -194,7 +203,7 @@ func (s *stream) info() StreamInfo {
 	s.mu.RLock()
 	meta, parts := s.meta, s.parts
 	s.mu.RUnlock()
-	info := StreamInfo{Config: meta.config(), CreatedAt: meta.CreatedAt}
+	info := StreamInfo{Config: meta.config(), CreatedAt: meta.CreatedAt, Queue: meta.UntilAcked}
 	hex.Decode(info.ID[:], []byte(meta.ID))
 	for i, l := range parts {
 		st := l.Stats()
@@ -208,6 +217,10 @@ func (s *stream) info() StreamInfo {
 
 // CreateStream creates a stream and its partitions.
 func (b *Broker) CreateStream(ctx context.Context, cfg StreamConfig) (StreamInfo, error) {
+	return b.createStream(ctx, cfg, false)
+}
+
+func (b *Broker) createStream(ctx context.Context, cfg StreamConfig, untilAcked bool) (StreamInfo, error) {
 	if err := validateConfig(&cfg); err != nil {
 		return StreamInfo{}, err
 	}
@@ -216,7 +229,7 @@ func (b *Broker) CreateStream(ctx context.Context, cfg StreamConfig) (StreamInfo
 	meta := streamMeta{
 		Version: metaVersion, Name: cfg.Name, ID: hex.EncodeToString(id[:]), Partitions: cfg.Partitions,
 		RetentionAgeMs: cfg.RetentionAge.Milliseconds(), RetentionBytes: cfg.RetentionBytes, Compacted: cfg.Compacted,
-		DedupWindowMs: cfg.DedupWindow.Milliseconds(), SegmentBytes: cfg.SegmentBytes, CreatedAt: b.now().UTC(),
+		DedupWindowMs: cfg.DedupWindow.Milliseconds(), SegmentBytes: cfg.SegmentBytes, UntilAcked: untilAcked, CreatedAt: b.now().UTC(),
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -291,9 +304,23 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 	}
 	// The catalog entry first: once it is gone the stream is gone, and a
 	// crash before the files are removed leaves a directory Open removes.
+	s.mu.RLock()
+	subs := make([]*sharedSub, 0, len(s.subs))
+	for _, ss := range s.subs {
+		subs = append(subs, ss)
+	}
+	s.mu.RUnlock()
 	err := b.state.Update(func(tx *state.Tx) error {
 		if err := tx.DeleteCatalog(state.KindStream, name); err != nil {
 			return err
+		}
+		for _, ss := range subs {
+			if err := tx.DeleteCatalog(state.KindSubscription, subCatalogName(name, ss.cfg.Name)); err != nil {
+				return err
+			}
+			if err := tx.DeleteCursors(ss.id); err != nil {
+				return err
+			}
 		}
 		return tx.DeleteStreamOffsets(name)
 	})
@@ -303,6 +330,9 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 	}
 	delete(b.streams, name)
 	b.mu.Unlock()
+	for _, ss := range subs {
+		ss.stop()
+	}
 	b.groups.streamRemoved(name)
 	return errors.Join(s.close(), b.cfg.FS.RemoveAll(s.dir))
 }
@@ -351,6 +381,9 @@ func (b *Broker) growStream(s *stream, total int32) (StreamInfo, error) {
 	}
 	s.meta = meta
 	s.parts = append(slices.Clip(s.parts), grown.parts...)
+	for _, ss := range s.subs {
+		ss.addPartitions(b, s.parts)
+	}
 	s.mu.Unlock()
 	return s.info(), nil
 }

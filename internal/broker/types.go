@@ -96,6 +96,9 @@ type StreamInfo struct {
 	ID         [16]byte // stable across restarts (Kafka topic IDs use it)
 	CreatedAt  time.Time
 	Partitions []PartitionInfo
+	// Queue: records are dropped once every shared subscription settled
+	// them (the stream of a queue).
+	Queue bool
 }
 
 // PublishResult says where one published record landed.

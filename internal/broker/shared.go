@@ -1,0 +1,537 @@
+package broker
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/filter"
+	"github.com/weirmq/weir/internal/storage"
+)
+
+// A shared subscription is one mutex-guarded state machine per subscription:
+//
+//   - a fetcher goroutine reads ahead from the partition logs (outside the
+//     lock) into a bounded buffer of records not delivered yet;
+//   - Receive hands out records (redeliveries first), after their delivery
+//     counts are durable;
+//   - Ack, Nack, Reject and Extend settle or move delivered records; an ack
+//     is confirmed once durable;
+//   - a timer loop redelivers records whose ack deadline passed, and releases
+//     nacked (backoff) and delayed (deliver-at) records when they are due;
+//   - a committer goroutine group-commits acks, delivery counts and the
+//     partitions' floors (every offset below is settled) to the state store,
+//     one transaction at a time, so floors only grow.
+//
+// Per partition only the records between the floor and the fetch position
+// that are not settled are in memory, so a backlog of millions costs nothing
+// until it is fetched (at most maxBuffered records ahead).
+
+// maxBuffered bounds the records fetched but not yet delivered once
+// (waiting to go out, parked behind their key, or delayed).
+const maxBuffered = 4096
+
+type pendingState uint8
+
+const (
+	stateFresh    pendingState = iota // fetched, not delivered yet
+	stateReady                        // to be delivered again now
+	stateInFlight                     // delivered, awaiting ack
+	stateWaiting                      // nacked or timed out: due at p.due
+	stateDelayed                      // deliver-at in the future: due at p.due
+	stateParked                       // key-ordered: behind an earlier record of its key
+	stateSettling                     // ack or dead-lettering under way
+)
+
+// pending is a fetched record that is not settled.
+type pending struct {
+	part      *sharedPart
+	rec       Record
+	count     int32 // deliveries so far
+	lastError string
+	state     pendingState
+	consumer  *sharedConsumer
+	deadline  time.Time // in flight: redelivered after this
+	due       time.Time // waiting or delayed: deliverable from this
+	expires   time.Time // zero: never
+	key       string
+	keyed     bool // key-ordered and the record has a key
+	delivered bool // delivered at least once
+	heapIndex int
+}
+
+type sharedPart struct {
+	id    int32
+	log   *storage.Log
+	fetch int64 // next offset the fetcher reads
+	live  map[int64]*pending
+	// unsettled holds the offsets of live records (and, lazily, of records
+	// settled since: they are popped when found at the top).
+	unsettled    offsetHeap
+	durableFloor int64
+	// From the store, for records not fetched again since the node started.
+	storedAcks       map[int64]struct{}
+	storedDeliveries map[int64]deliveryState
+}
+
+type deliveryState struct {
+	count     int32
+	lastError string
+}
+
+// floor is the offset below which every record is settled.
+func (p *sharedPart) floor() int64 {
+	for p.unsettled.Len() > 0 {
+		off := p.unsettled[0]
+		if _, ok := p.live[off]; ok {
+			return off
+		}
+		heap.Pop(&p.unsettled)
+	}
+	return p.fetch
+}
+
+type sharedConsumer struct {
+	id       string
+	inflight int
+}
+
+type keyQueue struct{ parked []*pending }
+
+type sharedSub struct {
+	b      *Broker
+	s      *stream
+	cfg    SubscriptionConfig
+	id     string // state key: random, so a re-created subscription starts clean
+	filter *filter.Filter
+
+	mu           sync.Mutex
+	parts        []*sharedPart
+	again        []*pending // ready to go (redeliveries, released keys) before fresh ones
+	fresh        []*pending
+	timed        timedHeap
+	inflight     map[*pending]struct{}
+	keys         map[string]*keyQueue
+	consumers    map[string]*sharedConsumer
+	buffered     int // live records never delivered (fresh, parked, delayed)
+	deadLettered int64
+	changed      chan struct{} // closed (and replaced) when records may be deliverable
+	room         chan struct{} // closed (and replaced) when the buffer has room
+	closed       bool
+
+	commits chan *commitOp
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// signal wakes receivers (and the fetcher, for room); s.mu is held.
+func (ss *sharedSub) signal() {
+	close(ss.changed)
+	ss.changed = make(chan struct{})
+	if ss.buffered < maxBuffered {
+		close(ss.room)
+		ss.room = make(chan struct{})
+	}
+}
+
+func (ss *sharedSub) consumer(id string) *sharedConsumer {
+	c, ok := ss.consumers[id]
+	if !ok {
+		c = &sharedConsumer{id: id}
+		ss.consumers[id] = c
+	}
+	return c
+}
+
+// take removes the next deliverable record; s.mu is held.
+func (ss *sharedSub) take(now time.Time) *pending {
+	for {
+		var p *pending
+		switch {
+		case len(ss.again) > 0:
+			p, ss.again = ss.again[0], ss.again[1:]
+		case len(ss.fresh) > 0:
+			p, ss.fresh = ss.fresh[0], ss.fresh[1:]
+		default:
+			return nil
+		}
+		if p.state != stateReady && p.state != stateFresh {
+			continue // settled or moved since it was queued
+		}
+		if !p.expires.IsZero() && !now.Before(p.expires) {
+			ss.expire(p)
+			continue
+		}
+		return p
+	}
+}
+
+// Receive hands consumerID up to max records, waiting up to wait for the
+// first. Their delivery counts are durable before they are returned.
+func (b *Broker) Receive(ctx context.Context, streamName, sub, consumerID string, max int, wait time.Duration) ([]Delivery, error) {
+	ss, err := b.sharedSub(streamName, sub)
+	if err != nil {
+		return nil, err
+	}
+	if consumerID == "" || max <= 0 {
+		return nil, fmt.Errorf("%w: a consumer id and a positive count are needed", ErrInvalidArgument)
+	}
+	return ss.receive(ctx, consumerID, max, wait)
+}
+
+func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wait time.Duration) ([]Delivery, error) {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		ss.mu.Lock()
+		if ss.closed {
+			ss.mu.Unlock()
+			return nil, fmt.Errorf("%w: subscription %q", ErrSubscriptionNotFound, ss.cfg.Name)
+		}
+		now := ss.b.now()
+		c := ss.consumer(consumerID)
+		var picked []*pending
+		for len(picked) < max {
+			p := ss.take(now)
+			if p == nil {
+				break
+			}
+			if !p.delivered {
+				p.delivered = true
+				ss.buffered--
+			}
+			p.count++
+			p.state, p.consumer, p.deadline = stateInFlight, c, now.Add(ss.cfg.AckTimeout)
+			ss.inflight[p] = struct{}{}
+			c.inflight++
+			picked = append(picked, p)
+		}
+		var op *commitOp
+		if len(picked) > 0 {
+			op = &commitOp{deliveries: snapshotDeliveries(picked), done: make(chan error, 1)}
+			ss.signal() // the buffer has room again
+		}
+		changed := ss.changed
+		ss.mu.Unlock()
+
+		if op != nil {
+			if err := ss.commit(ctx, op); err != nil {
+				ss.mu.Lock()
+				for _, p := range picked {
+					if p.state == stateInFlight && p.consumer == c {
+						ss.release(p)
+						p.count--
+					}
+				}
+				ss.signal()
+				ss.mu.Unlock()
+				return nil, err
+			}
+			out := make([]Delivery, len(picked))
+			for i, p := range picked {
+				out[i] = Delivery{Record: p.rec, DeliveryCount: p.count, Deadline: p.deadline}
+			}
+			return out, nil
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ss.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+// release takes an in-flight record back from its consumer and makes it
+// deliverable again at once; s.mu is held.
+func (ss *sharedSub) release(p *pending) {
+	ss.takeFromConsumer(p)
+	p.state = stateReady
+	ss.again = append(ss.again, p)
+}
+
+func (ss *sharedSub) takeFromConsumer(p *pending) {
+	if p.state == stateInFlight {
+		delete(ss.inflight, p)
+		p.consumer.inflight--
+		p.consumer = nil
+	}
+}
+
+// lookup finds the records refs name that consumerID holds in flight; a
+// record already settled is skipped (acks are idempotent).
+func (ss *sharedSub) lookup(consumerID string, refs []DeliveryRef, allowWaiting bool) ([]*pending, error) {
+	var out []*pending
+	for _, r := range refs {
+		if r.Partition < 0 || int(r.Partition) >= len(ss.parts) {
+			return nil, fmt.Errorf("%w: partition %d", ErrPartitionNotFound, r.Partition)
+		}
+		p, ok := ss.parts[r.Partition].live[r.Offset]
+		if !ok || p.state == stateSettling {
+			continue
+		}
+		switch {
+		case p.state == stateInFlight && p.consumer.id == consumerID:
+		case allowWaiting && (p.state == stateWaiting || p.state == stateReady):
+			// Late, after its deadline, but before it went to someone else.
+		default:
+			return nil, fmt.Errorf("%w: %d/%d is not held by %q", ErrNotInFlight, r.Partition, r.Offset, consumerID)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Ack settles delivered records. It returns once the acks are durable.
+func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef) error {
+	ss, err := b.sharedSub(streamName, sub)
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	ps, err := ss.lookup(consumerID, refs, true)
+	if err != nil {
+		ss.mu.Unlock()
+		return err
+	}
+	for _, p := range ps {
+		ss.takeFromConsumer(p)
+		p.state = stateSettling
+	}
+	ss.mu.Unlock()
+	if len(ps) == 0 {
+		return nil
+	}
+	return ss.commit(ctx, &commitOp{acks: ps, done: make(chan error, 1)})
+}
+
+// Nack gives delivered records back for redelivery after the backoff (or
+// after delay, when positive), keeping errText for the dead-letter headers;
+// past MaxDeliveries they are dead-lettered instead.
+func (b *Broker) Nack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, errText string, delay time.Duration) error {
+	ss, err := b.sharedSub(streamName, sub)
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ps, err := ss.lookup(consumerID, refs, false)
+	if err != nil {
+		return err
+	}
+	now := b.now()
+	var note []*pending
+	for _, p := range ps {
+		ss.takeFromConsumer(p)
+		p.lastError = errText
+		if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
+			ss.deadLetter(p, ReasonMaxDeliveries)
+			continue
+		}
+		d := delay
+		if d <= 0 {
+			d = ss.cfg.backoff(p.count)
+		}
+		ss.wait(p, stateWaiting, now.Add(d))
+		note = append(note, p)
+	}
+	if len(note) > 0 {
+		// Keep the error text for the dead-letter headers across restarts;
+		// nothing waits for it.
+		ss.commitAsync(&commitOp{deliveries: snapshotDeliveries(note)})
+	}
+	ss.signal()
+	return nil
+}
+
+// Reject dead-letters delivered records now.
+func (b *Broker) Reject(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, reason string) error {
+	ss, err := b.sharedSub(streamName, sub)
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ps, err := ss.lookup(consumerID, refs, true)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		ss.takeFromConsumer(p)
+		if reason != "" {
+			p.lastError = reason
+		}
+		ss.deadLetter(p, ReasonRejected)
+	}
+	ss.signal()
+	return nil
+}
+
+// Extend moves the ack deadline of records the consumer still works on to
+// d from now.
+func (b *Broker) Extend(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, d time.Duration) error {
+	if d <= 0 || d > MaxAckTimeout {
+		return fmt.Errorf("%w: extension must be between 0 and %v, got %v", ErrInvalidArgument, MaxAckTimeout, d)
+	}
+	ss, err := b.sharedSub(streamName, sub)
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ps, err := ss.lookup(consumerID, refs, false)
+	if err != nil {
+		return err
+	}
+	deadline := b.now().Add(d)
+	for _, p := range ps {
+		p.deadline = deadline
+	}
+	return nil
+}
+
+// CloseConsumer ends a consumer: the records it held in flight are
+// delivered again at once (their delivery count stays).
+func (b *Broker) CloseConsumer(streamName, sub, consumerID string) {
+	ss, err := b.sharedSub(streamName, sub)
+	if err != nil {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	c, ok := ss.consumers[consumerID]
+	if !ok {
+		return
+	}
+	for p := range ss.inflight {
+		if p.consumer == c {
+			ss.release(p)
+		}
+	}
+	delete(ss.consumers, consumerID)
+	ss.signal()
+}
+
+// wait parks p until due; s.mu is held.
+func (ss *sharedSub) wait(p *pending, st pendingState, due time.Time) {
+	p.state, p.due = st, due
+	heap.Push(&ss.timed, p)
+}
+
+// tick redelivers records whose deadline passed and releases due ones.
+func (ss *sharedSub) tick() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	now := ss.b.now()
+	moved := false
+	for p := range ss.inflight {
+		if now.Before(p.deadline) {
+			continue
+		}
+		ss.takeFromConsumer(p)
+		p.lastError = "ack deadline passed"
+		if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
+			ss.deadLetter(p, ReasonMaxDeliveries)
+		} else {
+			p.state = stateReady
+			ss.again = append(ss.again, p)
+		}
+		moved = true
+	}
+	for ss.timed.Len() > 0 && !now.Before(ss.timed[0].due) {
+		p := heap.Pop(&ss.timed).(*pending)
+		switch p.state {
+		case stateWaiting:
+			p.state = stateReady
+			ss.again = append(ss.again, p)
+		case stateDelayed:
+			p.state = stateFresh
+			ss.fresh = append(ss.fresh, p)
+		default:
+			continue
+		}
+		moved = true
+	}
+	if moved {
+		ss.signal()
+	}
+}
+
+func (ss *sharedSub) timerLoop() {
+	defer ss.wg.Done()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case <-t.C:
+			ss.tick()
+		}
+	}
+}
+
+func snapshotDeliveries(ps []*pending) []deliveryNote {
+	out := make([]deliveryNote, len(ps))
+	for i, p := range ps {
+		out[i] = deliveryNote{part: p.part, offset: p.rec.Offset, d: deliveryState{count: p.count, lastError: p.lastError}}
+	}
+	return out
+}
+
+// offsetHeap is a min-heap of offsets.
+type offsetHeap []int64
+
+func (h offsetHeap) Len() int           { return len(h) }
+func (h offsetHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h offsetHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *offsetHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *offsetHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// timedHeap orders waiting and delayed records by when they are due.
+type timedHeap []*pending
+
+func (h timedHeap) Len() int           { return len(h) }
+func (h timedHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h timedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *timedHeap) Push(x any) {
+	p := x.(*pending)
+	p.heapIndex = len(*h)
+	*h = append(*h, p)
+}
+func (h *timedHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	*h = old[:len(old)-1]
+	p.heapIndex = -1
+	return p
+}
+
+// addPartitions follows a stream that grew: new partitions are read from
+// their start. The stream's mu is held.
+func (ss *sharedSub) addPartitions(b *Broker, logs []*storage.Log) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for p := len(ss.parts); p < len(logs); p++ {
+		ss.parts = append(ss.parts, &sharedPart{id: int32(p), log: logs[p], live: make(map[int64]*pending),
+			storedAcks: map[int64]struct{}{}, storedDeliveries: map[int64]deliveryState{}})
+	}
+}

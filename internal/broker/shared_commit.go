@@ -1,0 +1,223 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/weirmq/weir/internal/state"
+)
+
+// commitOp is a change to a subscription's durable state: records to settle
+// and delivery counts to record. done (nil: nobody waits) gets the outcome.
+type commitOp struct {
+	acks       []*pending
+	deliveries []deliveryNote
+	done       chan error
+}
+
+type deliveryNote struct {
+	part   *sharedPart
+	offset int64
+	d      deliveryState
+}
+
+// maxCommitOps bounds how many queued ops one transaction takes.
+const maxCommitOps = 1024
+
+// commit queues op and waits for it to be durable.
+func (ss *sharedSub) commit(ctx context.Context, op *commitOp) error {
+	select {
+	case ss.commits <- op:
+	case <-ss.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ss.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// commitAsync queues op without waiting (s.mu may be held: the queue is
+// drained by the committer, which takes s.mu only between transactions).
+func (ss *sharedSub) commitAsync(op *commitOp) {
+	go func() {
+		select {
+		case ss.commits <- op:
+		case <-ss.ctx.Done():
+		}
+	}()
+}
+
+// commitLoop writes queued ops to the state store, as many per transaction
+// as are queued: the group commit of a subscription. Being the only writer
+// of the subscription's state, it keeps each partition's floor growing.
+func (ss *sharedSub) commitLoop() {
+	defer ss.wg.Done()
+	var ops []*commitOp
+	for {
+		ops = ops[:0]
+		select {
+		case op := <-ss.commits:
+			ops = append(ops, op)
+		case <-ss.ctx.Done():
+			return
+		}
+	gather:
+		for len(ops) < maxCommitOps {
+			select {
+			case op := <-ss.commits:
+				ops = append(ops, op)
+			default:
+				break gather
+			}
+		}
+		ss.commitBatch(ops)
+	}
+}
+
+func (ss *sharedSub) commitBatch(ops []*commitOp) {
+	// Floors are taken before this batch settles anything, so each is at
+	// most the offset of any record this batch acknowledges.
+	ss.mu.Lock()
+	floors := make(map[*sharedPart]int64)
+	for _, part := range ss.parts {
+		if f := part.floor(); f > part.durableFloor {
+			floors[part] = f
+		}
+	}
+	ss.mu.Unlock()
+	err := ss.b.state.Update(func(tx *state.Tx) error {
+		for _, op := range ops {
+			for _, n := range op.deliveries {
+				if err := tx.SetDelivery(ss.id, n.part.id, n.offset, state.Delivery{Count: n.d.count, LastError: n.d.lastError}); err != nil {
+					return err
+				}
+			}
+			for _, p := range op.acks {
+				if err := tx.AckCursor(ss.id, p.part.id, p.rec.Offset); err != nil {
+					return err
+				}
+			}
+		}
+		for part, f := range floors {
+			if err := tx.SetCursorFloor(ss.id, part.id, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	ss.mu.Lock()
+	for _, op := range ops {
+		for _, p := range op.acks {
+			if err == nil {
+				ss.settle(p)
+			} else if p.state == stateSettling {
+				// Not durable: deliver it again rather than lose it.
+				p.state = stateReady
+				ss.again = append(ss.again, p)
+			}
+		}
+	}
+	settled := false
+	if err == nil {
+		for part, f := range floors {
+			part.durableFloor = f
+		}
+		for _, op := range ops {
+			settled = settled || len(op.acks) > 0
+		}
+	} else {
+		ss.b.cfg.Logger.Error("shared subscription state write failed", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "err", err)
+	}
+	ss.signal()
+	ss.mu.Unlock()
+	for _, op := range ops {
+		if op.done != nil {
+			op.done <- err
+		}
+	}
+	if err == nil && len(floors) > 0 {
+		ss.b.trimUntilAcked(ss.s)
+	}
+	if settled {
+		// The acks may have raised floors that were taken before them:
+		// store those too, without waiting for the next ack.
+		ss.mu.Lock()
+		raised := false
+		for _, part := range ss.parts {
+			raised = raised || part.floor() > part.durableFloor
+		}
+		ss.mu.Unlock()
+		if raised {
+			ss.commitAsync(&commitOp{})
+		}
+	}
+}
+
+// deadLetter moves a record to the dead-letter stream, then settles it;
+// s.mu is held. If the dead-letter stream cannot take it, the record waits
+// and is tried again after the backoff.
+func (ss *sharedSub) deadLetter(p *pending, reason string) {
+	ss.leaveBuffer(p)
+	p.state = stateSettling
+	rec := p.rec
+	rec.Headers = append(append([]Header(nil), rec.Headers...),
+		Header{Key: HeaderDeadLetterStream, Value: []byte(ss.cfg.Stream)},
+		Header{Key: HeaderDeadLetterPartition, Value: []byte(strconv.Itoa(int(p.part.id)))},
+		Header{Key: HeaderDeadLetterOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+		Header{Key: HeaderDeadLetterReason, Value: []byte(reason)},
+		Header{Key: HeaderDeliveryCount, Value: []byte(strconv.Itoa(int(p.count)))},
+		Header{Key: HeaderLastError, Value: []byte(p.lastError)},
+	)
+	rec.Partition, rec.Offset = 0, 0
+	go func() {
+		err := ss.b.publishDeadLetter(ss.ctx, ss.cfg.DeadLetterStream, rec)
+		if err == nil {
+			err = ss.commit(ss.ctx, &commitOp{acks: []*pending{p}, done: make(chan error, 1)})
+		}
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		if err == nil {
+			ss.deadLettered++
+			return
+		}
+		if errors.Is(err, ErrClosed) || ss.ctx.Err() != nil {
+			return
+		}
+		ss.b.cfg.Logger.Warn("dead-lettering failed; will retry", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "dead_letter_stream", ss.cfg.DeadLetterStream, "err", err)
+		if p.state == stateSettling {
+			ss.wait(p, stateWaiting, ss.b.now().Add(ss.cfg.backoff(p.count)))
+		}
+	}()
+}
+
+// ensureDeadLetterQueue creates the dead-letter queue if it is missing.
+func (b *Broker) ensureDeadLetterQueue(ctx context.Context, dlq string) error {
+	if _, err := b.stream(dlq); !errors.Is(err, ErrStreamNotFound) {
+		return err
+	}
+	// No dedup: a record dead-lettered again after a redrive keeps its
+	// message-id and must not be taken for a duplicate.
+	_, err := b.CreateQueue(ctx, QueueConfig{Name: dlq, DedupWindow: -1})
+	if errors.Is(err, ErrStreamExists) {
+		return nil
+	}
+	return err
+}
+
+// publishDeadLetter appends rec to the dead-letter stream, creating it (as
+// a queue) if needed.
+func (b *Broker) publishDeadLetter(ctx context.Context, dlq string, rec Record) error {
+	if err := b.ensureDeadLetterQueue(ctx, dlq); err != nil {
+		return err
+	}
+	rec.Timestamp = time.Time{} // the time it was dead-lettered
+	_, err := b.publish(ctx, dlq, -1, []Record{rec}, false)
+	return err
+}

@@ -1,0 +1,221 @@
+package broker
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/filter"
+)
+
+// fetchBytes is how much the fetcher reads from one partition at a time.
+const fetchBytes = 256 << 10
+
+// fetchLoop reads records ahead of the consumers into the buffer.
+func (ss *sharedSub) fetchLoop() {
+	defer ss.wg.Done()
+	next := 0
+	for ss.ctx.Err() == nil {
+		ss.mu.Lock()
+		full, room := ss.buffered >= maxBuffered, ss.room
+		ss.mu.Unlock()
+		if full {
+			select {
+			case <-room:
+			case <-ss.ctx.Done():
+				return
+			}
+			continue
+		}
+		fetched := false
+		for i := range len(ss.parts) {
+			part := ss.parts[(next+i)%len(ss.parts)]
+			if part.fetch >= part.log.EndOffset() {
+				continue
+			}
+			res, err := fetchLog(ss.ctx, nil, part.log, part.id, part.fetch, fetchBytes, 0)
+			if errors.Is(err, ErrOffsetOutOfRange) && res.StartOffset > part.fetch {
+				// Retention (by age or size) removed records this
+				// subscription had not settled: they are gone.
+				ss.b.cfg.Logger.Warn("shared subscription fell behind retention", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "partition", part.id, "from", part.fetch, "to", res.StartOffset)
+				ss.mu.Lock()
+				part.fetch = res.StartOffset
+				ss.mu.Unlock()
+				continue
+			}
+			if err != nil {
+				if ss.ctx.Err() == nil {
+					ss.b.cfg.Logger.Warn("shared subscription fetch failed", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "partition", part.id, "err", err)
+				}
+				continue
+			}
+			ss.mu.Lock()
+			now := ss.b.now()
+			for i := range res.Records {
+				ss.admit(part, &res.Records[i], now)
+			}
+			part.fetch = max(part.fetch, res.NextOffset)
+			ss.signal()
+			ss.mu.Unlock()
+			fetched = true
+			next = (next + i + 1) % len(ss.parts)
+			break
+		}
+		if !fetched {
+			ss.waitForRecords()
+		}
+	}
+}
+
+// waitForRecords blocks until a partition has a record past the fetch
+// position, or a second passes (partitions may be added meanwhile).
+func (ss *sharedSub) waitForRecords() {
+	ctx, cancel := context.WithTimeout(ss.ctx, time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, part := range ss.parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if part.log.Wait(ctx, part.fetch) == nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// admit takes a fetched record into the subscription; s.mu is held.
+func (ss *sharedSub) admit(part *sharedPart, rec *Record, now time.Time) {
+	off := rec.Offset
+	if off < part.fetch {
+		return
+	}
+	if _, ok := part.storedAcks[off]; ok {
+		delete(part.storedAcks, off) // acknowledged before a restart
+		return
+	}
+	if ss.filter != nil && !ss.matches(rec) {
+		return // settled for this subscription; the filter decides the same way after a restart
+	}
+	p := &pending{part: part, rec: *rec, heapIndex: -1}
+	if d, ok := part.storedDeliveries[off]; ok {
+		p.count, p.lastError, p.delivered = d.count, d.lastError, d.count > 0
+		delete(part.storedDeliveries, off)
+	}
+	part.live[off] = p
+	heap.Push(&part.unsettled, off)
+	if !p.delivered {
+		ss.buffered++
+	}
+	if t, ok := headerTime(rec, HeaderExpiresAt); ok {
+		p.expires = t
+	} else if ss.cfg.MessageTTL > 0 {
+		p.expires = rec.Timestamp.Add(ss.cfg.MessageTTL)
+	}
+	if ss.cfg.KeyOrdered && rec.Key != nil {
+		p.key, p.keyed = string(rec.Key), true
+		if kq, busy := ss.keys[p.key]; busy {
+			p.state = stateParked
+			kq.parked = append(kq.parked, p)
+			return
+		}
+		ss.keys[p.key] = &keyQueue{}
+	}
+	ss.schedule(p, now)
+}
+
+// schedule queues a record that holds its key (if any) for its first
+// delivery, now or at its deliver-at time; s.mu is held.
+func (ss *sharedSub) schedule(p *pending, now time.Time) {
+	if t, ok := headerTime(&p.rec, HeaderDeliverAt); ok && t.After(now) {
+		ss.wait(p, stateDelayed, t)
+		return
+	}
+	if p.delivered {
+		p.state = stateReady
+		ss.again = append(ss.again, p)
+		return
+	}
+	p.state = stateFresh
+	ss.fresh = append(ss.fresh, p)
+}
+
+func (ss *sharedSub) matches(rec *Record) bool {
+	in := filter.Input{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: rec.Partition, Offset: rec.Offset, Stream: ss.cfg.Stream}
+	if len(rec.Headers) > 0 {
+		in.Headers = make([]filter.Header, len(rec.Headers))
+		for i, h := range rec.Headers {
+			in.Headers[i] = filter.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	ok, err := ss.filter.Match(&in)
+	if err != nil {
+		// An expression that fails on a record (a header it needs is
+		// missing or malformed) does not select it.
+		return false
+	}
+	return ok
+}
+
+// headerTime reads a time header: RFC 3339, or milliseconds since the epoch.
+func headerTime(rec *Record, name string) (time.Time, bool) {
+	for _, h := range rec.Headers {
+		if h.Key != name {
+			continue
+		}
+		v := string(h.Value)
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.UnixMilli(ms), true
+		}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			return t, true
+		}
+		return time.Time{}, false
+	}
+	return time.Time{}, false
+}
+
+// expire settles an expired record: dropped, or dead-lettered; s.mu is
+// held.
+func (ss *sharedSub) expire(p *pending) {
+	if ss.cfg.ExpiredDeadLetter {
+		ss.deadLetter(p, ReasonExpired)
+		return
+	}
+	ss.leaveBuffer(p)
+	p.state = stateSettling
+	ss.commitAsync(&commitOp{acks: []*pending{p}})
+}
+
+// leaveBuffer stops counting a never-delivered record in the buffer.
+func (ss *sharedSub) leaveBuffer(p *pending) {
+	if !p.delivered {
+		p.delivered = true
+		ss.buffered--
+	}
+}
+
+// settle forgets a record whose settlement is durable, and lets the next
+// record of its key go; s.mu is held.
+func (ss *sharedSub) settle(p *pending) {
+	delete(p.part.live, p.rec.Offset)
+	ss.leaveBuffer(p)
+	if !p.keyed {
+		return
+	}
+	kq := ss.keys[p.key]
+	if kq == nil {
+		return
+	}
+	if len(kq.parked) == 0 {
+		delete(ss.keys, p.key)
+		return
+	}
+	next := kq.parked[0]
+	kq.parked = kq.parked[1:]
+	ss.schedule(next, ss.b.now())
+}
