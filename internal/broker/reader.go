@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/weirmq/weir/internal/filter"
 )
 
 // Reader reads several partitions of one stream from positions it keeps in
@@ -22,7 +24,11 @@ type Reader struct {
 	// follow makes the reader pick up partitions added to the stream later
 	// (from their start), as a live subscriber expects.
 	follow bool
+	filter *filter.Filter
 }
+
+// SetFilter makes the reader skip records that do not match f (nil: none).
+func (r *Reader) SetFilter(f *filter.Filter) { r.filter = f }
 
 // NewReader returns a reader of the given partitions from the given offsets.
 func (b *Broker) NewReader(streamName string, positions map[int32]int64) (*Reader, error) {
@@ -131,6 +137,11 @@ func (r *Reader) readOnce(ctx context.Context, maxBytes int) ([]Record, error) {
 			return nil, err
 		}
 		r.pos[p] = res.NextOffset
+		if r.filter != nil {
+			res.Records = slices.DeleteFunc(res.Records, func(rec Record) bool {
+				return !matchRecord(r.filter, r.stream.meta.Name, &rec)
+			})
+		}
 		if len(res.Records) > 0 {
 			r.next = (k + 1) % len(r.order)
 			return res.Records, nil

@@ -144,21 +144,14 @@ func (ss *sharedSub) schedule(p *pending, now time.Time) {
 	ss.fresh = append(ss.fresh, p)
 }
 
-func (ss *sharedSub) matches(rec *Record) bool {
-	in := filter.Input{Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: rec.Partition, Offset: rec.Offset, Stream: ss.cfg.Stream}
-	if len(rec.Headers) > 0 {
-		in.Headers = make([]filter.Header, len(rec.Headers))
-		for i, h := range rec.Headers {
-			in.Headers[i] = filter.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	ok, err := ss.filter.Match(&in)
-	if err != nil {
-		// An expression that fails on a record (a header it needs is
-		// missing or malformed) does not select it.
-		return false
-	}
-	return ok
+func (ss *sharedSub) matches(rec *Record) bool { return matchRecord(ss.filter, ss.cfg.Stream, rec) }
+
+// matchRecord evaluates a filter on a record. An expression that fails on a
+// record (a header it needs is missing or malformed) does not select it.
+func matchRecord(f *filter.Filter, stream string, rec *Record) bool {
+	in := filter.Input{Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp, Partition: rec.Partition, Offset: rec.Offset, Stream: stream}
+	ok, err := f.Match(&in)
+	return err == nil && ok
 }
 
 // headerTime reads a time header: RFC 3339, or milliseconds since the epoch.

@@ -504,3 +504,40 @@ func TestPurgeRetentionAndDelete(t *testing.T) {
 		t.Fatalf("receive on a deleted subscription: %v", err)
 	}
 }
+
+func TestReaderFilter(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	createStream(t, b, StreamConfig{Name: "s", Partitions: 2})
+	for i := range 10 {
+		publish(t, b, "s", Record{Key: []byte(fmt.Sprint("k", i)), Value: []byte(strconv.Itoa(i))})
+	}
+	f, err := CompileFilter("key in ['k1', 'k4', 'k7']")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.NewReader("s", map[int32]int64{0: 0, 1: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetFilter(f)
+	var got []string
+	for {
+		recs, err := r.Read(context.Background(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, rec := range recs {
+			got = append(got, string(rec.Key))
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("filtered reader returned %v", got)
+	}
+	if _, err := CompileFilter("key =="); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad filter: %v", err)
+	}
+}

@@ -21,15 +21,15 @@ import (
 // streamMeta is a stream's catalog entry, stored as JSON. Field names are part
 // of the on-disk format.
 type streamMeta struct {
-	Version        int       `json:"v"`
-	Name           string    `json:"name"`
-	ID             string    `json:"id"` // 32 hex digits
-	Partitions     int32     `json:"partitions"`
-	RetentionAgeMs int64     `json:"retention_age_ms,omitempty"`
-	RetentionBytes int64     `json:"retention_bytes,omitempty"`
-	Compacted      bool      `json:"compacted,omitempty"`
-	DedupWindowMs  int64     `json:"dedup_window_ms"`
-	SegmentBytes   int64     `json:"segment_bytes,omitempty"`
+	Version        int    `json:"v"`
+	Name           string `json:"name"`
+	ID             string `json:"id"` // 32 hex digits
+	Partitions     int32  `json:"partitions"`
+	RetentionAgeMs int64  `json:"retention_age_ms,omitempty"`
+	RetentionBytes int64  `json:"retention_bytes,omitempty"`
+	Compacted      bool   `json:"compacted,omitempty"`
+	DedupWindowMs  int64  `json:"dedup_window_ms"`
+	SegmentBytes   int64  `json:"segment_bytes,omitempty"`
 	// UntilAcked drops records once every shared subscription settled them
 	// (a queue).
 	UntilAcked bool      `json:"until_acked,omitempty"`

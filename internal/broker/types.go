@@ -7,6 +7,8 @@ package broker
 import (
 	"errors"
 	"time"
+
+	"github.com/weirmq/weir/internal/filter"
 )
 
 // Errors. Front ends map them to their protocol's codes (see internal/api).
@@ -33,11 +35,9 @@ const (
 	DefaultDedupWindow    = 2 * time.Minute
 )
 
-// Header is one record header; names may repeat and order is kept.
-type Header struct {
-	Key   string
-	Value []byte
-}
+// Header is one record header; names may repeat and order is kept. It is
+// the filter package's type, so records are filtered without copying.
+type Header = filter.Header
 
 // Reserved header names shared by every protocol (DESIGN.md section 1).
 const (
