@@ -97,6 +97,7 @@ type groupRegistry struct {
 	b      *Broker
 	mu     sync.Mutex
 	groups map[string]*groupEntry
+	wake   chan struct{} // capacity 1: a member joined
 }
 
 type groupEntry struct {
@@ -107,18 +108,37 @@ type groupEntry struct {
 func (g *groupRegistry) init(b *Broker) {
 	g.b = b
 	g.groups = make(map[string]*groupEntry)
+	g.wake = make(chan struct{}, 1)
 }
 
-// expireLoop removes members whose session timed out.
+// nextExpiry is how long until the earliest member session ends (at most a
+// minute).
+func (g *groupRegistry) nextExpiry() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	d := time.Minute
+	now := g.b.now()
+	for _, e := range g.groups {
+		if at, ok := e.coord.NextExpiry(); ok {
+			d = min(d, max(at.Sub(now), 0))
+		}
+	}
+	return d
+}
+
+// expireLoop removes members whose session timed out, waking when the
+// earliest session ends (or when a member joins, which may be earlier).
 func (g *groupRegistry) expireLoop() {
 	defer g.b.bg.Done()
-	t := time.NewTicker(50 * time.Millisecond)
+	t := time.NewTimer(time.Minute)
 	defer t.Stop()
 	for {
+		t.Reset(g.nextExpiry())
 		select {
 		case <-g.b.ctx.Done():
 			return
 		case <-t.C:
+		case <-g.wake:
 		}
 		g.mu.Lock()
 		for name, e := range g.groups {
@@ -196,6 +216,10 @@ func (b *Broker) JoinGroup(ctx context.Context, opts JoinOptions) (GroupState, e
 	g.mu.Unlock()
 	if err != nil {
 		return GroupState{}, mapGroupError(err)
+	}
+	select {
+	case g.wake <- struct{}{}: // its session may end before the others'
+	default:
 	}
 	return b.groupState(opts.Group, e, st)
 }

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,6 +119,8 @@ type sharedSub struct {
 	buffered     int // live records never delivered (fresh, parked, delayed)
 	deadLettered int64
 	changed      chan struct{} // closed (and replaced) when records may be deliverable
+	wake         chan struct{} // capacity 1: an earlier deadline or due time was set
+	grown        chan struct{} // closed (and replaced) when partitions are added
 	room         chan struct{} // closed (and replaced) when the buffer has room
 	closed       bool
 
@@ -217,6 +220,7 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 		if len(picked) > 0 {
 			op = &commitOp{deliveries: snapshotDeliveries(picked), done: make(chan error, 1)}
 			ss.signal() // the buffer has room again
+			ss.wakeTimer()
 		}
 		changed := ss.changed
 		ss.mu.Unlock()
@@ -397,6 +401,7 @@ func (b *Broker) Extend(ctx context.Context, streamName, sub, consumerID string,
 	for _, p := range ps {
 		p.deadline = deadline
 	}
+	ss.wakeTimer()
 	return nil
 }
 
@@ -426,6 +431,7 @@ func (b *Broker) CloseConsumer(streamName, sub, consumerID string) {
 func (ss *sharedSub) wait(p *pending, st pendingState, due time.Time) {
 	p.state, p.due = st, due
 	heap.Push(&ss.timed, p)
+	ss.wakeTimer()
 }
 
 // tick redelivers records whose deadline passed and releases due ones.
@@ -467,17 +473,53 @@ func (ss *sharedSub) tick() {
 	}
 }
 
+// timerLoop runs tick when the earliest deadline or due time comes, or
+// when an earlier one was set (wakeTimer).
 func (ss *sharedSub) timerLoop() {
 	defer ss.wg.Done()
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		t.Reset(ss.nextTimer())
 		select {
 		case <-ss.ctx.Done():
 			return
+		case <-ss.wake:
 		case <-t.C:
-			ss.tick()
 		}
+		ss.tick()
+	}
+}
+
+// maxTimerSleep bounds the timer loop's sleep (deadlines are checked at
+// least this often even if a wake-up were missed).
+const maxTimerSleep = time.Minute
+
+// nextTimer is how long until the earliest ack deadline or due time.
+func (ss *sharedSub) nextTimer() time.Duration {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	var next time.Time
+	if ss.timed.Len() > 0 {
+		next = ss.timed[0].due
+	}
+	for p := range ss.inflight {
+		if next.IsZero() || p.deadline.Before(next) {
+			next = p.deadline
+		}
+	}
+	if next.IsZero() {
+		return maxTimerSleep
+	}
+	return min(max(next.Sub(ss.b.now()), 0), maxTimerSleep)
+}
+
+// wakeTimer makes the timer loop recompute its sleep (a new deadline or due
+// time may be earlier).
+func (ss *sharedSub) wakeTimer() {
+	select {
+	case ss.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -530,8 +572,12 @@ func (h *timedHeap) Pop() any {
 func (ss *sharedSub) addPartitions(b *Broker, logs []*storage.Log) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for p := len(ss.parts); p < len(logs); p++ {
-		ss.parts = append(ss.parts, &sharedPart{id: int32(p), log: logs[p], live: make(map[int64]*pending),
+	parts := slices.Clip(ss.parts) // the fetcher may hold the old slice
+	for p := len(parts); p < len(logs); p++ {
+		parts = append(parts, &sharedPart{id: int32(p), log: logs[p], live: make(map[int64]*pending),
 			storedAcks: map[int64]struct{}{}, storedDeliveries: map[int64]deliveryState{}})
 	}
+	ss.parts = parts
+	close(ss.grown)
+	ss.grown = make(chan struct{})
 }

@@ -31,8 +31,11 @@ func (ss *sharedSub) fetchLoop() {
 			continue
 		}
 		fetched := false
-		for i := range len(ss.parts) {
-			part := ss.parts[(next+i)%len(ss.parts)]
+		ss.mu.Lock()
+		parts := ss.parts
+		ss.mu.Unlock()
+		for i := range len(parts) {
+			part := parts[(next+i)%len(parts)]
 			if part.fetch >= part.log.EndOffset() {
 				continue
 			}
@@ -61,7 +64,7 @@ func (ss *sharedSub) fetchLoop() {
 			ss.signal()
 			ss.mu.Unlock()
 			fetched = true
-			next = (next + i + 1) % len(ss.parts)
+			next = (next + i + 1) % len(parts)
 			break
 		}
 		if !fetched {
@@ -71,12 +74,22 @@ func (ss *sharedSub) fetchLoop() {
 }
 
 // waitForRecords blocks until a partition has a record past the fetch
-// position, or a second passes (partitions may be added meanwhile).
+// position, partitions are added, or a minute passes.
 func (ss *sharedSub) waitForRecords() {
-	ctx, cancel := context.WithTimeout(ss.ctx, time.Second)
+	ctx, cancel := context.WithTimeout(ss.ctx, time.Minute)
 	defer cancel()
+	ss.mu.Lock()
+	parts, grown := ss.parts, ss.grown
+	ss.mu.Unlock()
+	go func() {
+		select {
+		case <-grown:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
-	for _, part := range ss.parts {
+	for _, part := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
