@@ -117,9 +117,12 @@ func (g *groupRegistry) nextExpiry() time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	d := time.Minute
-	now := g.b.now()
+	var now time.Time // read only when some group has members
 	for _, e := range g.groups {
 		if at, ok := e.coord.NextExpiry(); ok {
+			if now.IsZero() {
+				now = g.b.now()
+			}
 			d = min(d, max(at.Sub(now), 0))
 		}
 	}
