@@ -39,11 +39,12 @@ type Log struct {
 	waitMu sync.Mutex
 	waitCh chan struct{}
 
-	closeMu sync.RWMutex // held shared while enqueueing an append
-	closed  bool
-	appends chan *appendRequest
-	quit    chan struct{}
-	done    sync.WaitGroup
+	closeMu  sync.RWMutex // held shared while enqueueing an append
+	closed   bool
+	appends  chan *appendRequest
+	requests requestPool
+	quit     chan struct{}
+	done     sync.WaitGroup
 
 	failMu  sync.Mutex
 	failure error // set when the log can no longer accept appends
@@ -262,18 +263,18 @@ func (l *Log) Append(ctx context.Context, data []byte) (AppendResult, error) {
 	if err := l.err(); err != nil {
 		return AppendResult{}, err
 	}
-	req := getRequest(data)
+	req := l.requests.get(data)
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
-		putRequest(req)
+		l.requests.put(req)
 		return AppendResult{}, ErrClosed
 	}
 	select {
 	case l.appends <- req:
 	case <-ctx.Done():
 		l.closeMu.RUnlock()
-		putRequest(req)
+		l.requests.put(req)
 		return AppendResult{}, ctx.Err()
 	}
 	l.closeMu.RUnlock()
@@ -283,7 +284,7 @@ func (l *Log) Append(ctx context.Context, data []byte) (AppendResult, error) {
 		return AppendResult{}, ctx.Err() // req is still the writer's: not pooled
 	}
 	res, err := req.result, req.err
-	putRequest(req)
+	l.requests.put(req)
 	return res, err
 }
 

@@ -21,17 +21,22 @@ type appendRequest struct {
 	err      error
 }
 
-var requestPool = sync.Pool{New: func() any { return &appendRequest{done: make(chan struct{}, 1)} }}
+// requestPool recycles a log's append requests (one per log, so that a
+// request's channel never outlives the log it was made for).
+type requestPool struct{ pool sync.Pool }
 
-func getRequest(data []byte) *appendRequest {
-	r := requestPool.Get().(*appendRequest)
+func (rp *requestPool) get(data []byte) *appendRequest {
+	r, _ := rp.pool.Get().(*appendRequest)
+	if r == nil {
+		r = &appendRequest{done: make(chan struct{}, 1)}
+	}
 	r.data = data
 	return r
 }
 
-func putRequest(r *appendRequest) {
+func (rp *requestPool) put(r *appendRequest) {
 	*r = appendRequest{done: r.done}
-	requestPool.Put(r)
+	rp.pool.Put(r)
 }
 
 func (r *appendRequest) finish(res AppendResult, err error) {
