@@ -104,6 +104,9 @@ func (b *Broker) publish(ctx context.Context, streamName string, partition int32
 			return nil, fmt.Errorf("%w: record %d is %d bytes, the limit is %d", ErrRecordTooLarge, i, n, b.cfg.MaxRecordBytes)
 		}
 	}
+	if err := s.checkRoom(len(recs)); err != nil {
+		return nil, err
+	}
 	parts := s.partitions()
 	n := int32(len(parts))
 	if partition >= n {
@@ -198,6 +201,7 @@ func (b *Broker) publish(ctx context.Context, streamName string, partition int32
 		results[i] = results[first]
 		results[i].Duplicate = true
 	}
+	s.afterPublish()
 	return results, nil
 }
 

@@ -44,6 +44,7 @@ const (
 	stateDelayed                      // deliver-at in the future: due at p.due
 	stateParked                       // key-ordered: behind an earlier record of its key
 	stateSettling                     // ack or dead-lettering under way
+	stateSettled                      // done: forgotten
 )
 
 // pending is a fetched record that is not settled.
@@ -117,6 +118,7 @@ type sharedSub struct {
 	keys         map[string]*keyQueue
 	consumers    map[string]*sharedConsumer
 	buffered     int // live records never delivered (fresh, parked, delayed)
+	settling     int // live records in stateSettling
 	deadLettered int64
 	changed      chan struct{} // closed (and replaced) when records may be deliverable
 	wake         chan struct{} // capacity 1: an earlier deadline or due time was set
@@ -256,6 +258,23 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 	}
 }
 
+// markSettling notes that p's settlement is under way; s.mu is held.
+func (ss *sharedSub) markSettling(p *pending) {
+	if p.state != stateSettling {
+		p.state = stateSettling
+		ss.settling++
+	}
+}
+
+// unsettle returns a record whose settlement failed to state st; s.mu is
+// held.
+func (ss *sharedSub) unsettle(p *pending, st pendingState) {
+	if p.state == stateSettling {
+		ss.settling--
+	}
+	p.state = st
+}
+
 // release takes an in-flight record back from its consumer and makes it
 // deliverable again at once; s.mu is held.
 func (ss *sharedSub) release(p *pending) {
@@ -310,7 +329,7 @@ func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, re
 	}
 	for _, p := range ps {
 		ss.takeFromConsumer(p)
-		p.state = stateSettling
+		ss.markSettling(p)
 	}
 	ss.mu.Unlock()
 	if len(ps) == 0 {

@@ -28,7 +28,7 @@ func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, erro
 			}
 			ss.takeFromConsumer(p)
 			ss.leaveBuffer(p)
-			p.state = stateSettling
+			p.state = stateSettled
 			delete(part.live, off)
 			n++
 		}

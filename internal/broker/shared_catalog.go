@@ -33,6 +33,8 @@ type subscriptionMeta struct {
 	KeyOrdered        bool      `json:"key_ordered,omitempty"`
 	MessageTTLMs      int64     `json:"message_ttl_ms,omitempty"`
 	ExpiredDeadLetter bool      `json:"expired_dead_letter,omitempty"`
+	MaxLength         int64     `json:"max_length,omitempty"`
+	Overflow          string    `json:"overflow,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 }
 
@@ -45,7 +47,8 @@ func newSubscriptionMeta(cfg SubscriptionConfig, now time.Time) subscriptionMeta
 		Version: metaVersion, ID: hex.EncodeToString(id[:]), Stream: cfg.Stream, Name: cfg.Name, Filter: cfg.Filter,
 		AckTimeoutMs: cfg.AckTimeout.Milliseconds(), MaxDeliveries: cfg.MaxDeliveries, DeadLetterStream: cfg.DeadLetterStream,
 		BackoffInitialMs: cfg.BackoffInitial.Milliseconds(), BackoffMaxMs: cfg.BackoffMax.Milliseconds(), BackoffMultiplier: cfg.BackoffMultiplier,
-		KeyOrdered: cfg.KeyOrdered, MessageTTLMs: cfg.MessageTTL.Milliseconds(), ExpiredDeadLetter: cfg.ExpiredDeadLetter, CreatedAt: now.UTC(),
+		KeyOrdered: cfg.KeyOrdered, MessageTTLMs: cfg.MessageTTL.Milliseconds(), ExpiredDeadLetter: cfg.ExpiredDeadLetter,
+		MaxLength: cfg.MaxLength, Overflow: cfg.Overflow, CreatedAt: now.UTC(),
 	}
 }
 
@@ -55,6 +58,7 @@ func (m *subscriptionMeta) config() SubscriptionConfig {
 		Stream: m.Stream, Name: m.Name, Filter: m.Filter, AckTimeout: ms(m.AckTimeoutMs), MaxDeliveries: m.MaxDeliveries,
 		DeadLetterStream: m.DeadLetterStream, BackoffInitial: ms(m.BackoffInitialMs), BackoffMax: ms(m.BackoffMaxMs),
 		BackoffMultiplier: m.BackoffMultiplier, KeyOrdered: m.KeyOrdered, MessageTTL: ms(m.MessageTTLMs), ExpiredDeadLetter: m.ExpiredDeadLetter,
+		MaxLength: m.MaxLength, Overflow: m.Overflow,
 	}
 }
 
@@ -85,7 +89,7 @@ func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig)
 	if err != nil {
 		return SubscriptionInfo{}, err
 	}
-	if cfg.MaxDeliveries > 0 || cfg.ExpiredDeadLetter {
+	if cfg.MaxDeliveries > 0 || cfg.ExpiredDeadLetter || cfg.Overflow == OverflowDeadLetter {
 		// Dead-lettering is configured: the dead-letter queue exists from
 		// the start, so its consumers can be set up before anything fails.
 		if err := b.ensureDeadLetterQueue(ctx, cfg.DeadLetterStream); err != nil {
@@ -289,14 +293,22 @@ func (b *Broker) DescribeSubscription(streamName, name string) (SubscriptionInfo
 	return ss.info(), nil
 }
 
-func (ss *sharedSub) info() SubscriptionInfo {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: len(ss.inflight), DeadLettered: ss.deadLettered}
+// depth counts the records not settled; s.mu is held.
+func (ss *sharedSub) depth() int64 {
+	var d int64
 	for _, part := range ss.parts {
 		// Not fetched yet, less those acknowledged before a restart, plus
 		// those fetched and not settled.
-		info.Depth += max(part.log.EndOffset()-part.fetch-int64(len(part.storedAcks)), 0) + int64(len(part.live))
+		d += max(part.log.EndOffset()-part.fetch-int64(len(part.storedAcks)), 0) + int64(len(part.live))
+	}
+	return d - int64(ss.settling)
+}
+
+func (ss *sharedSub) info() SubscriptionInfo {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: len(ss.inflight), DeadLettered: ss.deadLettered, Depth: ss.depth()}
+	for _, part := range ss.parts {
 		for _, p := range part.live {
 			switch p.state {
 			case stateWaiting:

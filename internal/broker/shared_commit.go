@@ -119,7 +119,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 				ss.settle(p)
 			} else if p.state == stateSettling {
 				// Not durable: deliver it again rather than lose it.
-				p.state = stateReady
+				ss.unsettle(p, stateReady)
 				ss.again = append(ss.again, p)
 			}
 		}
@@ -165,7 +165,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 // and is tried again after the backoff.
 func (ss *sharedSub) deadLetter(p *pending, reason string) {
 	ss.leaveBuffer(p)
-	p.state = stateSettling
+	ss.markSettling(p)
 	rec := p.rec
 	rec.Headers = append(append([]Header(nil), rec.Headers...),
 		Header{Key: HeaderDeadLetterStream, Value: []byte(ss.cfg.Stream)},
@@ -192,6 +192,7 @@ func (ss *sharedSub) deadLetter(p *pending, reason string) {
 		}
 		ss.b.cfg.Logger.Warn("dead-lettering failed; will retry", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "dead_letter_stream", ss.cfg.DeadLetterStream, "err", err)
 		if p.state == stateSettling {
+			ss.unsettle(p, stateWaiting)
 			ss.wait(p, stateWaiting, ss.b.now().Add(ss.cfg.backoff(p.count)))
 		}
 	}()

@@ -61,6 +61,7 @@ func (ss *sharedSub) fetchLoop() {
 				ss.admit(part, &res.Records[i], now)
 			}
 			part.fetch = max(part.fetch, res.NextOffset)
+			ss.enforceMaxLength()
 			ss.signal()
 			ss.mu.Unlock()
 			fetched = true
@@ -193,7 +194,7 @@ func (ss *sharedSub) expire(p *pending) {
 		return
 	}
 	ss.leaveBuffer(p)
-	p.state = stateSettling
+	ss.markSettling(p)
 	ss.commitAsync(&commitOp{acks: []*pending{p}})
 }
 
@@ -208,6 +209,13 @@ func (ss *sharedSub) leaveBuffer(p *pending) {
 // settle forgets a record whose settlement is durable, and lets the next
 // record of its key go; s.mu is held.
 func (ss *sharedSub) settle(p *pending) {
+	if p.state == stateSettled {
+		return
+	}
+	if p.state == stateSettling {
+		ss.settling--
+	}
+	p.state = stateSettled
 	delete(p.part.live, p.rec.Offset)
 	ss.leaveBuffer(p)
 	if !p.keyed {

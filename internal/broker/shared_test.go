@@ -541,3 +541,71 @@ func TestReaderFilter(t *testing.T) {
 		t.Fatalf("bad filter: %v", err)
 	}
 }
+
+func TestMaxLengthPolicies(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	values := func(ds []Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, string(d.Value))
+		}
+		return out
+	}
+	waitDepth := func(q string, want int64) SubscriptionInfo {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			info, _ := b.DescribeSubscription(q, q)
+			if info.Depth == want {
+				return info
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: depth %d, want %d", q, info.Depth, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	t.Run("drop-oldest", func(t *testing.T) {
+		createQueue(t, b, QueueConfig{Name: "drop", Subscription: SubscriptionConfig{MaxLength: 5}})
+		for i := range 10 {
+			publish(t, b, "drop", Record{Value: []byte(strconv.Itoa(i))})
+		}
+		waitDepth("drop", 5)
+		got := values(receiveAll(t, b, "drop", "c", 10, time.Second))
+		if fmt.Sprint(got) != "[5 6 7 8 9]" {
+			t.Fatalf("kept %v, want the newest five", got)
+		}
+	})
+	t.Run("reject-publish", func(t *testing.T) {
+		createQueue(t, b, QueueConfig{Name: "reject", Subscription: SubscriptionConfig{MaxLength: 3, Overflow: OverflowRejectPublish}})
+		for i := range 3 {
+			publish(t, b, "reject", Record{Value: []byte(strconv.Itoa(i))})
+		}
+		if _, err := b.Publish(ctx, "reject", []Record{{Value: []byte("over")}}); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("publish past the max length: %v", err)
+		}
+		ds := receiveAll(t, b, "reject", "c", 1, time.Second)
+		if err := b.Ack(ctx, "reject", "reject", "c", refs(ds)); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, "reject", Record{Value: []byte("fits")})
+		waitDepth("reject", 3)
+	})
+	t.Run("dead-letter", func(t *testing.T) {
+		createQueue(t, b, QueueConfig{Name: "dl", Subscription: SubscriptionConfig{MaxLength: 2, Overflow: OverflowDeadLetter}})
+		for i := range 5 {
+			publish(t, b, "dl", Record{Value: []byte(strconv.Itoa(i))})
+		}
+		waitDepth("dl", 2)
+		dead := receiveAll(t, b, "dl.dlq", "c", 3, 3*time.Second)
+		if fmt.Sprint(values(dead)) != "[0 1 2]" || header(dead[0].Record, HeaderDeadLetterReason) != ReasonMaxLength {
+			t.Fatalf("dead-lettered %v (%q)", values(dead), header(dead[0].Record, HeaderDeadLetterReason))
+		}
+	})
+	if _, err := b.CreateQueue(ctx, QueueConfig{Name: "bad", Subscription: SubscriptionConfig{MaxLength: 1, Overflow: "explode"}}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad overflow policy: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ var (
 	ErrSubscriptionNotFound = errors.New("subscription not found")
 	ErrSubscriptionExists   = errors.New("subscription already exists")
 	ErrNotInFlight          = errors.New("record is not in flight to this consumer")
+	ErrQueueFull            = errors.New("queue is full")
 )
 
 // Headers a dead-lettered record carries, besides its own.
@@ -28,6 +29,7 @@ const (
 	ReasonRejected      = "rejected"
 	ReasonMaxDeliveries = "max-deliveries"
 	ReasonExpired       = "expired"
+	ReasonMaxLength     = "max-length"
 )
 
 // Defaults of SubscriptionConfig.
@@ -75,7 +77,21 @@ type SubscriptionConfig struct {
 	// record's expires-at header still applies).
 	MessageTTL        time.Duration
 	ExpiredDeadLetter bool
+	// MaxLength, when positive, bounds the depth in records; Overflow says
+	// what happens past it: OverflowDropOldest (the default) settles the
+	// oldest records not in flight, OverflowDeadLetter moves them to the
+	// dead-letter stream, OverflowRejectPublish refuses publishes that would
+	// pass it (ErrQueueFull).
+	MaxLength int64
+	Overflow  string
 }
+
+// Overflow policies.
+const (
+	OverflowDropOldest    = "drop-oldest"
+	OverflowRejectPublish = "reject-publish"
+	OverflowDeadLetter    = "dead-letter"
+)
 
 // SubscriptionInfo describes a shared subscription.
 type SubscriptionInfo struct {
@@ -128,6 +144,9 @@ func (c *SubscriptionConfig) defaults() {
 	if c.BackoffMultiplier == 0 {
 		c.BackoffMultiplier = DefaultBackoffMultiplier
 	}
+	if c.MaxLength > 0 && c.Overflow == "" {
+		c.Overflow = OverflowDropOldest
+	}
 	if c.DeadLetterStream == "" {
 		if c.Name == c.Stream {
 			c.DeadLetterStream = c.Name + ".dlq"
@@ -155,6 +174,14 @@ func (c *SubscriptionConfig) validate() error {
 	}
 	if c.MessageTTL < 0 {
 		return fmt.Errorf("%w: message TTL must not be negative", ErrInvalidArgument)
+	}
+	if c.MaxLength < 0 {
+		return fmt.Errorf("%w: max length must not be negative", ErrInvalidArgument)
+	}
+	switch c.Overflow {
+	case "", OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter:
+	default:
+		return fmt.Errorf("%w: overflow %q: want %s, %s or %s", ErrInvalidArgument, c.Overflow, OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter)
 	}
 	if c.DeadLetterStream != "" {
 		if err := ValidateStreamName(c.DeadLetterStream); err != nil {

@@ -1,0 +1,94 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+)
+
+// checkRoom refuses a publish of n records to a stream when a shared
+// subscription with the reject-publish policy would pass its max length.
+func (s *stream) checkRoom(n int) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, ss := range s.subs {
+		if ss.cfg.MaxLength <= 0 || ss.cfg.Overflow != OverflowRejectPublish {
+			continue
+		}
+		ss.mu.Lock()
+		d := ss.depth()
+		ss.mu.Unlock()
+		if d+int64(n) > ss.cfg.MaxLength {
+			return fmt.Errorf("%w: subscription %q of %q holds %d records, its max length is %d", ErrQueueFull, ss.cfg.Name, s.meta.Name, d, ss.cfg.MaxLength)
+		}
+	}
+	return nil
+}
+
+// enforceMaxLength settles the oldest records not in flight while a
+// subscription is over its max length (drop-oldest and dead-letter
+// policies). Records fetched go first (dropped or dead-lettered); with
+// drop-oldest, records not fetched yet are skipped over too. s.mu is held.
+func (ss *sharedSub) enforceMaxLength() {
+	if ss.cfg.MaxLength <= 0 || ss.cfg.Overflow == OverflowRejectPublish {
+		return
+	}
+	excess := ss.depth() - ss.cfg.MaxLength
+	if excess <= 0 {
+		return
+	}
+	var victims []*pending
+	for _, part := range ss.parts {
+		for _, p := range part.live {
+			switch p.state {
+			case stateFresh, stateReady, stateWaiting, stateDelayed, stateParked:
+				victims = append(victims, p)
+			}
+		}
+	}
+	slices.SortFunc(victims, func(a, b *pending) int { return a.rec.Timestamp.Compare(b.rec.Timestamp) })
+	var drop []*pending
+	for _, p := range victims[:min(int64(len(victims)), excess)] {
+		excess--
+		if p.state == stateParked {
+			// It never held its key: settling it must not pass the key on.
+			kq := ss.keys[p.key]
+			kq.parked = slices.DeleteFunc(kq.parked, func(q *pending) bool { return q == p })
+			p.keyed = false
+		}
+		if ss.cfg.Overflow == OverflowDeadLetter {
+			ss.deadLetter(p, ReasonMaxLength)
+			continue
+		}
+		ss.leaveBuffer(p)
+		ss.markSettling(p)
+		drop = append(drop, p)
+	}
+	if len(drop) > 0 {
+		ss.commitAsync(&commitOp{acks: drop})
+	}
+	if ss.cfg.Overflow == OverflowDropOldest {
+		// The rest of the excess has not been fetched: skip over it.
+		for _, part := range ss.parts {
+			if excess <= 0 {
+				break
+			}
+			skip := min(max(part.log.EndOffset()-part.fetch, 0), excess)
+			part.fetch += skip
+			excess -= skip
+		}
+	}
+	ss.signal()
+}
+
+// afterPublish applies the max length of the stream's subscriptions.
+func (s *stream) afterPublish() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, ss := range s.subs {
+		if ss.cfg.MaxLength > 0 && ss.cfg.Overflow != OverflowRejectPublish {
+			ss.mu.Lock()
+			ss.enforceMaxLength()
+			ss.mu.Unlock()
+		}
+	}
+}
