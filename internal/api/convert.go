@@ -229,3 +229,110 @@ func groupInfoToProto(info broker.GroupInfo) *weirpb.GroupInfo {
 	}
 	return out
 }
+
+// subscriptionConfigFromProto converts a shared subscription's settings;
+// nil is the zero config (every default). field names it in errors.
+func subscriptionConfigFromProto(field string, c *weirpb.SubscriptionConfig) (broker.SubscriptionConfig, error) {
+	if c == nil {
+		return broker.SubscriptionConfig{}, nil
+	}
+	cfg := broker.SubscriptionConfig{
+		Stream:            c.GetStream(),
+		Name:              c.GetName(),
+		Filter:            c.GetFilter(),
+		MaxDeliveries:     c.GetMaxDeliveries(),
+		DeadLetterStream:  c.GetDeadLetterStream(),
+		BackoffMultiplier: c.GetBackoffMultiplier(),
+		KeyOrdered:        c.GetKeyOrdered(),
+		ExpiredDeadLetter: c.GetExpiredDeadLetter(),
+		MaxLength:         c.GetMaxLength(),
+		Overflow:          c.GetOverflow(),
+	}
+	var err error
+	if cfg.Start, err = startFromProto(field+".start", c.GetStart(), broker.StartPosition{Kind: broker.StartLatest}); err != nil {
+		return cfg, err
+	}
+	durations := []struct {
+		name string
+		in   *durationpb.Duration
+		out  *time.Duration
+	}{
+		{"ack_timeout", c.GetAckTimeout(), &cfg.AckTimeout},
+		{"backoff_initial", c.GetBackoffInitial(), &cfg.BackoffInitial},
+		{"backoff_max", c.GetBackoffMax(), &cfg.BackoffMax},
+		{"message_ttl", c.GetMessageTtl(), &cfg.MessageTTL},
+	}
+	for _, d := range durations {
+		if *d.out, err = durationFromProto(field+"."+d.name, d.in); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// subscriptionConfigToProto converts a subscription's settings, defaults
+// applied. Start is left out: it only mattered when the subscription was
+// created.
+func subscriptionConfigToProto(c broker.SubscriptionConfig) *weirpb.SubscriptionConfig {
+	out := &weirpb.SubscriptionConfig{
+		Stream:            c.Stream,
+		Name:              c.Name,
+		Filter:            c.Filter,
+		AckTimeout:        durationpb.New(c.AckTimeout),
+		MaxDeliveries:     c.MaxDeliveries,
+		DeadLetterStream:  c.DeadLetterStream,
+		BackoffInitial:    durationpb.New(c.BackoffInitial),
+		BackoffMax:        durationpb.New(c.BackoffMax),
+		BackoffMultiplier: c.BackoffMultiplier,
+		KeyOrdered:        c.KeyOrdered,
+		ExpiredDeadLetter: c.ExpiredDeadLetter,
+		MaxLength:         c.MaxLength,
+		Overflow:          c.Overflow,
+	}
+	if c.MessageTTL > 0 {
+		out.MessageTtl = durationpb.New(c.MessageTTL)
+	}
+	return out
+}
+
+// subscriptionInfoToProto describes a shared subscription of stream. It is
+// a queue's when it is the queue's own subscription (of the same name).
+func subscriptionInfoToProto(info broker.SubscriptionInfo, stream broker.StreamInfo) *weirpb.SubscriptionInfo {
+	return &weirpb.SubscriptionInfo{
+		Config:       subscriptionConfigToProto(info.Config),
+		Depth:        info.Depth,
+		InFlight:     int32(info.InFlight),
+		Waiting:      int32(info.Waiting),
+		Delayed:      int32(info.Delayed),
+		Consumers:    int32(info.Consumers),
+		DeadLettered: info.DeadLettered,
+		Queue:        stream.Queue && info.Config.Name == info.Config.Stream,
+		Partitions:   int32(len(stream.Partitions)),
+	}
+}
+
+// deliveryRefsFromProto converts the records of a SettleRequest.
+func deliveryRefsFromProto(refs []*weirpb.PartitionOffset) ([]broker.DeliveryRef, error) {
+	if len(refs) == 0 {
+		return nil, invalidArgument("records is required: the partition and offset of each record to settle")
+	}
+	out := make([]broker.DeliveryRef, len(refs))
+	for i, r := range refs {
+		if r.GetPartition() < 0 || r.GetOffset() < 0 {
+			return nil, invalidArgument("records[%d] must have a partition and an offset of at least 0, got %d/%d", i, r.GetPartition(), r.GetOffset())
+		}
+		out[i] = broker.DeliveryRef{Partition: r.GetPartition(), Offset: r.GetOffset()}
+	}
+	return out, nil
+}
+
+// deliveriesToProto converts records delivered through a shared
+// subscription of stream into a Records event with their delivery counts.
+func deliveriesToProto(stream string, ds []broker.Delivery) *weirpb.Records {
+	out := &weirpb.Records{Records: make([]*weirpb.Record, len(ds)), DeliveryCounts: make([]int32, len(ds))}
+	for i := range ds {
+		out.Records[i] = recordToProto(stream, &ds[i].Record)
+		out.DeliveryCounts[i] = ds[i].DeliveryCount
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,16 +91,64 @@ func TestNoLeaksWhenClientsVanish(t *testing.T) {
 	wantCode(t, "DescribeGroup after its only member vanished", err, connect.CodeNotFound)
 }
 
+// TestNoLeaksWhenSharedConsumersVanish makes shared-mode subscribers vanish
+// while blocked on HTTP/2 flow control, on their prefetch and in Receive:
+// every goroutine of the API ends, and the records they held are back in
+// their subscriptions at once.
+func TestNoLeaksWhenSharedConsumersVanish(t *testing.T) {
+	n := startNode(t, "")
+	createQueue(t, n.grpc, "big", 1, nil)
+	big := make([]*weirpb.Record, 100)
+	for i := range big {
+		big[i] = &weirpb.Record{Value: bytes.Repeat([]byte{'x'}, 64<<10)}
+	}
+	if _, err := n.grpc.Publish(t.Context(), connect.NewRequest(&weirpb.PublishRequest{Stream: "big", Records: big})); err != nil {
+		t.Fatal(err)
+	}
+	createQueue(t, n.grpc, "small", 1, nil)
+	publish(t, n.grpc, "small", -1, seq("s", 10)...)
+
+	// Never read: the records fill the client's HTTP/2 window.
+	stuck := consume(t, n.grpc, "big", "", 0)
+	full := consume(t, n.json, "small", "", 2)
+	full.deliveries(2, 5*time.Second)
+	waiting := consume(t, n.grpc, "small", "", 100)
+	waiting.deliveries(8, 5*time.Second)
+	waitSub(t, n.grpc, "big", "", "records in flight", func(i *weirpb.SubscriptionInfo) bool { return i.GetInFlight() > 0 })
+
+	time.Sleep(100 * time.Millisecond)
+	if len(apiGoroutines()) < 3 {
+		t.Fatalf("only %d goroutines of internal/api with 3 subscriptions open; the check below would prove nothing", len(apiGoroutines()))
+	}
+	for _, s := range []*subscriber{stuck, full, waiting} {
+		s.cancel()
+	}
+	waitNoAPIGoroutines(t, 5*time.Second)
+	for _, q := range []string{"big", "small"} {
+		waitSub(t, n.grpc, q, "", "no consumer and nothing in flight", func(i *weirpb.SubscriptionInfo) bool {
+			return i.GetConsumers() == 0 && i.GetInFlight() == 0
+		})
+	}
+	again := consume(t, n.grpc, "small", "", 0)
+	// Each was delivered before (a record the first consumer to go held
+	// may have gone to the second before it went too).
+	if _, counts := again.deliveries(10, 5*time.Second); slices.Min(counts) < 2 {
+		t.Errorf("delivery counts after the consumers vanished: %v, want at least 2", counts)
+	}
+}
+
 // TestShutdownEndsSubscriptions checks that a server stopping with open
 // subscriptions ends them with Unavailable at once rather than waiting for
 // the drain to time out.
 func TestShutdownEndsSubscriptions(t *testing.T) {
 	n := startNode(t, "")
 	createStream(t, n.grpc, "orders", 1)
+	createQueue(t, n.grpc, "jobs", 1, nil)
 	subs := []*subscriber{
 		subscribe(t, n.grpc, &weirpb.SubscribeRequest{Stream: "orders", Mode: ephemeral()}),
 		subscribe(t, n.json, &weirpb.SubscribeRequest{Stream: "orders", Mode: ephemeral()}),
 		groupSub(t, n, "a"),
+		consume(t, n.grpc, "jobs", "", 0),
 	}
 	start := time.Now()
 	n.stop(t)

@@ -14,6 +14,7 @@ import (
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/filter"
 )
 
 // Subscription tuning.
@@ -38,7 +39,8 @@ type subscription struct {
 	reader   *broker.Reader
 	credits  credits
 	wake     *waker
-	member   *groupMember // group mode only; set before the subscription is registered
+	member   *groupMember    // group mode only; set before the subscription is registered
+	shared   *sharedConsumer // shared mode only; likewise
 
 	// Group mode, owned by the loop: the partitions in the reader and the
 	// generation last announced.
@@ -46,8 +48,9 @@ type subscription struct {
 	generation int64
 }
 
-// Subscribe delivers records as they arrive, in one of three modes, within
-// the credits the client grants (see the proto).
+// Subscribe delivers records as they arrive, in one of four modes, within
+// the credits the client grants (see the proto; in shared mode the credits
+// are the prefetch, see prefetch).
 func (s *Service) Subscribe(ctx context.Context, req *connect.Request[weirpb.SubscribeRequest], out *connect.ServerStream[weirpb.SubscribeResponse]) error {
 	msg := req.Msg
 	if msg.GetStream() == "" {
@@ -66,6 +69,13 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[weirpb.Sub
 	sub := &subscription{svc: s, stream: msg.GetStream(), streamID: info.ID, wake: newWaker()}
 	sub.credits.add(int64(cmp.Or(msg.GetCredits(), DefaultCredits)))
 
+	// Checked before a group is joined, so that a bad filter costs nothing.
+	var f *filter.Filter
+	if _, shared := msg.GetMode().(*weirpb.SubscribeRequest_Shared); !shared {
+		if f, err = broker.CompileFilter(msg.GetFilter()); err != nil {
+			return s.fail(ctx, "Subscribe", err)
+		}
+	}
 	switch mode := msg.GetMode().(type) {
 	case *weirpb.SubscribeRequest_Group:
 		err = sub.joinGroup(ctx, msg, mode.Group)
@@ -73,11 +83,16 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[weirpb.Sub
 		sub.reader, err = s.broker.Tail(msg.GetStream())
 	case *weirpb.SubscribeRequest_Positions:
 		sub.reader, err = sub.openPositions(mode.Positions, len(info.Partitions))
+	case *weirpb.SubscribeRequest_Shared:
+		err = sub.openShared(msg, mode.Shared)
 	default:
-		return invalidArgument("mode is required: group, ephemeral or positions")
+		return invalidArgument("mode is required: group, ephemeral, positions or shared")
 	}
 	if err != nil {
 		return s.fail(ctx, "Subscribe", err)
+	}
+	if sub.reader != nil && f != nil {
+		sub.reader.SetFilter(f)
 	}
 	if sub.member != nil {
 		defer sub.member.leave()
@@ -86,6 +101,11 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[weirpb.Sub
 		return s.fail(ctx, "Subscribe", err)
 	}
 	defer s.subs.remove(sub)
+	if sub.shared != nil {
+		// Before the subscription leaves the registry, so that Close
+		// waits for it.
+		defer sub.closeShared()
+	}
 
 	err = sub.run(ctx, out)
 	if ctx.Err() != nil && context.Cause(ctx) != errShuttingDown {
@@ -169,6 +189,9 @@ func (sub *subscription) run(ctx context.Context, out *connect.ServerStream[weir
 	}
 	if err := out.Send(&weirpb.SubscribeResponse{Event: &weirpb.SubscribeResponse_Subscribed{Subscribed: subscribed}}); err != nil {
 		return err
+	}
+	if sub.shared != nil {
+		return sub.runShared(ctx, out)
 	}
 	if sub.member != nil {
 		var heartbeats sync.WaitGroup

@@ -13,7 +13,8 @@ import (
 )
 
 // subscriptions is the registry of live subscriptions by id, which
-// AddCredits and AckRevocation address them by.
+// AddCredits, AckRevocation and the settling RPCs (Ack, Nack, Reject,
+// Extend) address them by.
 type subscriptions struct {
 	mu      sync.Mutex
 	byID    map[string]*subscription
@@ -83,6 +84,10 @@ func (s *Service) AddCredits(ctx context.Context, req *connect.Request[weirpb.Ad
 	sub, err := s.subs.get(req.Msg.GetSubscriptionId())
 	if err != nil {
 		return nil, err
+	}
+	if sub.shared != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"subscription %q is in shared mode: settling records (Ack, Nack, Reject) returns its credits", sub.id))
 	}
 	sub.credits.add(int64(req.Msg.GetCredits()))
 	sub.wake.notify()

@@ -26,14 +26,15 @@ type deliveryNote struct {
 // maxCommitOps bounds how many queued ops one transaction takes.
 const maxCommitOps = 1024
 
-// commit queues op and waits for it to be durable.
+// commit queues op and waits for it to be durable. Once records are marked
+// for settling their op must reach the committer (which settles them or puts
+// them back), so queueing ignores ctx; only the wait for the outcome
+// honours it (the op is then applied all the same).
 func (ss *sharedSub) commit(ctx context.Context, op *commitOp) error {
 	select {
 	case ss.commits <- op:
 	case <-ss.ctx.Done():
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	select {
 	case err := <-op.done:

@@ -1198,10 +1198,17 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Group
 	//	*SubscribeRequest_Ephemeral
 	//	*SubscribeRequest_Positions
+	//	*SubscribeRequest_Shared
 	Mode isSubscribeRequest_Mode `protobuf_oneof:"mode"`
 	// Records the server may send before the client returns credits; 0: 1000.
-	Credits       int32  `protobuf:"varint,5,opt,name=credits,proto3" json:"credits,omitempty"`
-	ClientId      string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// In shared mode this is the prefetch: a delivered record holds a credit
+	// until it is settled (Ack, Nack, Reject) or its ack deadline passes, and
+	// AddCredits is refused.
+	Credits  int32  `protobuf:"varint,5,opt,name=credits,proto3" json:"credits,omitempty"`
+	ClientId string `protobuf:"bytes,6,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// A CEL filter (group, ephemeral and positions modes; a shared
+	// subscription has its own): records that do not match are skipped.
+	Filter        string `protobuf:"bytes,8,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1277,6 +1284,15 @@ func (x *SubscribeRequest) GetPositions() *PositionsMode {
 	return nil
 }
 
+func (x *SubscribeRequest) GetShared() *SharedMode {
+	if x != nil {
+		if x, ok := x.Mode.(*SubscribeRequest_Shared); ok {
+			return x.Shared
+		}
+	}
+	return nil
+}
+
 func (x *SubscribeRequest) GetCredits() int32 {
 	if x != nil {
 		return x.Credits
@@ -1287,6 +1303,13 @@ func (x *SubscribeRequest) GetCredits() int32 {
 func (x *SubscribeRequest) GetClientId() string {
 	if x != nil {
 		return x.ClientId
+	}
+	return ""
+}
+
+func (x *SubscribeRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
 	}
 	return ""
 }
@@ -1307,11 +1330,63 @@ type SubscribeRequest_Positions struct {
 	Positions *PositionsMode `protobuf:"bytes,4,opt,name=positions,proto3,oneof"`
 }
 
+type SubscribeRequest_Shared struct {
+	Shared *SharedMode `protobuf:"bytes,7,opt,name=shared,proto3,oneof"`
+}
+
 func (*SubscribeRequest_Group) isSubscribeRequest_Mode() {}
 
 func (*SubscribeRequest_Ephemeral) isSubscribeRequest_Mode() {}
 
 func (*SubscribeRequest_Positions) isSubscribeRequest_Mode() {}
+
+func (*SubscribeRequest_Shared) isSubscribeRequest_Mode() {}
+
+// Consume a shared subscription: competing consumers, records settled one
+// by one with Ack, Nack, Reject.
+type SharedMode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscription  string                 `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"` // empty: the queue's own (the stream's name)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharedMode) Reset() {
+	*x = SharedMode{}
+	mi := &file_weir_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharedMode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharedMode) ProtoMessage() {}
+
+func (x *SharedMode) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharedMode.ProtoReflect.Descriptor instead.
+func (*SharedMode) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SharedMode) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
 
 type GroupMode struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1325,7 +1400,7 @@ type GroupMode struct {
 
 func (x *GroupMode) Reset() {
 	*x = GroupMode{}
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1412,7 @@ func (x *GroupMode) String() string {
 func (*GroupMode) ProtoMessage() {}
 
 func (x *GroupMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1425,7 @@ func (x *GroupMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMode.ProtoReflect.Descriptor instead.
 func (*GroupMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{20}
+	return file_weir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GroupMode) GetGroup() string {
@@ -1389,7 +1464,7 @@ type EphemeralMode struct {
 
 func (x *EphemeralMode) Reset() {
 	*x = EphemeralMode{}
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1401,7 +1476,7 @@ func (x *EphemeralMode) String() string {
 func (*EphemeralMode) ProtoMessage() {}
 
 func (x *EphemeralMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1414,7 +1489,7 @@ func (x *EphemeralMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EphemeralMode.ProtoReflect.Descriptor instead.
 func (*EphemeralMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{21}
+	return file_weir_proto_rawDescGZIP(), []int{22}
 }
 
 type PositionsMode struct {
@@ -1428,7 +1503,7 @@ type PositionsMode struct {
 
 func (x *PositionsMode) Reset() {
 	*x = PositionsMode{}
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1515,7 @@ func (x *PositionsMode) String() string {
 func (*PositionsMode) ProtoMessage() {}
 
 func (x *PositionsMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1528,7 @@ func (x *PositionsMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionsMode.ProtoReflect.Descriptor instead.
 func (*PositionsMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{22}
+	return file_weir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PositionsMode) GetOffsets() map[int32]int64 {
@@ -1484,7 +1559,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1571,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1584,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{23}
+	return file_weir_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -1579,7 +1654,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1666,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1679,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{24}
+	return file_weir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Subscribed) GetSubscriptionId() string {
@@ -1636,7 +1711,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1723,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1736,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{25}
+	return file_weir_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Assignment) GetGeneration() int64 {
@@ -1695,7 +1770,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1782,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1795,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{26}
+	return file_weir_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PartitionRef) GetStream() string {
@@ -1748,7 +1823,7 @@ type PartitionAssignment struct {
 
 func (x *PartitionAssignment) Reset() {
 	*x = PartitionAssignment{}
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1835,7 @@ func (x *PartitionAssignment) String() string {
 func (*PartitionAssignment) ProtoMessage() {}
 
 func (x *PartitionAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1848,7 @@ func (x *PartitionAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAssignment.ProtoReflect.Descriptor instead.
 func (*PartitionAssignment) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{27}
+	return file_weir_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PartitionAssignment) GetStream() string {
@@ -1798,15 +1873,18 @@ func (x *PartitionAssignment) GetOffset() int64 {
 }
 
 type Records struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Records []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Shared mode: per record, how many times it was delivered (this time
+	// included), in the order of `records`.
+	DeliveryCounts []int32 `protobuf:"varint,2,rep,packed,name=delivery_counts,json=deliveryCounts,proto3" json:"delivery_counts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1896,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,12 +1909,19 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{28}
+	return file_weir_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Records) GetRecords() []*Record {
 	if x != nil {
 		return x.Records
+	}
+	return nil
+}
+
+func (x *Records) GetDeliveryCounts() []int32 {
+	if x != nil {
+		return x.DeliveryCounts
 	}
 	return nil
 }
@@ -1851,7 +1936,7 @@ type AddCreditsRequest struct {
 
 func (x *AddCreditsRequest) Reset() {
 	*x = AddCreditsRequest{}
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1948,7 @@ func (x *AddCreditsRequest) String() string {
 func (*AddCreditsRequest) ProtoMessage() {}
 
 func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +1961,7 @@ func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCreditsRequest.ProtoReflect.Descriptor instead.
 func (*AddCreditsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{29}
+	return file_weir_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AddCreditsRequest) GetSubscriptionId() string {
@@ -1901,7 +1986,7 @@ type AddCreditsResponse struct {
 
 func (x *AddCreditsResponse) Reset() {
 	*x = AddCreditsResponse{}
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +1998,7 @@ func (x *AddCreditsResponse) String() string {
 func (*AddCreditsResponse) ProtoMessage() {}
 
 func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2011,7 @@ func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCreditsResponse.ProtoReflect.Descriptor instead.
 func (*AddCreditsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{30}
+	return file_weir_proto_rawDescGZIP(), []int{31}
 }
 
 type AckRevocationRequest struct {
@@ -1939,7 +2024,7 @@ type AckRevocationRequest struct {
 
 func (x *AckRevocationRequest) Reset() {
 	*x = AckRevocationRequest{}
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2036,7 @@ func (x *AckRevocationRequest) String() string {
 func (*AckRevocationRequest) ProtoMessage() {}
 
 func (x *AckRevocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2049,7 @@ func (x *AckRevocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRevocationRequest.ProtoReflect.Descriptor instead.
 func (*AckRevocationRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{31}
+	return file_weir_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AckRevocationRequest) GetSubscriptionId() string {
@@ -1989,7 +2074,7 @@ type AckRevocationResponse struct {
 
 func (x *AckRevocationResponse) Reset() {
 	*x = AckRevocationResponse{}
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2086,7 @@ func (x *AckRevocationResponse) String() string {
 func (*AckRevocationResponse) ProtoMessage() {}
 
 func (x *AckRevocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2099,7 @@ func (x *AckRevocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRevocationResponse.ProtoReflect.Descriptor instead.
 func (*AckRevocationResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{32}
+	return file_weir_proto_rawDescGZIP(), []int{33}
 }
 
 type OffsetCommit struct {
@@ -2029,7 +2114,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2126,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2139,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{33}
+	return file_weir_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OffsetCommit) GetStream() string {
@@ -2098,7 +2183,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2195,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2208,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{34}
+	return file_weir_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CommitRequest) GetGroup() string {
@@ -2162,7 +2247,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2259,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2272,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{35}
+	return file_weir_proto_rawDescGZIP(), []int{36}
 }
 
 type ListGroupsRequest struct {
@@ -2198,7 +2283,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2295,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2308,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{36}
+	return file_weir_proto_rawDescGZIP(), []int{37}
 }
 
 type ListGroupsResponse struct {
@@ -2235,7 +2320,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2332,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2345,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{37}
+	return file_weir_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -2279,7 +2364,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2376,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2389,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{38}
+	return file_weir_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -2328,7 +2413,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2340,7 +2425,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2353,7 +2438,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{39}
+	return file_weir_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -2413,7 +2498,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2510,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2523,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{40}
+	return file_weir_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GroupOffset) GetStream() string {
@@ -2503,7 +2588,7 @@ type GroupInfo struct {
 
 func (x *GroupInfo) Reset() {
 	*x = GroupInfo{}
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +2600,7 @@ func (x *GroupInfo) String() string {
 func (*GroupInfo) ProtoMessage() {}
 
 func (x *GroupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +2613,7 @@ func (x *GroupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupInfo.ProtoReflect.Descriptor instead.
 func (*GroupInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{41}
+	return file_weir_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GroupInfo) GetGroup() string {
@@ -2577,7 +2662,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_weir_proto_msgTypes[42]
+	mi := &file_weir_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2674,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[42]
+	mi := &file_weir_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2687,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{42}
+	return file_weir_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -2624,6 +2709,1055 @@ func (x *ResetOffsetsRequest) GetTo() *StartPosition {
 		return x.To
 	}
 	return nil
+}
+
+type SubscriptionConfig struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Stream            string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Name              string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Filter            string                 `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`                                               // CEL over key, headers, timestamp…
+	Start             *StartPosition         `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`                                                 // for a new subscription; unset: latest
+	AckTimeout        *durationpb.Duration   `protobuf:"bytes,5,opt,name=ack_timeout,json=ackTimeout,proto3" json:"ack_timeout,omitempty"`                     // unset: 30 s
+	MaxDeliveries     int32                  `protobuf:"varint,6,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`           // 0: unlimited
+	DeadLetterStream  string                 `protobuf:"bytes,7,opt,name=dead_letter_stream,json=deadLetterStream,proto3" json:"dead_letter_stream,omitempty"` // empty: <stream>.<name>.dlq (<name>.dlq for a queue)
+	BackoffInitial    *durationpb.Duration   `protobuf:"bytes,8,opt,name=backoff_initial,json=backoffInitial,proto3" json:"backoff_initial,omitempty"`         // nack redelivery delay: initial × multiplier^(n-1), at most max
+	BackoffMax        *durationpb.Duration   `protobuf:"bytes,9,opt,name=backoff_max,json=backoffMax,proto3" json:"backoff_max,omitempty"`
+	BackoffMultiplier float64                `protobuf:"fixed64,10,opt,name=backoff_multiplier,json=backoffMultiplier,proto3" json:"backoff_multiplier,omitempty"` // 1: fixed
+	KeyOrdered        bool                   `protobuf:"varint,11,opt,name=key_ordered,json=keyOrdered,proto3" json:"key_ordered,omitempty"`                       // one record per key in flight, in order
+	MessageTtl        *durationpb.Duration   `protobuf:"bytes,12,opt,name=message_ttl,json=messageTtl,proto3" json:"message_ttl,omitempty"`                        // records older than this are dropped (or dead-lettered)
+	ExpiredDeadLetter bool                   `protobuf:"varint,13,opt,name=expired_dead_letter,json=expiredDeadLetter,proto3" json:"expired_dead_letter,omitempty"`
+	// A bound on the depth in records (0: none), and what happens past it:
+	// "drop-oldest" (the default), "reject-publish" (RESOURCE_EXHAUSTED) or
+	// "dead-letter".
+	MaxLength     int64  `protobuf:"varint,14,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
+	Overflow      string `protobuf:"bytes,15,opt,name=overflow,proto3" json:"overflow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriptionConfig) Reset() {
+	*x = SubscriptionConfig{}
+	mi := &file_weir_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriptionConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriptionConfig) ProtoMessage() {}
+
+func (x *SubscriptionConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriptionConfig.ProtoReflect.Descriptor instead.
+func (*SubscriptionConfig) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *SubscriptionConfig) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *SubscriptionConfig) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SubscriptionConfig) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+func (x *SubscriptionConfig) GetStart() *StartPosition {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetAckTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.AckTimeout
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetMaxDeliveries() int32 {
+	if x != nil {
+		return x.MaxDeliveries
+	}
+	return 0
+}
+
+func (x *SubscriptionConfig) GetDeadLetterStream() string {
+	if x != nil {
+		return x.DeadLetterStream
+	}
+	return ""
+}
+
+func (x *SubscriptionConfig) GetBackoffInitial() *durationpb.Duration {
+	if x != nil {
+		return x.BackoffInitial
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetBackoffMax() *durationpb.Duration {
+	if x != nil {
+		return x.BackoffMax
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetBackoffMultiplier() float64 {
+	if x != nil {
+		return x.BackoffMultiplier
+	}
+	return 0
+}
+
+func (x *SubscriptionConfig) GetKeyOrdered() bool {
+	if x != nil {
+		return x.KeyOrdered
+	}
+	return false
+}
+
+func (x *SubscriptionConfig) GetMessageTtl() *durationpb.Duration {
+	if x != nil {
+		return x.MessageTtl
+	}
+	return nil
+}
+
+func (x *SubscriptionConfig) GetExpiredDeadLetter() bool {
+	if x != nil {
+		return x.ExpiredDeadLetter
+	}
+	return false
+}
+
+func (x *SubscriptionConfig) GetMaxLength() int64 {
+	if x != nil {
+		return x.MaxLength
+	}
+	return 0
+}
+
+func (x *SubscriptionConfig) GetOverflow() string {
+	if x != nil {
+		return x.Overflow
+	}
+	return ""
+}
+
+type SubscriptionInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *SubscriptionConfig    `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Depth         int64                  `protobuf:"varint,2,opt,name=depth,proto3" json:"depth,omitempty"` // not settled, in flight included
+	InFlight      int32                  `protobuf:"varint,3,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	Waiting       int32                  `protobuf:"varint,4,opt,name=waiting,proto3" json:"waiting,omitempty"` // nacked or timed out, waiting for the backoff
+	Delayed       int32                  `protobuf:"varint,5,opt,name=delayed,proto3" json:"delayed,omitempty"` // deliver-at in the future
+	Consumers     int32                  `protobuf:"varint,6,opt,name=consumers,proto3" json:"consumers,omitempty"`
+	DeadLettered  int64                  `protobuf:"varint,7,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"` // since the server started
+	Queue         bool                   `protobuf:"varint,8,opt,name=queue,proto3" json:"queue,omitempty"`                                   // this is a queue's own subscription
+	Partitions    int32                  `protobuf:"varint,9,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriptionInfo) Reset() {
+	*x = SubscriptionInfo{}
+	mi := &file_weir_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriptionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriptionInfo) ProtoMessage() {}
+
+func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
+func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *SubscriptionInfo) GetConfig() *SubscriptionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *SubscriptionInfo) GetDepth() int64 {
+	if x != nil {
+		return x.Depth
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetWaiting() int32 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetDelayed() int32 {
+	if x != nil {
+		return x.Delayed
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetConsumers() int32 {
+	if x != nil {
+		return x.Consumers
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetDeadLettered() int64 {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetQueue() bool {
+	if x != nil {
+		return x.Queue
+	}
+	return false
+}
+
+func (x *SubscriptionInfo) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+type CreateQueueRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Partitions int32                  `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// The queue's subscription settings (stream, name and start are set by
+	// the server).
+	Subscription  *SubscriptionConfig  `protobuf:"bytes,3,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	DedupWindow   *durationpb.Duration `protobuf:"bytes,4,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQueueRequest) Reset() {
+	*x = CreateQueueRequest{}
+	mi := &file_weir_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQueueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQueueRequest) ProtoMessage() {}
+
+func (x *CreateQueueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQueueRequest.ProtoReflect.Descriptor instead.
+func (*CreateQueueRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CreateQueueRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateQueueRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *CreateQueueRequest) GetSubscription() *SubscriptionConfig {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+func (x *CreateQueueRequest) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
+	}
+	return nil
+}
+
+type ListQueuesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQueuesRequest) Reset() {
+	*x = ListQueuesRequest{}
+	mi := &file_weir_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQueuesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQueuesRequest) ProtoMessage() {}
+
+func (x *ListQueuesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQueuesRequest.ProtoReflect.Descriptor instead.
+func (*ListQueuesRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{47}
+}
+
+type ListQueuesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queues        []*SubscriptionInfo    `protobuf:"bytes,1,rep,name=queues,proto3" json:"queues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQueuesResponse) Reset() {
+	*x = ListQueuesResponse{}
+	mi := &file_weir_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQueuesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQueuesResponse) ProtoMessage() {}
+
+func (x *ListQueuesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQueuesResponse.ProtoReflect.Descriptor instead.
+func (*ListQueuesResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListQueuesResponse) GetQueues() []*SubscriptionInfo {
+	if x != nil {
+		return x.Queues
+	}
+	return nil
+}
+
+type PurgeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Subscription  string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"` // empty: the queue's own
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeRequest) Reset() {
+	*x = PurgeRequest{}
+	mi := &file_weir_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeRequest) ProtoMessage() {}
+
+func (x *PurgeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeRequest.ProtoReflect.Descriptor instead.
+func (*PurgeRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *PurgeRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *PurgeRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+type PurgeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Purged        int64                  `protobuf:"varint,1,opt,name=purged,proto3" json:"purged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeResponse) Reset() {
+	*x = PurgeResponse{}
+	mi := &file_weir_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeResponse) ProtoMessage() {}
+
+func (x *PurgeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeResponse.ProtoReflect.Descriptor instead.
+func (*PurgeResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PurgeResponse) GetPurged() int64 {
+	if x != nil {
+		return x.Purged
+	}
+	return 0
+}
+
+type RedriveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Subscription  string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"` // empty: the queue's own
+	Max           int64                  `protobuf:"varint,3,opt,name=max,proto3" json:"max,omitempty"`                  // 0: all
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveRequest) Reset() {
+	*x = RedriveRequest{}
+	mi := &file_weir_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveRequest) ProtoMessage() {}
+
+func (x *RedriveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveRequest.ProtoReflect.Descriptor instead.
+func (*RedriveRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *RedriveRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *RedriveRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+func (x *RedriveRequest) GetMax() int64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+type RedriveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Moved         int64                  `protobuf:"varint,1,opt,name=moved,proto3" json:"moved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveResponse) Reset() {
+	*x = RedriveResponse{}
+	mi := &file_weir_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveResponse) ProtoMessage() {}
+
+func (x *RedriveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveResponse.ProtoReflect.Descriptor instead.
+func (*RedriveResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RedriveResponse) GetMoved() int64 {
+	if x != nil {
+		return x.Moved
+	}
+	return 0
+}
+
+type CreateSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *SubscriptionConfig    `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSubscriptionRequest) Reset() {
+	*x = CreateSubscriptionRequest{}
+	mi := &file_weir_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSubscriptionRequest) ProtoMessage() {}
+
+func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CreateSubscriptionRequest) GetConfig() *SubscriptionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type DescribeSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Subscription  string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSubscriptionRequest) Reset() {
+	*x = DescribeSubscriptionRequest{}
+	mi := &file_weir_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSubscriptionRequest) ProtoMessage() {}
+
+func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DescribeSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DescribeSubscriptionRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *DescribeSubscriptionRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+type ListSubscriptionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsRequest) Reset() {
+	*x = ListSubscriptionsRequest{}
+	mi := &file_weir_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsRequest) ProtoMessage() {}
+
+func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListSubscriptionsRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+type ListSubscriptionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscriptions []*SubscriptionInfo    `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSubscriptionsResponse) Reset() {
+	*x = ListSubscriptionsResponse{}
+	mi := &file_weir_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSubscriptionsResponse) ProtoMessage() {}
+
+func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+type DeleteSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Subscription  string                 `protobuf:"bytes,2,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionRequest) Reset() {
+	*x = DeleteSubscriptionRequest{}
+	mi := &file_weir_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionRequest) ProtoMessage() {}
+
+func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *DeleteSubscriptionRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *DeleteSubscriptionRequest) GetSubscription() string {
+	if x != nil {
+		return x.Subscription
+	}
+	return ""
+}
+
+type DeleteSubscriptionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSubscriptionResponse) Reset() {
+	*x = DeleteSubscriptionResponse{}
+	mi := &file_weir_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSubscriptionResponse) ProtoMessage() {}
+
+func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{58}
+}
+
+type SettleRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SubscriptionId string                 `protobuf:"bytes,1,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"` // of the Subscribe call
+	Records        []*PartitionOffset     `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// Nack: the error text kept for the dead-letter headers; Reject: the
+	// reason.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Nack: redeliver after this instead of the backoff; Extend: the new
+	// deadline from now.
+	Delay         *durationpb.Duration `protobuf:"bytes,4,opt,name=delay,proto3" json:"delay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleRequest) Reset() {
+	*x = SettleRequest{}
+	mi := &file_weir_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleRequest) ProtoMessage() {}
+
+func (x *SettleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
+func (*SettleRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *SettleRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *SettleRequest) GetRecords() []*PartitionOffset {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *SettleRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SettleRequest) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+type PartitionOffset struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionOffset) Reset() {
+	*x = PartitionOffset{}
+	mi := &file_weir_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionOffset) ProtoMessage() {}
+
+func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
+func (*PartitionOffset) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *PartitionOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type SettleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettleResponse) Reset() {
+	*x = SettleResponse{}
+	mi := &file_weir_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettleResponse) ProtoMessage() {}
+
+func (x *SettleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
+func (*SettleResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{61}
 }
 
 var File_weir_proto protoreflect.FileDescriptor
@@ -2718,15 +3852,20 @@ const file_weir_proto_rawDesc = "" +
 	"nextOffset\x12\x1d\n" +
 	"\n" +
 	"high_water\x18\x03 \x01(\x03R\thighWater\x12!\n" +
-	"\fstart_offset\x18\x04 \x01(\x03R\vstartOffset\"\x85\x02\n" +
+	"\fstart_offset\x18\x04 \x01(\x03R\vstartOffset\"\xcc\x02\n" +
 	"\x10SubscribeRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12*\n" +
 	"\x05group\x18\x02 \x01(\v2\x12.weir.v1.GroupModeH\x00R\x05group\x126\n" +
 	"\tephemeral\x18\x03 \x01(\v2\x16.weir.v1.EphemeralModeH\x00R\tephemeral\x126\n" +
-	"\tpositions\x18\x04 \x01(\v2\x16.weir.v1.PositionsModeH\x00R\tpositions\x12\x18\n" +
+	"\tpositions\x18\x04 \x01(\v2\x16.weir.v1.PositionsModeH\x00R\tpositions\x12-\n" +
+	"\x06shared\x18\a \x01(\v2\x13.weir.v1.SharedModeH\x00R\x06shared\x12\x18\n" +
 	"\acredits\x18\x05 \x01(\x05R\acredits\x12\x1b\n" +
-	"\tclient_id\x18\x06 \x01(\tR\bclientIdB\x06\n" +
-	"\x04mode\"\xaf\x01\n" +
+	"\tclient_id\x18\x06 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06filter\x18\b \x01(\tR\x06filterB\x06\n" +
+	"\x04mode\"0\n" +
+	"\n" +
+	"SharedMode\x12\"\n" +
+	"\fsubscription\x18\x01 \x01(\tR\fsubscription\"\xaf\x01\n" +
 	"\tGroupMode\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12,\n" +
 	"\x05start\x18\x02 \x01(\v2\x16.weir.v1.StartPositionR\x05start\x12B\n" +
@@ -2765,9 +3904,10 @@ const file_weir_proto_rawDesc = "" +
 	"\x13PartitionAssignment\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"4\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"]\n" +
 	"\aRecords\x12)\n" +
-	"\arecords\x18\x01 \x03(\v2\x0f.weir.v1.RecordR\arecords\"V\n" +
+	"\arecords\x18\x01 \x03(\v2\x0f.weir.v1.RecordR\arecords\x12'\n" +
+	"\x0fdelivery_counts\x18\x02 \x03(\x05R\x0edeliveryCounts\"V\n" +
 	"\x11AddCreditsRequest\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12\x18\n" +
 	"\acredits\x18\x02 \x01(\x05R\acredits\"\x14\n" +
@@ -2824,7 +3964,84 @@ const file_weir_proto_rawDesc = "" +
 	"\x13ResetOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12&\n" +
-	"\x02to\x18\x03 \x01(\v2\x16.weir.v1.StartPositionR\x02to2\x93\b\n" +
+	"\x02to\x18\x03 \x01(\v2\x16.weir.v1.StartPositionR\x02to\"\x8e\x05\n" +
+	"\x12SubscriptionConfig\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06filter\x18\x03 \x01(\tR\x06filter\x12,\n" +
+	"\x05start\x18\x04 \x01(\v2\x16.weir.v1.StartPositionR\x05start\x12:\n" +
+	"\vack_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"ackTimeout\x12%\n" +
+	"\x0emax_deliveries\x18\x06 \x01(\x05R\rmaxDeliveries\x12,\n" +
+	"\x12dead_letter_stream\x18\a \x01(\tR\x10deadLetterStream\x12B\n" +
+	"\x0fbackoff_initial\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0ebackoffInitial\x12:\n" +
+	"\vbackoff_max\x18\t \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"backoffMax\x12-\n" +
+	"\x12backoff_multiplier\x18\n" +
+	" \x01(\x01R\x11backoffMultiplier\x12\x1f\n" +
+	"\vkey_ordered\x18\v \x01(\bR\n" +
+	"keyOrdered\x12:\n" +
+	"\vmessage_ttl\x18\f \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"messageTtl\x12.\n" +
+	"\x13expired_dead_letter\x18\r \x01(\bR\x11expiredDeadLetter\x12\x1d\n" +
+	"\n" +
+	"max_length\x18\x0e \x01(\x03R\tmaxLength\x12\x1a\n" +
+	"\boverflow\x18\x0f \x01(\tR\boverflow\"\xa7\x02\n" +
+	"\x10SubscriptionInfo\x123\n" +
+	"\x06config\x18\x01 \x01(\v2\x1b.weir.v1.SubscriptionConfigR\x06config\x12\x14\n" +
+	"\x05depth\x18\x02 \x01(\x03R\x05depth\x12\x1b\n" +
+	"\tin_flight\x18\x03 \x01(\x05R\binFlight\x12\x18\n" +
+	"\awaiting\x18\x04 \x01(\x05R\awaiting\x12\x18\n" +
+	"\adelayed\x18\x05 \x01(\x05R\adelayed\x12\x1c\n" +
+	"\tconsumers\x18\x06 \x01(\x05R\tconsumers\x12#\n" +
+	"\rdead_lettered\x18\a \x01(\x03R\fdeadLettered\x12\x14\n" +
+	"\x05queue\x18\b \x01(\bR\x05queue\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\t \x01(\x05R\n" +
+	"partitions\"\xc7\x01\n" +
+	"\x12CreateQueueRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\x12?\n" +
+	"\fsubscription\x18\x03 \x01(\v2\x1b.weir.v1.SubscriptionConfigR\fsubscription\x12<\n" +
+	"\fdedup_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"\x13\n" +
+	"\x11ListQueuesRequest\"G\n" +
+	"\x12ListQueuesResponse\x121\n" +
+	"\x06queues\x18\x01 \x03(\v2\x19.weir.v1.SubscriptionInfoR\x06queues\"J\n" +
+	"\fPurgeRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\"'\n" +
+	"\rPurgeResponse\x12\x16\n" +
+	"\x06purged\x18\x01 \x01(\x03R\x06purged\"^\n" +
+	"\x0eRedriveRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\x12\x10\n" +
+	"\x03max\x18\x03 \x01(\x03R\x03max\"'\n" +
+	"\x0fRedriveResponse\x12\x14\n" +
+	"\x05moved\x18\x01 \x01(\x03R\x05moved\"P\n" +
+	"\x19CreateSubscriptionRequest\x123\n" +
+	"\x06config\x18\x01 \x01(\v2\x1b.weir.v1.SubscriptionConfigR\x06config\"Y\n" +
+	"\x1bDescribeSubscriptionRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\"2\n" +
+	"\x18ListSubscriptionsRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\"\\\n" +
+	"\x19ListSubscriptionsResponse\x12?\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2\x19.weir.v1.SubscriptionInfoR\rsubscriptions\"W\n" +
+	"\x19DeleteSubscriptionRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\"\n" +
+	"\fsubscription\x18\x02 \x01(\tR\fsubscription\"\x1c\n" +
+	"\x1aDeleteSubscriptionResponse\"\xb3\x01\n" +
+	"\rSettleRequest\x12'\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x122\n" +
+	"\arecords\x18\x02 \x03(\v2\x18.weir.v1.PartitionOffsetR\arecords\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12/\n" +
+	"\x05delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05delay\"G\n" +
+	"\x0fPartitionOffset\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\x10\n" +
+	"\x0eSettleResponse2\xec\x0e\n" +
 	"\x04Weir\x12A\n" +
 	"\fCreateStream\x12\x1c.weir.v1.CreateStreamRequest\x1a\x13.weir.v1.StreamInfo\x12H\n" +
 	"\vListStreams\x12\x1b.weir.v1.ListStreamsRequest\x1a\x1c.weir.v1.ListStreamsResponse\x12E\n" +
@@ -2837,7 +4054,21 @@ const file_weir_proto_rawDesc = "" +
 	"\tSubscribe\x12\x19.weir.v1.SubscribeRequest\x1a\x1a.weir.v1.SubscribeResponse0\x01\x12E\n" +
 	"\n" +
 	"AddCredits\x12\x1a.weir.v1.AddCreditsRequest\x1a\x1b.weir.v1.AddCreditsResponse\x12N\n" +
-	"\rAckRevocation\x12\x1d.weir.v1.AckRevocationRequest\x1a\x1e.weir.v1.AckRevocationResponse\x129\n" +
+	"\rAckRevocation\x12\x1d.weir.v1.AckRevocationRequest\x1a\x1e.weir.v1.AckRevocationResponse\x12E\n" +
+	"\vCreateQueue\x12\x1b.weir.v1.CreateQueueRequest\x1a\x19.weir.v1.SubscriptionInfo\x12E\n" +
+	"\n" +
+	"ListQueues\x12\x1a.weir.v1.ListQueuesRequest\x1a\x1b.weir.v1.ListQueuesResponse\x12;\n" +
+	"\n" +
+	"PurgeQueue\x12\x15.weir.v1.PurgeRequest\x1a\x16.weir.v1.PurgeResponse\x12<\n" +
+	"\aRedrive\x12\x17.weir.v1.RedriveRequest\x1a\x18.weir.v1.RedriveResponse\x12S\n" +
+	"\x12CreateSubscription\x12\".weir.v1.CreateSubscriptionRequest\x1a\x19.weir.v1.SubscriptionInfo\x12W\n" +
+	"\x14DescribeSubscription\x12$.weir.v1.DescribeSubscriptionRequest\x1a\x19.weir.v1.SubscriptionInfo\x12Z\n" +
+	"\x11ListSubscriptions\x12!.weir.v1.ListSubscriptionsRequest\x1a\".weir.v1.ListSubscriptionsResponse\x12]\n" +
+	"\x12DeleteSubscription\x12\".weir.v1.DeleteSubscriptionRequest\x1a#.weir.v1.DeleteSubscriptionResponse\x126\n" +
+	"\x03Ack\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x127\n" +
+	"\x04Nack\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x129\n" +
+	"\x06Reject\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x129\n" +
+	"\x06Extend\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x129\n" +
 	"\x06Commit\x12\x16.weir.v1.CommitRequest\x1a\x17.weir.v1.CommitResponse\x12E\n" +
 	"\n" +
 	"ListGroups\x12\x1a.weir.v1.ListGroupsRequest\x1a\x1b.weir.v1.ListGroupsResponse\x12B\n" +
@@ -2856,127 +4087,184 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_weir_proto_goTypes = []any{
-	(*Header)(nil),                // 0: weir.v1.Header
-	(*Record)(nil),                // 1: weir.v1.Record
-	(*StreamConfig)(nil),          // 2: weir.v1.StreamConfig
-	(*PartitionInfo)(nil),         // 3: weir.v1.PartitionInfo
-	(*StreamInfo)(nil),            // 4: weir.v1.StreamInfo
-	(*CreateStreamRequest)(nil),   // 5: weir.v1.CreateStreamRequest
-	(*ListStreamsRequest)(nil),    // 6: weir.v1.ListStreamsRequest
-	(*ListStreamsResponse)(nil),   // 7: weir.v1.ListStreamsResponse
-	(*DescribeStreamRequest)(nil), // 8: weir.v1.DescribeStreamRequest
-	(*DeleteStreamRequest)(nil),   // 9: weir.v1.DeleteStreamRequest
-	(*DeleteStreamResponse)(nil),  // 10: weir.v1.DeleteStreamResponse
-	(*AddPartitionsRequest)(nil),  // 11: weir.v1.AddPartitionsRequest
-	(*PublishRequest)(nil),        // 12: weir.v1.PublishRequest
-	(*PublishResult)(nil),         // 13: weir.v1.PublishResult
-	(*PublishResponse)(nil),       // 14: weir.v1.PublishResponse
-	(*PublishStreamResponse)(nil), // 15: weir.v1.PublishStreamResponse
-	(*StartPosition)(nil),         // 16: weir.v1.StartPosition
-	(*FetchRequest)(nil),          // 17: weir.v1.FetchRequest
-	(*FetchResponse)(nil),         // 18: weir.v1.FetchResponse
-	(*SubscribeRequest)(nil),      // 19: weir.v1.SubscribeRequest
-	(*GroupMode)(nil),             // 20: weir.v1.GroupMode
-	(*EphemeralMode)(nil),         // 21: weir.v1.EphemeralMode
-	(*PositionsMode)(nil),         // 22: weir.v1.PositionsMode
-	(*SubscribeResponse)(nil),     // 23: weir.v1.SubscribeResponse
-	(*Subscribed)(nil),            // 24: weir.v1.Subscribed
-	(*Assignment)(nil),            // 25: weir.v1.Assignment
-	(*PartitionRef)(nil),          // 26: weir.v1.PartitionRef
-	(*PartitionAssignment)(nil),   // 27: weir.v1.PartitionAssignment
-	(*Records)(nil),               // 28: weir.v1.Records
-	(*AddCreditsRequest)(nil),     // 29: weir.v1.AddCreditsRequest
-	(*AddCreditsResponse)(nil),    // 30: weir.v1.AddCreditsResponse
-	(*AckRevocationRequest)(nil),  // 31: weir.v1.AckRevocationRequest
-	(*AckRevocationResponse)(nil), // 32: weir.v1.AckRevocationResponse
-	(*OffsetCommit)(nil),          // 33: weir.v1.OffsetCommit
-	(*CommitRequest)(nil),         // 34: weir.v1.CommitRequest
-	(*CommitResponse)(nil),        // 35: weir.v1.CommitResponse
-	(*ListGroupsRequest)(nil),     // 36: weir.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),    // 37: weir.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),  // 38: weir.v1.DescribeGroupRequest
-	(*GroupMember)(nil),           // 39: weir.v1.GroupMember
-	(*GroupOffset)(nil),           // 40: weir.v1.GroupOffset
-	(*GroupInfo)(nil),             // 41: weir.v1.GroupInfo
-	(*ResetOffsetsRequest)(nil),   // 42: weir.v1.ResetOffsetsRequest
-	nil,                           // 43: weir.v1.PositionsMode.OffsetsEntry
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
+	(*Header)(nil),                      // 0: weir.v1.Header
+	(*Record)(nil),                      // 1: weir.v1.Record
+	(*StreamConfig)(nil),                // 2: weir.v1.StreamConfig
+	(*PartitionInfo)(nil),               // 3: weir.v1.PartitionInfo
+	(*StreamInfo)(nil),                  // 4: weir.v1.StreamInfo
+	(*CreateStreamRequest)(nil),         // 5: weir.v1.CreateStreamRequest
+	(*ListStreamsRequest)(nil),          // 6: weir.v1.ListStreamsRequest
+	(*ListStreamsResponse)(nil),         // 7: weir.v1.ListStreamsResponse
+	(*DescribeStreamRequest)(nil),       // 8: weir.v1.DescribeStreamRequest
+	(*DeleteStreamRequest)(nil),         // 9: weir.v1.DeleteStreamRequest
+	(*DeleteStreamResponse)(nil),        // 10: weir.v1.DeleteStreamResponse
+	(*AddPartitionsRequest)(nil),        // 11: weir.v1.AddPartitionsRequest
+	(*PublishRequest)(nil),              // 12: weir.v1.PublishRequest
+	(*PublishResult)(nil),               // 13: weir.v1.PublishResult
+	(*PublishResponse)(nil),             // 14: weir.v1.PublishResponse
+	(*PublishStreamResponse)(nil),       // 15: weir.v1.PublishStreamResponse
+	(*StartPosition)(nil),               // 16: weir.v1.StartPosition
+	(*FetchRequest)(nil),                // 17: weir.v1.FetchRequest
+	(*FetchResponse)(nil),               // 18: weir.v1.FetchResponse
+	(*SubscribeRequest)(nil),            // 19: weir.v1.SubscribeRequest
+	(*SharedMode)(nil),                  // 20: weir.v1.SharedMode
+	(*GroupMode)(nil),                   // 21: weir.v1.GroupMode
+	(*EphemeralMode)(nil),               // 22: weir.v1.EphemeralMode
+	(*PositionsMode)(nil),               // 23: weir.v1.PositionsMode
+	(*SubscribeResponse)(nil),           // 24: weir.v1.SubscribeResponse
+	(*Subscribed)(nil),                  // 25: weir.v1.Subscribed
+	(*Assignment)(nil),                  // 26: weir.v1.Assignment
+	(*PartitionRef)(nil),                // 27: weir.v1.PartitionRef
+	(*PartitionAssignment)(nil),         // 28: weir.v1.PartitionAssignment
+	(*Records)(nil),                     // 29: weir.v1.Records
+	(*AddCreditsRequest)(nil),           // 30: weir.v1.AddCreditsRequest
+	(*AddCreditsResponse)(nil),          // 31: weir.v1.AddCreditsResponse
+	(*AckRevocationRequest)(nil),        // 32: weir.v1.AckRevocationRequest
+	(*AckRevocationResponse)(nil),       // 33: weir.v1.AckRevocationResponse
+	(*OffsetCommit)(nil),                // 34: weir.v1.OffsetCommit
+	(*CommitRequest)(nil),               // 35: weir.v1.CommitRequest
+	(*CommitResponse)(nil),              // 36: weir.v1.CommitResponse
+	(*ListGroupsRequest)(nil),           // 37: weir.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),          // 38: weir.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),        // 39: weir.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                 // 40: weir.v1.GroupMember
+	(*GroupOffset)(nil),                 // 41: weir.v1.GroupOffset
+	(*GroupInfo)(nil),                   // 42: weir.v1.GroupInfo
+	(*ResetOffsetsRequest)(nil),         // 43: weir.v1.ResetOffsetsRequest
+	(*SubscriptionConfig)(nil),          // 44: weir.v1.SubscriptionConfig
+	(*SubscriptionInfo)(nil),            // 45: weir.v1.SubscriptionInfo
+	(*CreateQueueRequest)(nil),          // 46: weir.v1.CreateQueueRequest
+	(*ListQueuesRequest)(nil),           // 47: weir.v1.ListQueuesRequest
+	(*ListQueuesResponse)(nil),          // 48: weir.v1.ListQueuesResponse
+	(*PurgeRequest)(nil),                // 49: weir.v1.PurgeRequest
+	(*PurgeResponse)(nil),               // 50: weir.v1.PurgeResponse
+	(*RedriveRequest)(nil),              // 51: weir.v1.RedriveRequest
+	(*RedriveResponse)(nil),             // 52: weir.v1.RedriveResponse
+	(*CreateSubscriptionRequest)(nil),   // 53: weir.v1.CreateSubscriptionRequest
+	(*DescribeSubscriptionRequest)(nil), // 54: weir.v1.DescribeSubscriptionRequest
+	(*ListSubscriptionsRequest)(nil),    // 55: weir.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),   // 56: weir.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),   // 57: weir.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),  // 58: weir.v1.DeleteSubscriptionResponse
+	(*SettleRequest)(nil),               // 59: weir.v1.SettleRequest
+	(*PartitionOffset)(nil),             // 60: weir.v1.PartitionOffset
+	(*SettleResponse)(nil),              // 61: weir.v1.SettleResponse
+	nil,                                 // 62: weir.v1.PositionsMode.OffsetsEntry
+	(*timestamppb.Timestamp)(nil),       // 63: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 64: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
 	0,  // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	44, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	45, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	45, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	63, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	64, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	64, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
 	2,  // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	44, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	63, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
 	2,  // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
 	4,  // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
 	1,  // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
 	13, // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
 	13, // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	44, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	45, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	63, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	64, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	1,  // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
-	20, // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
-	21, // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
-	22, // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
-	16, // 18: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	45, // 19: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	43, // 20: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
-	16, // 21: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
-	24, // 22: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
-	25, // 23: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
-	28, // 24: weir.v1.SubscribeResponse.records:type_name -> weir.v1.Records
-	27, // 25: weir.v1.Assignment.assigned:type_name -> weir.v1.PartitionAssignment
-	26, // 26: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
-	1,  // 27: weir.v1.Records.records:type_name -> weir.v1.Record
-	33, // 28: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	45, // 29: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	44, // 30: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
-	26, // 31: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	44, // 32: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
-	39, // 33: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
-	40, // 34: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
-	16, // 35: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
-	5,  // 36: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
-	6,  // 37: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
-	8,  // 38: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
-	9,  // 39: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
-	11, // 40: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
-	12, // 41: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
-	12, // 42: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
-	17, // 43: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
-	19, // 44: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
-	29, // 45: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
-	31, // 46: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
-	34, // 47: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	36, // 48: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	38, // 49: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	42, // 50: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	4,  // 51: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	7,  // 52: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,  // 53: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	10, // 54: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,  // 55: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	14, // 56: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	15, // 57: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	18, // 58: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	23, // 59: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	30, // 60: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	32, // 61: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	35, // 62: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	37, // 63: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	41, // 64: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	41, // 65: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	51, // [51:66] is the sub-list for method output_type
-	36, // [36:51] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	21, // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
+	22, // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
+	23, // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
+	20, // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
+	16, // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
+	64, // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	62, // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	16, // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
+	25, // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
+	26, // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
+	29, // 25: weir.v1.SubscribeResponse.records:type_name -> weir.v1.Records
+	28, // 26: weir.v1.Assignment.assigned:type_name -> weir.v1.PartitionAssignment
+	27, // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
+	1,  // 28: weir.v1.Records.records:type_name -> weir.v1.Record
+	34, // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
+	64, // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	63, // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	27, // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
+	63, // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	40, // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
+	41, // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
+	16, // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
+	16, // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
+	64, // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	64, // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	64, // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	64, // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	44, // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
+	44, // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
+	64, // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	45, // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
+	44, // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
+	45, // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
+	60, // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
+	64, // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	5,  // 50: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
+	6,  // 51: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
+	8,  // 52: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
+	9,  // 53: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
+	11, // 54: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
+	12, // 55: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
+	12, // 56: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
+	17, // 57: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
+	19, // 58: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
+	30, // 59: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
+	32, // 60: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
+	46, // 61: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
+	47, // 62: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
+	49, // 63: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
+	51, // 64: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
+	53, // 65: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
+	54, // 66: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
+	55, // 67: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
+	57, // 68: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
+	59, // 69: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
+	59, // 70: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
+	59, // 71: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
+	59, // 72: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
+	35, // 73: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	37, // 74: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	39, // 75: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	43, // 76: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	4,  // 77: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	7,  // 78: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,  // 79: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	10, // 80: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,  // 81: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	14, // 82: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	15, // 83: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	18, // 84: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	24, // 85: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	31, // 86: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	33, // 87: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	45, // 88: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	48, // 89: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	50, // 90: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	52, // 91: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	45, // 92: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	45, // 93: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	56, // 94: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	58, // 95: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	61, // 96: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	61, // 97: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	61, // 98: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	61, // 99: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	36, // 100: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	38, // 101: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	42, // 102: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	42, // 103: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	77, // [77:104] is the sub-list for method output_type
+	50, // [50:77] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -2996,8 +4284,9 @@ func file_weir_proto_init() {
 		(*SubscribeRequest_Group)(nil),
 		(*SubscribeRequest_Ephemeral)(nil),
 		(*SubscribeRequest_Positions)(nil),
+		(*SubscribeRequest_Shared)(nil),
 	}
-	file_weir_proto_msgTypes[23].OneofWrappers = []any{
+	file_weir_proto_msgTypes[24].OneofWrappers = []any{
 		(*SubscribeResponse_Subscribed)(nil),
 		(*SubscribeResponse_Assignment)(nil),
 		(*SubscribeResponse_Records)(nil),
@@ -3008,7 +4297,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

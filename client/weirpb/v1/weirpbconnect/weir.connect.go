@@ -61,6 +61,31 @@ const (
 	WeirAddCreditsProcedure = "/weir.v1.Weir/AddCredits"
 	// WeirAckRevocationProcedure is the fully-qualified name of the Weir's AckRevocation RPC.
 	WeirAckRevocationProcedure = "/weir.v1.Weir/AckRevocation"
+	// WeirCreateQueueProcedure is the fully-qualified name of the Weir's CreateQueue RPC.
+	WeirCreateQueueProcedure = "/weir.v1.Weir/CreateQueue"
+	// WeirListQueuesProcedure is the fully-qualified name of the Weir's ListQueues RPC.
+	WeirListQueuesProcedure = "/weir.v1.Weir/ListQueues"
+	// WeirPurgeQueueProcedure is the fully-qualified name of the Weir's PurgeQueue RPC.
+	WeirPurgeQueueProcedure = "/weir.v1.Weir/PurgeQueue"
+	// WeirRedriveProcedure is the fully-qualified name of the Weir's Redrive RPC.
+	WeirRedriveProcedure = "/weir.v1.Weir/Redrive"
+	// WeirCreateSubscriptionProcedure is the fully-qualified name of the Weir's CreateSubscription RPC.
+	WeirCreateSubscriptionProcedure = "/weir.v1.Weir/CreateSubscription"
+	// WeirDescribeSubscriptionProcedure is the fully-qualified name of the Weir's DescribeSubscription
+	// RPC.
+	WeirDescribeSubscriptionProcedure = "/weir.v1.Weir/DescribeSubscription"
+	// WeirListSubscriptionsProcedure is the fully-qualified name of the Weir's ListSubscriptions RPC.
+	WeirListSubscriptionsProcedure = "/weir.v1.Weir/ListSubscriptions"
+	// WeirDeleteSubscriptionProcedure is the fully-qualified name of the Weir's DeleteSubscription RPC.
+	WeirDeleteSubscriptionProcedure = "/weir.v1.Weir/DeleteSubscription"
+	// WeirAckProcedure is the fully-qualified name of the Weir's Ack RPC.
+	WeirAckProcedure = "/weir.v1.Weir/Ack"
+	// WeirNackProcedure is the fully-qualified name of the Weir's Nack RPC.
+	WeirNackProcedure = "/weir.v1.Weir/Nack"
+	// WeirRejectProcedure is the fully-qualified name of the Weir's Reject RPC.
+	WeirRejectProcedure = "/weir.v1.Weir/Reject"
+	// WeirExtendProcedure is the fully-qualified name of the Weir's Extend RPC.
+	WeirExtendProcedure = "/weir.v1.Weir/Extend"
 	// WeirCommitProcedure is the fully-qualified name of the Weir's Commit RPC.
 	WeirCommitProcedure = "/weir.v1.Weir/Commit"
 	// WeirListGroupsProcedure is the fully-qualified name of the Weir's ListGroups RPC.
@@ -98,6 +123,23 @@ type WeirClient interface {
 	// `revoked`) calls this once it has committed what it processed of them, so
 	// they can move to their new owner.
 	AckRevocation(context.Context, *connect.Request[v1.AckRevocationRequest]) (*connect.Response[v1.AckRevocationResponse], error)
+	// Shared subscriptions and queues. A queue is a stream whose records are
+	// dropped once its subscription of the same name settled them.
+	CreateQueue(context.Context, *connect.Request[v1.CreateQueueRequest]) (*connect.Response[v1.SubscriptionInfo], error)
+	ListQueues(context.Context, *connect.Request[v1.ListQueuesRequest]) (*connect.Response[v1.ListQueuesResponse], error)
+	PurgeQueue(context.Context, *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error)
+	Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error)
+	CreateSubscription(context.Context, *connect.Request[v1.CreateSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error)
+	DescribeSubscription(context.Context, *connect.Request[v1.DescribeSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error)
+	ListSubscriptions(context.Context, *connect.Request[v1.ListSubscriptionsRequest]) (*connect.Response[v1.ListSubscriptionsResponse], error)
+	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
+	// Settling records delivered through a shared subscription (Subscribe
+	// with SharedMode). Each names the subscription id of the Subscribe call
+	// that delivered the records.
+	Ack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	Nack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	Reject(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	Extend(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
 	// Consumer groups.
 	Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error)
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
@@ -182,6 +224,78 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(weirMethods.ByName("AckRevocation")),
 			connect.WithClientOptions(opts...),
 		),
+		createQueue: connect.NewClient[v1.CreateQueueRequest, v1.SubscriptionInfo](
+			httpClient,
+			baseURL+WeirCreateQueueProcedure,
+			connect.WithSchema(weirMethods.ByName("CreateQueue")),
+			connect.WithClientOptions(opts...),
+		),
+		listQueues: connect.NewClient[v1.ListQueuesRequest, v1.ListQueuesResponse](
+			httpClient,
+			baseURL+WeirListQueuesProcedure,
+			connect.WithSchema(weirMethods.ByName("ListQueues")),
+			connect.WithClientOptions(opts...),
+		),
+		purgeQueue: connect.NewClient[v1.PurgeRequest, v1.PurgeResponse](
+			httpClient,
+			baseURL+WeirPurgeQueueProcedure,
+			connect.WithSchema(weirMethods.ByName("PurgeQueue")),
+			connect.WithClientOptions(opts...),
+		),
+		redrive: connect.NewClient[v1.RedriveRequest, v1.RedriveResponse](
+			httpClient,
+			baseURL+WeirRedriveProcedure,
+			connect.WithSchema(weirMethods.ByName("Redrive")),
+			connect.WithClientOptions(opts...),
+		),
+		createSubscription: connect.NewClient[v1.CreateSubscriptionRequest, v1.SubscriptionInfo](
+			httpClient,
+			baseURL+WeirCreateSubscriptionProcedure,
+			connect.WithSchema(weirMethods.ByName("CreateSubscription")),
+			connect.WithClientOptions(opts...),
+		),
+		describeSubscription: connect.NewClient[v1.DescribeSubscriptionRequest, v1.SubscriptionInfo](
+			httpClient,
+			baseURL+WeirDescribeSubscriptionProcedure,
+			connect.WithSchema(weirMethods.ByName("DescribeSubscription")),
+			connect.WithClientOptions(opts...),
+		),
+		listSubscriptions: connect.NewClient[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse](
+			httpClient,
+			baseURL+WeirListSubscriptionsProcedure,
+			connect.WithSchema(weirMethods.ByName("ListSubscriptions")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSubscription: connect.NewClient[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse](
+			httpClient,
+			baseURL+WeirDeleteSubscriptionProcedure,
+			connect.WithSchema(weirMethods.ByName("DeleteSubscription")),
+			connect.WithClientOptions(opts...),
+		),
+		ack: connect.NewClient[v1.SettleRequest, v1.SettleResponse](
+			httpClient,
+			baseURL+WeirAckProcedure,
+			connect.WithSchema(weirMethods.ByName("Ack")),
+			connect.WithClientOptions(opts...),
+		),
+		nack: connect.NewClient[v1.SettleRequest, v1.SettleResponse](
+			httpClient,
+			baseURL+WeirNackProcedure,
+			connect.WithSchema(weirMethods.ByName("Nack")),
+			connect.WithClientOptions(opts...),
+		),
+		reject: connect.NewClient[v1.SettleRequest, v1.SettleResponse](
+			httpClient,
+			baseURL+WeirRejectProcedure,
+			connect.WithSchema(weirMethods.ByName("Reject")),
+			connect.WithClientOptions(opts...),
+		),
+		extend: connect.NewClient[v1.SettleRequest, v1.SettleResponse](
+			httpClient,
+			baseURL+WeirExtendProcedure,
+			connect.WithSchema(weirMethods.ByName("Extend")),
+			connect.WithClientOptions(opts...),
+		),
 		commit: connect.NewClient[v1.CommitRequest, v1.CommitResponse](
 			httpClient,
 			baseURL+WeirCommitProcedure,
@@ -211,21 +325,33 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 
 // weirClient implements WeirClient.
 type weirClient struct {
-	createStream   *connect.Client[v1.CreateStreamRequest, v1.StreamInfo]
-	listStreams    *connect.Client[v1.ListStreamsRequest, v1.ListStreamsResponse]
-	describeStream *connect.Client[v1.DescribeStreamRequest, v1.StreamInfo]
-	deleteStream   *connect.Client[v1.DeleteStreamRequest, v1.DeleteStreamResponse]
-	addPartitions  *connect.Client[v1.AddPartitionsRequest, v1.StreamInfo]
-	publish        *connect.Client[v1.PublishRequest, v1.PublishResponse]
-	publishStream  *connect.Client[v1.PublishRequest, v1.PublishStreamResponse]
-	fetch          *connect.Client[v1.FetchRequest, v1.FetchResponse]
-	subscribe      *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
-	addCredits     *connect.Client[v1.AddCreditsRequest, v1.AddCreditsResponse]
-	ackRevocation  *connect.Client[v1.AckRevocationRequest, v1.AckRevocationResponse]
-	commit         *connect.Client[v1.CommitRequest, v1.CommitResponse]
-	listGroups     *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
-	describeGroup  *connect.Client[v1.DescribeGroupRequest, v1.GroupInfo]
-	resetOffsets   *connect.Client[v1.ResetOffsetsRequest, v1.GroupInfo]
+	createStream         *connect.Client[v1.CreateStreamRequest, v1.StreamInfo]
+	listStreams          *connect.Client[v1.ListStreamsRequest, v1.ListStreamsResponse]
+	describeStream       *connect.Client[v1.DescribeStreamRequest, v1.StreamInfo]
+	deleteStream         *connect.Client[v1.DeleteStreamRequest, v1.DeleteStreamResponse]
+	addPartitions        *connect.Client[v1.AddPartitionsRequest, v1.StreamInfo]
+	publish              *connect.Client[v1.PublishRequest, v1.PublishResponse]
+	publishStream        *connect.Client[v1.PublishRequest, v1.PublishStreamResponse]
+	fetch                *connect.Client[v1.FetchRequest, v1.FetchResponse]
+	subscribe            *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
+	addCredits           *connect.Client[v1.AddCreditsRequest, v1.AddCreditsResponse]
+	ackRevocation        *connect.Client[v1.AckRevocationRequest, v1.AckRevocationResponse]
+	createQueue          *connect.Client[v1.CreateQueueRequest, v1.SubscriptionInfo]
+	listQueues           *connect.Client[v1.ListQueuesRequest, v1.ListQueuesResponse]
+	purgeQueue           *connect.Client[v1.PurgeRequest, v1.PurgeResponse]
+	redrive              *connect.Client[v1.RedriveRequest, v1.RedriveResponse]
+	createSubscription   *connect.Client[v1.CreateSubscriptionRequest, v1.SubscriptionInfo]
+	describeSubscription *connect.Client[v1.DescribeSubscriptionRequest, v1.SubscriptionInfo]
+	listSubscriptions    *connect.Client[v1.ListSubscriptionsRequest, v1.ListSubscriptionsResponse]
+	deleteSubscription   *connect.Client[v1.DeleteSubscriptionRequest, v1.DeleteSubscriptionResponse]
+	ack                  *connect.Client[v1.SettleRequest, v1.SettleResponse]
+	nack                 *connect.Client[v1.SettleRequest, v1.SettleResponse]
+	reject               *connect.Client[v1.SettleRequest, v1.SettleResponse]
+	extend               *connect.Client[v1.SettleRequest, v1.SettleResponse]
+	commit               *connect.Client[v1.CommitRequest, v1.CommitResponse]
+	listGroups           *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
+	describeGroup        *connect.Client[v1.DescribeGroupRequest, v1.GroupInfo]
+	resetOffsets         *connect.Client[v1.ResetOffsetsRequest, v1.GroupInfo]
 }
 
 // CreateStream calls weir.v1.Weir.CreateStream.
@@ -283,6 +409,66 @@ func (c *weirClient) AckRevocation(ctx context.Context, req *connect.Request[v1.
 	return c.ackRevocation.CallUnary(ctx, req)
 }
 
+// CreateQueue calls weir.v1.Weir.CreateQueue.
+func (c *weirClient) CreateQueue(ctx context.Context, req *connect.Request[v1.CreateQueueRequest]) (*connect.Response[v1.SubscriptionInfo], error) {
+	return c.createQueue.CallUnary(ctx, req)
+}
+
+// ListQueues calls weir.v1.Weir.ListQueues.
+func (c *weirClient) ListQueues(ctx context.Context, req *connect.Request[v1.ListQueuesRequest]) (*connect.Response[v1.ListQueuesResponse], error) {
+	return c.listQueues.CallUnary(ctx, req)
+}
+
+// PurgeQueue calls weir.v1.Weir.PurgeQueue.
+func (c *weirClient) PurgeQueue(ctx context.Context, req *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error) {
+	return c.purgeQueue.CallUnary(ctx, req)
+}
+
+// Redrive calls weir.v1.Weir.Redrive.
+func (c *weirClient) Redrive(ctx context.Context, req *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error) {
+	return c.redrive.CallUnary(ctx, req)
+}
+
+// CreateSubscription calls weir.v1.Weir.CreateSubscription.
+func (c *weirClient) CreateSubscription(ctx context.Context, req *connect.Request[v1.CreateSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error) {
+	return c.createSubscription.CallUnary(ctx, req)
+}
+
+// DescribeSubscription calls weir.v1.Weir.DescribeSubscription.
+func (c *weirClient) DescribeSubscription(ctx context.Context, req *connect.Request[v1.DescribeSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error) {
+	return c.describeSubscription.CallUnary(ctx, req)
+}
+
+// ListSubscriptions calls weir.v1.Weir.ListSubscriptions.
+func (c *weirClient) ListSubscriptions(ctx context.Context, req *connect.Request[v1.ListSubscriptionsRequest]) (*connect.Response[v1.ListSubscriptionsResponse], error) {
+	return c.listSubscriptions.CallUnary(ctx, req)
+}
+
+// DeleteSubscription calls weir.v1.Weir.DeleteSubscription.
+func (c *weirClient) DeleteSubscription(ctx context.Context, req *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error) {
+	return c.deleteSubscription.CallUnary(ctx, req)
+}
+
+// Ack calls weir.v1.Weir.Ack.
+func (c *weirClient) Ack(ctx context.Context, req *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return c.ack.CallUnary(ctx, req)
+}
+
+// Nack calls weir.v1.Weir.Nack.
+func (c *weirClient) Nack(ctx context.Context, req *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return c.nack.CallUnary(ctx, req)
+}
+
+// Reject calls weir.v1.Weir.Reject.
+func (c *weirClient) Reject(ctx context.Context, req *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return c.reject.CallUnary(ctx, req)
+}
+
+// Extend calls weir.v1.Weir.Extend.
+func (c *weirClient) Extend(ctx context.Context, req *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return c.extend.CallUnary(ctx, req)
+}
+
 // Commit calls weir.v1.Weir.Commit.
 func (c *weirClient) Commit(ctx context.Context, req *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error) {
 	return c.commit.CallUnary(ctx, req)
@@ -330,6 +516,23 @@ type WeirHandler interface {
 	// `revoked`) calls this once it has committed what it processed of them, so
 	// they can move to their new owner.
 	AckRevocation(context.Context, *connect.Request[v1.AckRevocationRequest]) (*connect.Response[v1.AckRevocationResponse], error)
+	// Shared subscriptions and queues. A queue is a stream whose records are
+	// dropped once its subscription of the same name settled them.
+	CreateQueue(context.Context, *connect.Request[v1.CreateQueueRequest]) (*connect.Response[v1.SubscriptionInfo], error)
+	ListQueues(context.Context, *connect.Request[v1.ListQueuesRequest]) (*connect.Response[v1.ListQueuesResponse], error)
+	PurgeQueue(context.Context, *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error)
+	Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error)
+	CreateSubscription(context.Context, *connect.Request[v1.CreateSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error)
+	DescribeSubscription(context.Context, *connect.Request[v1.DescribeSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error)
+	ListSubscriptions(context.Context, *connect.Request[v1.ListSubscriptionsRequest]) (*connect.Response[v1.ListSubscriptionsResponse], error)
+	DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error)
+	// Settling records delivered through a shared subscription (Subscribe
+	// with SharedMode). Each names the subscription id of the Subscribe call
+	// that delivered the records.
+	Ack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	Nack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	Reject(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	Extend(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
 	// Consumer groups.
 	Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error)
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
@@ -410,6 +613,78 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(weirMethods.ByName("AckRevocation")),
 		connect.WithHandlerOptions(opts...),
 	)
+	weirCreateQueueHandler := connect.NewUnaryHandler(
+		WeirCreateQueueProcedure,
+		svc.CreateQueue,
+		connect.WithSchema(weirMethods.ByName("CreateQueue")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirListQueuesHandler := connect.NewUnaryHandler(
+		WeirListQueuesProcedure,
+		svc.ListQueues,
+		connect.WithSchema(weirMethods.ByName("ListQueues")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirPurgeQueueHandler := connect.NewUnaryHandler(
+		WeirPurgeQueueProcedure,
+		svc.PurgeQueue,
+		connect.WithSchema(weirMethods.ByName("PurgeQueue")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirRedriveHandler := connect.NewUnaryHandler(
+		WeirRedriveProcedure,
+		svc.Redrive,
+		connect.WithSchema(weirMethods.ByName("Redrive")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirCreateSubscriptionHandler := connect.NewUnaryHandler(
+		WeirCreateSubscriptionProcedure,
+		svc.CreateSubscription,
+		connect.WithSchema(weirMethods.ByName("CreateSubscription")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirDescribeSubscriptionHandler := connect.NewUnaryHandler(
+		WeirDescribeSubscriptionProcedure,
+		svc.DescribeSubscription,
+		connect.WithSchema(weirMethods.ByName("DescribeSubscription")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirListSubscriptionsHandler := connect.NewUnaryHandler(
+		WeirListSubscriptionsProcedure,
+		svc.ListSubscriptions,
+		connect.WithSchema(weirMethods.ByName("ListSubscriptions")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirDeleteSubscriptionHandler := connect.NewUnaryHandler(
+		WeirDeleteSubscriptionProcedure,
+		svc.DeleteSubscription,
+		connect.WithSchema(weirMethods.ByName("DeleteSubscription")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirAckHandler := connect.NewUnaryHandler(
+		WeirAckProcedure,
+		svc.Ack,
+		connect.WithSchema(weirMethods.ByName("Ack")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirNackHandler := connect.NewUnaryHandler(
+		WeirNackProcedure,
+		svc.Nack,
+		connect.WithSchema(weirMethods.ByName("Nack")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirRejectHandler := connect.NewUnaryHandler(
+		WeirRejectProcedure,
+		svc.Reject,
+		connect.WithSchema(weirMethods.ByName("Reject")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirExtendHandler := connect.NewUnaryHandler(
+		WeirExtendProcedure,
+		svc.Extend,
+		connect.WithSchema(weirMethods.ByName("Extend")),
+		connect.WithHandlerOptions(opts...),
+	)
 	weirCommitHandler := connect.NewUnaryHandler(
 		WeirCommitProcedure,
 		svc.Commit,
@@ -458,6 +733,30 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 			weirAddCreditsHandler.ServeHTTP(w, r)
 		case WeirAckRevocationProcedure:
 			weirAckRevocationHandler.ServeHTTP(w, r)
+		case WeirCreateQueueProcedure:
+			weirCreateQueueHandler.ServeHTTP(w, r)
+		case WeirListQueuesProcedure:
+			weirListQueuesHandler.ServeHTTP(w, r)
+		case WeirPurgeQueueProcedure:
+			weirPurgeQueueHandler.ServeHTTP(w, r)
+		case WeirRedriveProcedure:
+			weirRedriveHandler.ServeHTTP(w, r)
+		case WeirCreateSubscriptionProcedure:
+			weirCreateSubscriptionHandler.ServeHTTP(w, r)
+		case WeirDescribeSubscriptionProcedure:
+			weirDescribeSubscriptionHandler.ServeHTTP(w, r)
+		case WeirListSubscriptionsProcedure:
+			weirListSubscriptionsHandler.ServeHTTP(w, r)
+		case WeirDeleteSubscriptionProcedure:
+			weirDeleteSubscriptionHandler.ServeHTTP(w, r)
+		case WeirAckProcedure:
+			weirAckHandler.ServeHTTP(w, r)
+		case WeirNackProcedure:
+			weirNackHandler.ServeHTTP(w, r)
+		case WeirRejectProcedure:
+			weirRejectHandler.ServeHTTP(w, r)
+		case WeirExtendProcedure:
+			weirExtendHandler.ServeHTTP(w, r)
 		case WeirCommitProcedure:
 			weirCommitHandler.ServeHTTP(w, r)
 		case WeirListGroupsProcedure:
@@ -517,6 +816,54 @@ func (UnimplementedWeirHandler) AddCredits(context.Context, *connect.Request[v1.
 
 func (UnimplementedWeirHandler) AckRevocation(context.Context, *connect.Request[v1.AckRevocationRequest]) (*connect.Response[v1.AckRevocationResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.AckRevocation is not implemented"))
+}
+
+func (UnimplementedWeirHandler) CreateQueue(context.Context, *connect.Request[v1.CreateQueueRequest]) (*connect.Response[v1.SubscriptionInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.CreateQueue is not implemented"))
+}
+
+func (UnimplementedWeirHandler) ListQueues(context.Context, *connect.Request[v1.ListQueuesRequest]) (*connect.Response[v1.ListQueuesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.ListQueues is not implemented"))
+}
+
+func (UnimplementedWeirHandler) PurgeQueue(context.Context, *connect.Request[v1.PurgeRequest]) (*connect.Response[v1.PurgeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.PurgeQueue is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Redrive(context.Context, *connect.Request[v1.RedriveRequest]) (*connect.Response[v1.RedriveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Redrive is not implemented"))
+}
+
+func (UnimplementedWeirHandler) CreateSubscription(context.Context, *connect.Request[v1.CreateSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.CreateSubscription is not implemented"))
+}
+
+func (UnimplementedWeirHandler) DescribeSubscription(context.Context, *connect.Request[v1.DescribeSubscriptionRequest]) (*connect.Response[v1.SubscriptionInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.DescribeSubscription is not implemented"))
+}
+
+func (UnimplementedWeirHandler) ListSubscriptions(context.Context, *connect.Request[v1.ListSubscriptionsRequest]) (*connect.Response[v1.ListSubscriptionsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.ListSubscriptions is not implemented"))
+}
+
+func (UnimplementedWeirHandler) DeleteSubscription(context.Context, *connect.Request[v1.DeleteSubscriptionRequest]) (*connect.Response[v1.DeleteSubscriptionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.DeleteSubscription is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Ack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Ack is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Nack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Nack is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Reject(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Reject is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Extend(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Extend is not implemented"))
 }
 
 func (UnimplementedWeirHandler) Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error) {
