@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -14,17 +15,36 @@ import (
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
 )
 
-// Handler processes one message. Returning an error stops the consumer:
-// Wait and Close return that error, and the message is not committed, so a
-// group consumer started again gets it again. Return nil for a message to
-// skip. A handler that returns its context's error while the consumer stops
-// leaves the message unhandled without failing the consumer.
+// Handler processes one message.
+//
+// In group, ephemeral and position mode, returning an error stops the
+// consumer: Wait and Close return that error, and the message is not
+// committed, so a group consumer started again gets it again. Return nil
+// for a message to skip.
+//
+// In shared mode (see Shared), returning nil acknowledges the message and
+// returning an error nacks it: the server delivers it again after the
+// subscription's backoff, and keeps the error's text for the dead-letter
+// headers should the message run out of deliveries. The consumer goes on
+// either way. A handler that settled the message itself (Message.Ack, Nack
+// or Reject) is not settled again by its return.
+//
+// In every mode, a handler that returns its context's error while the
+// consumer stops leaves the message unhandled without failing the
+// consumer: a group's next member, or the shared subscription's next
+// consumer, gets it.
 type Handler func(ctx context.Context, m *Message) error
 
-// Message is a record delivered to a Handler.
+// Message is a record delivered to a Handler. It must not be copied.
 type Message struct {
 	Record
-	sess *session
+	// DeliveryCount is, in shared mode, how many times the record has been
+	// delivered, this time included: 1 the first time. It is 0 in the
+	// other modes.
+	DeliveryCount int32
+
+	sess    *session
+	settled atomic.Bool // shared mode: acked, nacked or rejected
 }
 
 // Commit commits the message's position in its group now: the group
@@ -47,6 +67,7 @@ const (
 	modePositions consumeMode = iota
 	modeGroup
 	modeEphemeral
+	modeShared
 )
 
 // ConsumeOption configures Consume.
@@ -65,11 +86,15 @@ type consumeConfig struct {
 	autoCommit         *bool
 	autoCommitInterval time.Duration
 	onAssignment       func(AssignmentEvent)
+	subscription       string // shared mode
+	filter             string
+	ackBatch           int
+	ackInterval        time.Duration
 }
 
 func (c *consumeConfig) setMode(m consumeMode) {
 	if c.modeSet && c.mode != m {
-		c.conflict = fmt.Errorf("%w: more than one of Group, Ephemeral and FromPositions", ErrInvalidArgument)
+		c.conflict = fmt.Errorf("%w: more than one of Group, Ephemeral, FromPositions and Shared", ErrInvalidArgument)
 	}
 	c.mode, c.modeSet = m, true
 }
@@ -111,8 +136,9 @@ func SessionTimeout(d time.Duration) ConsumeOption {
 func Strategy(name string) ConsumeOption { return func(c *consumeConfig) { c.strategy = name } }
 
 // Credits is how many records the server may send ahead of the handler
-// (default 1000): the consumer's buffer. Credits go back to the server as
-// messages are handled.
+// (default 1000; in shared mode, where it is the prefetch, 100): the
+// consumer's buffer. Credits go back to the server as messages are
+// handled.
 func Credits(n int) ConsumeOption {
 	return func(c *consumeConfig) { c.credits = int32(min(max(n, 0), 1<<30)) }
 }
@@ -160,6 +186,14 @@ type AssignmentEvent struct {
 // records of one key are handled in order while partitions are handled in
 // parallel. The handler must therefore be safe for concurrent use across
 // partitions.
+//
+// In shared mode there is no order: the consumer runs the handler for up
+// to its prefetch of messages at once, as they come. A key-ordered
+// subscription has the server deliver one record of a key at a time, so
+// that records of a key are still handled one after the other, in order.
+// A shared consumer that reconnects gets no record twice but those the
+// server delivers again: the records it held unsettled when the connection
+// broke go back to the subscription at once.
 type Consumer struct {
 	c       *Client
 	stream  string
@@ -186,7 +220,7 @@ type Consumer struct {
 // The subscription is made before Consume returns, so that a missing stream
 // or a bad option is reported by Consume itself.
 func (c *Client) Consume(ctx context.Context, stream string, handler Handler, opts ...ConsumeOption) (*Consumer, error) {
-	cfg := consumeConfig{credits: 1000, autoCommitInterval: time.Second}
+	cfg := consumeConfig{autoCommitInterval: time.Second, ackInterval: defaultAckInterval}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -202,11 +236,23 @@ func (c *Client) Consume(ctx context.Context, stream string, handler Handler, op
 		return nil, fmt.Errorf("%s: %w: auto-commit interval %v", op, ErrInvalidArgument, cfg.autoCommitInterval)
 	case cfg.mode != modeGroup && cfg.autoCommit != nil && *cfg.autoCommit:
 		return nil, fmt.Errorf("%s: %w: AutoCommit needs a Group", op, ErrInvalidArgument)
+	case cfg.mode == modeShared && cfg.filter != "":
+		return nil, fmt.Errorf("%s: %w: a shared subscription has its own filter (SubscriptionConfig.Filter)", op, ErrInvalidArgument)
+	case cfg.mode == modeShared && !cfg.start.IsZero():
+		return nil, fmt.Errorf("%s: %w: a shared subscription starts where it was created to (SubscriptionConfig.Start)", op, ErrInvalidArgument)
+	case cfg.ackBatch < 0 || cfg.ackInterval <= 0:
+		return nil, fmt.Errorf("%s: %w: ack batches of %d records or %v", op, ErrInvalidArgument, cfg.ackBatch, cfg.ackInterval)
 	case c.isClosed():
 		return nil, fmt.Errorf("%s: %w", op, ErrClosed)
 	}
 	if cfg.credits == 0 {
 		cfg.credits = 1000
+		if cfg.mode == modeShared {
+			cfg.credits = defaultPrefetch
+		}
+	}
+	if cfg.ackBatch == 0 {
+		cfg.ackBatch = defaultAckBatch(cfg.credits)
 	}
 	if cfg.autoCommit == nil {
 		auto := cfg.mode == modeGroup
@@ -404,8 +450,10 @@ func (cons *Consumer) subscribe(ctx context.Context) (*session, error) {
 }
 
 func (cons *Consumer) subscribeRequest(ctx context.Context) (*weirpb.SubscribeRequest, error) {
-	req := &weirpb.SubscribeRequest{Stream: cons.stream, Credits: cons.cfg.credits, ClientId: cons.c.clientID}
+	req := &weirpb.SubscribeRequest{Stream: cons.stream, Credits: cons.cfg.credits, ClientId: cons.c.clientID, Filter: cons.cfg.filter}
 	switch cons.cfg.mode {
+	case modeShared:
+		req.Mode = &weirpb.SubscribeRequest_Shared{Shared: &weirpb.SharedMode{Subscription: cons.cfg.subscription}}
 	case modeGroup:
 		g := &weirpb.GroupMode{Group: cons.cfg.group, Start: toPBStart(cons.cfg.start), Strategy: cons.cfg.strategy}
 		if cons.cfg.sessionTimeout > 0 {

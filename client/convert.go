@@ -173,3 +173,94 @@ func timestamp(t *timestamppb.Timestamp) time.Time {
 	}
 	return t.AsTime()
 }
+
+func toPBSubscriptionConfig(c SubscriptionConfig) *weirpb.SubscriptionConfig {
+	return &weirpb.SubscriptionConfig{
+		Stream:            c.Stream,
+		Name:              c.Name,
+		Filter:            c.Filter,
+		Start:             toPBStart(c.Start),
+		AckTimeout:        optionalDuration(c.AckTimeout),
+		MaxDeliveries:     c.MaxDeliveries,
+		DeadLetterStream:  c.DeadLetterStream,
+		BackoffInitial:    optionalDuration(c.Backoff.Initial),
+		BackoffMax:        optionalDuration(c.Backoff.Max),
+		BackoffMultiplier: c.Backoff.Multiplier,
+		KeyOrdered:        c.KeyOrdered,
+		MessageTtl:        optionalDuration(c.MessageTTL),
+		ExpiredDeadLetter: c.ExpiredDeadLetter,
+	}
+}
+
+func fromPBSubscriptionConfig(pb *weirpb.SubscriptionConfig) SubscriptionConfig {
+	return SubscriptionConfig{
+		Stream:           pb.GetStream(),
+		Name:             pb.GetName(),
+		Filter:           pb.GetFilter(),
+		Start:            fromPBStart(pb.GetStart()),
+		AckTimeout:       duration(pb.GetAckTimeout()),
+		MaxDeliveries:    pb.GetMaxDeliveries(),
+		DeadLetterStream: pb.GetDeadLetterStream(),
+		Backoff: Backoff{
+			Initial:    duration(pb.GetBackoffInitial()),
+			Max:        duration(pb.GetBackoffMax()),
+			Multiplier: pb.GetBackoffMultiplier(),
+		},
+		KeyOrdered:        pb.GetKeyOrdered(),
+		MessageTTL:        duration(pb.GetMessageTtl()),
+		ExpiredDeadLetter: pb.GetExpiredDeadLetter(),
+	}
+}
+
+func fromPBSubscriptionInfo(pb *weirpb.SubscriptionInfo) *SubscriptionInfo {
+	return &SubscriptionInfo{
+		Config:       fromPBSubscriptionConfig(pb.GetConfig()),
+		Queue:        pb.GetQueue(),
+		Partitions:   pb.GetPartitions(),
+		Depth:        pb.GetDepth(),
+		InFlight:     pb.GetInFlight(),
+		Waiting:      pb.GetWaiting(),
+		Delayed:      pb.GetDelayed(),
+		Consumers:    pb.GetConsumers(),
+		DeadLettered: pb.GetDeadLettered(),
+	}
+}
+
+func fromPBSubscriptionInfos(pbs []*weirpb.SubscriptionInfo) []SubscriptionInfo {
+	out := make([]SubscriptionInfo, len(pbs))
+	for i, pb := range pbs {
+		out[i] = *fromPBSubscriptionInfo(pb)
+	}
+	return out
+}
+
+// fromPBStart converts a start position; nil is unset.
+func fromPBStart(pb *weirpb.StartPosition) StartPosition {
+	switch p := pb.GetPosition().(type) {
+	case *weirpb.StartPosition_Latest:
+		return Latest()
+	case *weirpb.StartPosition_Earliest:
+		return Earliest()
+	case *weirpb.StartPosition_Offset:
+		return AtOffset(p.Offset)
+	case *weirpb.StartPosition_Time:
+		return AtTime(p.Time.AsTime())
+	}
+	return StartPosition{}
+}
+
+// optionalDuration is nil for 0: the server's default.
+func optionalDuration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
+
+func toPBRefs(ms []*Message) []*weirpb.PartitionOffset {
+	out := make([]*weirpb.PartitionOffset, len(ms))
+	for i, m := range ms {
+		out[i] = &weirpb.PartitionOffset{Partition: m.Partition, Offset: m.Offset}
+	}
+	return out
+}

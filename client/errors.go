@@ -30,6 +30,12 @@ var (
 	// ErrNoGroup is returned when committing from a consumer that is not in
 	// a group.
 	ErrNoGroup = errors.New("weir: commit needs a group consumer")
+	// ErrNotShared is returned by Message.Ack, Nack, Reject and Extend of
+	// a message that was not delivered through a shared subscription.
+	ErrNotShared = errors.New("weir: settling needs a shared-subscription consumer")
+	// ErrSettled is returned when settling a message that was acked,
+	// nacked or rejected already.
+	ErrSettled = errors.New("weir: message already settled")
 )
 
 var codeSentinels = map[connect.Code]error{

@@ -43,6 +43,11 @@ type session struct {
 
 	creditsOwed atomic.Int64
 	creditKick  chan struct{}
+
+	// Shared mode: the acks' batching, and a token per handler call under
+	// way (as many as the prefetch).
+	acker        *acker
+	handlerSlots chan struct{}
 }
 
 // partitionWorker runs the handler for one partition's messages in order.
@@ -53,23 +58,35 @@ type partitionWorker struct {
 }
 
 func newSession(cons *Consumer, stream *connect.ServerStreamForClient[weirpb.SubscribeResponse], ctx context.Context, cancel context.CancelFunc, id, memberID string) *session {
+	var slots chan struct{}
+	if cons.cfg.mode == modeShared {
+		slots = make(chan struct{}, cons.cfg.credits)
+	}
 	return &session{
 		cons: cons, stream: stream, ctx: ctx, cancel: cancel, id: id, memberID: memberID,
-		stopCh:     make(chan struct{}),
-		partition:  make(map[int32]*partitionWorker),
-		handled:    make(map[int32]int64),
-		committed:  make(map[int32]int64),
-		creditKick: make(chan struct{}, 1),
+		stopCh:       make(chan struct{}),
+		partition:    make(map[int32]*partitionWorker),
+		handled:      make(map[int32]int64),
+		committed:    make(map[int32]int64),
+		creditKick:   make(chan struct{}, 1),
+		handlerSlots: slots,
 	}
 }
 
 // serve runs the session until its stream ends or the consumer stops, then
 // tears it down: workers finish the messages under way, positions are
-// committed, and the stream is closed. It returns the stream's error (nil
-// when it ended cleanly or the consumer stopped).
+// committed (acks sent, in shared mode), and the stream is closed. It
+// returns the stream's error (nil when it ended cleanly or the consumer
+// stopped).
 func (s *session) serve() error {
-	s.loops.Add(1)
-	go s.creditLoop()
+	shared := s.cons.cfg.mode == modeShared
+	if shared {
+		// Settling returns a shared consumer's credits.
+		s.acker = newAcker(s)
+	} else {
+		s.loops.Add(1)
+		go s.creditLoop()
+	}
 	if s.cons.cfg.mode == modeGroup && *s.cons.cfg.autoCommit {
 		s.loops.Add(1)
 		go s.autoCommitLoop()
@@ -85,6 +102,11 @@ func (s *session) serve() error {
 		stoppedFirst = true
 	}
 	s.stopWorkers()
+	if shared {
+		// After a broken stream the server has given the records to
+		// others: their acks would fail.
+		s.acker.close(stoppedFirst)
+	}
 	// After a broken stream the server has let the member go, so only a
 	// consumer that stops commits here.
 	if stoppedFirst && s.cons.cfg.mode == modeGroup && *s.cons.cfg.autoCommit {
@@ -110,7 +132,11 @@ func (s *session) receive() error {
 		case *weirpb.SubscribeResponse_Assignment:
 			s.assign(ev.Assignment)
 		case *weirpb.SubscribeResponse_Records:
-			if !s.dispatch(ev.Records.GetRecords()) {
+			if s.cons.cfg.mode == modeShared {
+				if !s.dispatchShared(ev.Records) {
+					return nil
+				}
+			} else if !s.dispatch(ev.Records.GetRecords()) {
 				return nil
 			}
 		}

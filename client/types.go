@@ -18,7 +18,57 @@ const (
 	HeaderReplyTo       = "reply-to"
 	HeaderType          = "type"
 	HeaderSource        = "source"
+	// HeaderDeliverAt holds a record back from shared subscriptions until
+	// then (see DeliverAfter); group and ephemeral consumers are not
+	// delayed.
+	HeaderDeliverAt = "deliver-at"
+	// HeaderExpiresAt drops (or dead-letters) a record that no shared
+	// subscription acknowledged by then (see ExpiresAfter).
+	HeaderExpiresAt = "expires-at"
 )
+
+// Headers the server adds to a dead-lettered record, besides its own.
+const (
+	HeaderDeadLetterStream    = "x-dead-letter-stream"    // the stream it came from
+	HeaderDeadLetterPartition = "x-dead-letter-partition" // its partition there
+	HeaderDeadLetterOffset    = "x-dead-letter-offset"    // its offset there
+	HeaderDeadLetterReason    = "x-dead-letter-reason"    // rejected, max-deliveries or expired
+	HeaderDeliveryCount       = "x-delivery-count"        // how many times it was delivered
+	HeaderLastError           = "x-last-error"            // the last Nack's error text, or the Reject's reason
+)
+
+// Values of HeaderDeadLetterReason.
+const (
+	ReasonRejected      = "rejected"
+	ReasonMaxDeliveries = "max-deliveries"
+	ReasonExpired       = "expired"
+)
+
+// headerTimeLayout is how DeliverAt and ExpiresAt write times: RFC 3339
+// with milliseconds, in UTC.
+const headerTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// DeliverAt is a deliver-at header: shared subscriptions deliver the record
+// no earlier than t.
+//
+//	c.Publish(ctx, "emails", weir.Record{Value: v, Headers: []weir.Header{weir.DeliverAt(t)}})
+func DeliverAt(t time.Time) Header {
+	return Header{Key: HeaderDeliverAt, Value: []byte(t.UTC().Format(headerTimeLayout))}
+}
+
+// DeliverAfter is a deliver-at header d from now (by this machine's
+// clock).
+func DeliverAfter(d time.Duration) Header { return DeliverAt(time.Now().Add(d)) }
+
+// ExpiresAt is an expires-at header: a shared subscription that has not
+// acknowledged the record by t drops it (or dead-letters it, when it is
+// configured with ExpiredDeadLetter).
+func ExpiresAt(t time.Time) Header {
+	return Header{Key: HeaderExpiresAt, Value: []byte(t.UTC().Format(headerTimeLayout))}
+}
+
+// ExpiresAfter is an expires-at header d from now.
+func ExpiresAfter(d time.Duration) Header { return ExpiresAt(time.Now().Add(d)) }
 
 // Record is a record as published or read.
 type Record struct {

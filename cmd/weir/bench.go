@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,6 +21,7 @@ func printBenchUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   weir bench [--stream S] [--partitions N] [--records N | --duration D] [--size B]
              [--producers N] [--batch N] [--consumers N] [--json]
+             [--shared [--prefetch N] [--ack-batch N] [--ack-interval D]]
 
 Measures a running server through the Go SDK. First the producers publish
 --records records of --size bytes (or publish for --duration), each in
@@ -32,6 +32,10 @@ bytes of values) of each phase and the latency percentiles of the publish
 calls. The stream is created if missing, and deleted afterwards if the bench
 created it (unless --keep).
 
+With --shared the stream is a queue (created as one if missing) and the
+consumers are its competing consumers, each holding up to --prefetch records:
+a record counts once its ack is stored.
+
 Flags:
 `)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -41,17 +45,21 @@ Flags:
 }
 
 type benchFlags struct {
-	stream     string
-	partitions int
-	records    int64
-	size       int
-	producers  int
-	batch      int
-	consumers  int
-	duration   time.Duration
-	json       bool
-	keep       bool
-	progress   string
+	stream      string
+	partitions  int
+	records     int64
+	size        int
+	producers   int
+	batch       int
+	consumers   int
+	duration    time.Duration
+	json        bool
+	keep        bool
+	progress    string
+	shared      bool
+	prefetch    int
+	ackBatch    int
+	ackInterval time.Duration
 }
 
 func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
@@ -67,6 +75,10 @@ func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
 	fs.BoolVar(&f.json, "json", false, "print the results as JSON")
 	fs.BoolVar(&f.keep, "keep", false, "keep a stream the bench created")
 	fs.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (when a terminal), always or never")
+	fs.BoolVar(&f.shared, "shared", false, "consume through the queue's shared subscription (the stream is a queue)")
+	fs.IntVar(&f.prefetch, "prefetch", 100, "with --shared: records each consumer holds unacknowledged at most")
+	fs.IntVar(&f.ackBatch, "ack-batch", 0, "with --shared: acks sent in one call without waiting (0: the SDK's default, a quarter of the prefetch)")
+	fs.DurationVar(&f.ackInterval, "ack-interval", 5*time.Millisecond, "with --shared: how long an ack waits for others to share its call")
 	return f
 }
 
@@ -86,6 +98,10 @@ func (f *benchFlags) check() error {
 		return usagef("--consumers %d is negative", f.consumers)
 	case f.duration < 0:
 		return usagef("--duration %v is negative", f.duration)
+	case f.prefetch < 1:
+		return usagef("--prefetch %d: want at least 1", f.prefetch)
+	case f.ackBatch < 0 || f.ackInterval <= 0:
+		return usagef("--ack-batch %d, --ack-interval %v: want a count and a positive duration", f.ackBatch, f.ackInterval)
 	case f.progress != "auto" && f.progress != "always" && f.progress != "never":
 		return usagef("--progress %q: want auto, always or never", f.progress)
 	}
@@ -100,6 +116,8 @@ type benchResult struct {
 	Producers   int           `json:"producers"`
 	Batch       int           `json:"batch"`
 	Consumers   int           `json:"consumers"`
+	Shared      bool          `json:"shared,omitempty"`
+	Prefetch    int           `json:"prefetch,omitempty"`
 	Publish     phaseResult   `json:"publish"`
 	Latency     *latencyStats `json:"publish_latency_ms,omitempty"`
 	Consume     *phaseResult  `json:"consume,omitempty"`
@@ -163,12 +181,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return cf.run(func(ctx context.Context, c *weir.Client) error {
-		info, err := c.DescribeStream(ctx, bf.stream)
-		created := false
-		if errors.Is(err, weir.ErrNotFound) {
-			info, err = c.CreateStream(ctx, weir.StreamConfig{Name: bf.stream, Partitions: int32(bf.partitions)})
-			created = err == nil
-		}
+		info, created, err := benchStream(ctx, c, bf)
 		if err != nil {
 			return err
 		}
@@ -183,6 +196,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 		res := benchResult{Stream: bf.stream, Partitions: len(info.Partitions), RecordBytes: bf.size,
 			Producers: bf.producers, Batch: bf.batch, Consumers: bf.consumers}
+		if bf.shared {
+			res.Shared, res.Prefetch = true, bf.prefetch
+		}
 		bar := newProgressBar(stderr, bf.progress)
 
 		published, latencies, err := benchPublish(ctx, c, bf, info, bar)
@@ -193,7 +209,11 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		res.Latency = percentiles(latencies)
 
 		if bf.consumers > 0 && published.records > 0 {
-			consumed, err := benchConsume(ctx, c, bf, info, published.records, bar)
+			consume := benchConsume
+			if bf.shared {
+				consume = benchConsumeShared
+			}
+			consumed, err := consume(ctx, c, bf, info, published.records, bar)
 			if err != nil {
 				return err
 			}
@@ -208,6 +228,28 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		printBenchResult(stdout, &res)
 		return nil
 	})
+}
+
+// benchStream describes the bench's stream, or creates it (as a queue with
+// --shared), and says whether it created it.
+func benchStream(ctx context.Context, c *weir.Client, bf *benchFlags) (*weir.StreamInfo, bool, error) {
+	info, err := c.DescribeStream(ctx, bf.stream)
+	if errors.Is(err, weir.ErrNotFound) {
+		if bf.shared {
+			_, err = c.CreateQueue(ctx, weir.QueueConfig{Name: bf.stream, Partitions: int32(bf.partitions)})
+		} else {
+			_, err = c.CreateStream(ctx, weir.StreamConfig{Name: bf.stream, Partitions: int32(bf.partitions)})
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		info, err = c.DescribeStream(ctx, bf.stream)
+		return info, err == nil, err
+	}
+	if err == nil && bf.shared {
+		_, err = c.DescribeQueue(ctx, bf.stream)
+	}
+	return info, false, err
 }
 
 type phaseTotals struct {
@@ -346,17 +388,65 @@ func printBenchResult(w io.Writer, r *benchResult) {
 		fmt.Fprintf(w, "publish latency per batch (%d calls): p50 %.2fms  p90 %.2fms  p99 %.2fms  p99.9 %.2fms  max %.2fms\n",
 			l.Calls, l.P50, l.P90, l.P99, l.P999, l.Max)
 	}
-	if c := r.Consume; c != nil {
+	if c := r.Consume; c != nil && r.Shared {
+		fmt.Fprintf(w, "consume (shared, prefetch %d, acks stored): %d records in %.2fs: %.0f records/s, %.1f MB/s\n",
+			r.Prefetch, c.Records, c.Seconds, c.RecordsPerSec, c.MBPerSec)
+	} else if c != nil {
 		fmt.Fprintf(w, "consume: %d records in %.2fs: %.0f records/s, %.1f MB/s\n", c.Records, c.Seconds, c.RecordsPerSec, c.MBPerSec)
 	}
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// benchConsumeShared reads the published records back as the competing
+// consumers of the queue. A record counts once its ack is stored.
+func benchConsumeShared(ctx context.Context, c *weir.Client, bf *benchFlags, _ *weir.StreamInfo, want int64, bar *progressBar) (phaseTotals, error) {
+	var got, bytes atomic.Int64
+	finished := make(chan struct{})
+	var once sync.Once
+	var ackErr atomic.Pointer[error]
+	handler := func(hctx context.Context, m *weir.Message) error {
+		if err := m.Ack(hctx); err != nil {
+			if hctx.Err() == nil {
+				ackErr.CompareAndSwap(nil, &err)
+				once.Do(func() { close(finished) })
+			}
+			return nil
+		}
+		bytes.Add(int64(len(m.Value)))
+		if got.Add(1) >= want {
+			once.Do(func() { close(finished) })
+		}
+		return nil
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	began := time.Now()
+	stopBar := bar.run("consume", want, 0, began, func() (int64, int64) { return got.Load(), bytes.Load() })
+	var consumers []*weir.Consumer
+	defer func() {
+		for _, cons := range consumers {
+			cons.Close(context.Background())
+		}
+	}()
+	for range bf.consumers {
+		cons, err := c.Consume(ctx, bf.stream, handler, weir.Shared(""), weir.Prefetch(bf.prefetch),
+			weir.AckBatching(bf.ackBatch, bf.ackInterval))
+		if err != nil {
+			stopBar()
+			return phaseTotals{}, err
+		}
+		consumers = append(consumers, cons)
+	}
+	var err error
+	select {
+	case <-finished:
+		if p := ackErr.Load(); p != nil {
+			err = *p
+		}
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	elapsed := time.Since(began)
+	stopBar()
+	if err != nil {
+		return phaseTotals{}, err
+	}
+	return phaseTotals{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed}, nil
 }

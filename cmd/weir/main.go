@@ -3,6 +3,7 @@
 //
 //	weir [serve] [flags]   run a node (the default)
 //	weir stream ...        create, list, describe and delete streams
+//	weir queue ...         create, list, describe, purge, redrive and delete queues
 //	weir pub ...           publish records
 //	weir sub ...           print records as they arrive
 //	weir group ...         list, describe and reset consumer groups
@@ -47,6 +48,7 @@ type command struct {
 var commands = []command{
 	{name: "serve", summary: "run a Weir node (the default when no command is given)", run: runServe, usage: printServeUsage},
 	{name: "stream", summary: "create, list, describe and delete streams", run: runStream, usage: printStreamUsage},
+	{name: "queue", summary: "create, list, describe, purge, redrive and delete queues", run: runQueue, usage: printQueueUsage},
 	{name: "pub", summary: "publish records to a stream", run: runPub, usage: printPubUsage},
 	{name: "sub", summary: "print the records of a stream as they arrive", run: runSub, usage: printSubUsage},
 	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -26,11 +27,13 @@ func runPub(args []string, stdout, stderr io.Writer) int {
 
 func printPubUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  weir pub STREAM [--key K] [--header name=value ...] [MSG | -]
+  weir pub STREAM [--key K] [--header name=value ...] [--delay D] [--ttl D] [MSG | -]
 
 Publishes MSG as one record, or, with - or no MSG, each line of standard
 input as a record (batched; it prints how many were stored). The headers
-and the key apply to every record.
+and the key apply to every record. --delay holds the records back from
+queues and shared subscriptions for a while (a deliver-at header); --ttl
+has them dropped if not acknowledged in time (an expires-at header).
 
 Flags:
 `)
@@ -43,12 +46,16 @@ Flags:
 type pubFlags struct {
 	key     string
 	headers headerFlag
+	delay   time.Duration
+	ttl     time.Duration
 }
 
 func bindPubFlags(fs *flag.FlagSet) *pubFlags {
 	f := &pubFlags{}
 	fs.StringVar(&f.key, "key", "", "record key (records of a key go to one partition, in order)")
 	fs.Var(&f.headers, "header", "a record header `name=value`; repeat for more")
+	fs.DurationVar(&f.delay, "delay", 0, "deliver the records to queues and shared subscriptions no sooner than this from now")
+	fs.DurationVar(&f.ttl, "ttl", 0, "drop the records if no queue or shared subscription acknowledged them within this from now")
 	return f
 }
 
@@ -61,8 +68,20 @@ func pub(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	stream := pos[0]
+	switch {
+	case pf.delay < 0:
+		return usagef("--delay %v is negative", pf.delay)
+	case pf.ttl < 0:
+		return usagef("--ttl %v is negative", pf.ttl)
+	}
 	record := func(value []byte) weir.Record {
 		r := weir.Record{Value: value, Headers: pf.headers}
+		if pf.delay > 0 {
+			r.Headers = append(slices.Clip(r.Headers), weir.DeliverAfter(pf.delay))
+		}
+		if pf.ttl > 0 {
+			r.Headers = append(slices.Clip(r.Headers), weir.ExpiresAfter(pf.ttl))
+		}
 		if pf.key != "" {
 			r.Key = []byte(pf.key)
 		}
@@ -125,19 +144,28 @@ func runSub(args []string, stdout, stderr io.Writer) int {
 
 func printSubUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  weir sub STREAM [--group G] [--from earliest|latest|OFFSET|TIME] [--count N] [--format raw|json]
+  weir sub STREAM [--group G] [--from earliest|latest|OFFSET|TIME] [--filter EXPR]
+                  [--count N] [--format raw|json]
+  weir sub QUEUE --shared [SUBSCRIPTION] [--prefetch N] [--count N] [--format raw|json]
 
 Prints the records of a stream as they arrive, until interrupted or --count
 records. With --group it is a member of that consumer group (--from applies
 to partitions the group has no committed offset for) and commits what it
 printed. Without, it reads live records only (--from latest, the default) or
 every partition from --from. TIME is RFC 3339 (2026-01-02T15:04:05Z) or a
-duration ago (10m).
+duration ago (10m). --filter prints only the records a CEL expression
+selects (headers['type'] == 'order.paid', key.startsWith('eu-')); the server
+does the filtering.
+
+With --shared it is one of the competing consumers of a queue (or, with
+SUBSCRIPTION, of a shared subscription of the stream) and acknowledges each
+record it printed; it holds up to --prefetch records at a time, and those it
+did not print go back to the queue when it exits.
 
 --format raw prints each value on a line; json prints an object per line:
 {"stream","partition","offset","timestamp","key","value","headers"}, with
 key and value as strings, or as key_base64 and value_base64 when they are
-not UTF-8.
+not UTF-8, and with --shared "delivery_count".
 
 Flags:
 `)
@@ -148,15 +176,44 @@ Flags:
 }
 
 type subFlags struct {
-	group  string
-	from   string
-	count  int
-	format string
+	group    string
+	shared   sharedFlag
+	filter   string
+	prefetch int
+	from     string
+	count    int
+	format   string
+}
+
+// sharedFlag is --shared: a flag that may stand alone (the queue's own
+// subscription, or the subscription named by the next argument) or take a
+// value (--shared=NAME).
+type sharedFlag struct {
+	set  bool
+	name string
+}
+
+func (f *sharedFlag) String() string   { return f.name }
+func (f *sharedFlag) IsBoolFlag() bool { return true }
+
+func (f *sharedFlag) Set(s string) error {
+	switch s {
+	case "true":
+		f.set, f.name = true, ""
+	case "false":
+		f.set, f.name = false, ""
+	default:
+		f.set, f.name = true, s
+	}
+	return nil
 }
 
 func bindSubFlags(fs *flag.FlagSet) *subFlags {
 	f := &subFlags{}
 	fs.StringVar(&f.group, "group", "", "consume as a member of this consumer group")
+	fs.Var(&f.shared, "shared", "consume as one of the competing consumers of the queue, or of the shared `subscription` named")
+	fs.StringVar(&f.filter, "filter", "", "print only the records this CEL `expression` selects (not with --shared)")
+	fs.IntVar(&f.prefetch, "prefetch", 0, "with --shared: records held unacknowledged at most (0: --count, at most 100)")
 	fs.StringVar(&f.from, "from", "", "where to start: earliest, latest, an offset or a time (default latest)")
 	fs.IntVar(&f.count, "count", 0, "exit after this many records (0: run until interrupted)")
 	fs.StringVar(&f.format, "format", "raw", "output format: raw or json")
@@ -167,31 +224,13 @@ func sub(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sub", flag.ContinueOnError)
 	cf := bindClientFlags(fs)
 	sf := bindSubFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1)
+	pos, err := parseArgs(fs, args, 1, 2)
 	if err != nil {
 		return err
 	}
-	if sf.format != "raw" && sf.format != "json" {
-		return usagef("--format %q: want raw or json", sf.format)
-	}
-	if sf.count < 0 {
-		return usagef("--count %d is negative", sf.count)
-	}
-	var opts []weir.ConsumeOption
-	var start weir.StartPosition
-	if sf.from != "" {
-		if start, err = parseStart(sf.from, time.Now()); err != nil {
-			return err
-		}
-		opts = append(opts, weir.Start(start))
-	}
-	switch {
-	case sf.group != "":
-		opts = append(opts, weir.Group(sf.group))
-	case sf.from == "" || sf.from == "latest":
-		opts = []weir.ConsumeOption{weir.Ephemeral()}
-	default:
-		opts = append(opts, weir.FromPositions(nil))
+	opts, err := sf.options(pos)
+	if err != nil {
+		return err
 	}
 
 	return cf.run(func(ctx context.Context, c *weir.Client) error {
@@ -207,7 +246,7 @@ func sub(args []string, stdout io.Writer) error {
 			if sf.count > 0 && printed >= sf.count {
 				return hctx.Err() // stopping: not printed, so not committed
 			}
-			if writeErr = printRecord(out, sf.format, &m.Record); writeErr == nil {
+			if writeErr = printRecord(out, sf.format, m); writeErr == nil {
 				writeErr = out.Flush()
 			}
 			if writeErr != nil {
@@ -231,6 +270,68 @@ func sub(args []string, stdout io.Writer) error {
 	})
 }
 
+// options checks the flags and positional arguments of sub and returns
+// the consume options they make.
+func (sf *subFlags) options(pos []string) ([]weir.ConsumeOption, error) {
+	switch {
+	case sf.format != "raw" && sf.format != "json":
+		return nil, usagef("--format %q: want raw or json", sf.format)
+	case sf.count < 0:
+		return nil, usagef("--count %d is negative", sf.count)
+	case sf.prefetch < 0:
+		return nil, usagef("--prefetch %d is negative", sf.prefetch)
+	case len(pos) == 2 && (!sf.shared.set || sf.shared.name != ""):
+		return nil, usagef("unexpected argument %q", pos[1])
+	}
+	if sf.shared.set {
+		switch {
+		case sf.group != "":
+			return nil, usagef("--group and --shared exclude each other")
+		case sf.from != "":
+			return nil, usagef("--from does not apply to --shared: a shared subscription starts where it was created to")
+		case sf.filter != "":
+			return nil, usagef("--filter does not apply to --shared: a queue or shared subscription has its own filter (queue create --filter)")
+		}
+		subscription := sf.shared.name
+		if len(pos) == 2 {
+			subscription = pos[1]
+		}
+		prefetch := sf.prefetch
+		if prefetch == 0 {
+			// Records fetched and not printed go back with a delivery
+			// counted: take no more than will be printed.
+			prefetch = 100
+			if sf.count > 0 {
+				prefetch = min(sf.count, prefetch)
+			}
+		}
+		return []weir.ConsumeOption{weir.Shared(subscription), weir.Prefetch(prefetch)}, nil
+	}
+	if sf.prefetch > 0 {
+		return nil, usagef("--prefetch applies to --shared only")
+	}
+	var opts []weir.ConsumeOption
+	switch {
+	case sf.group != "":
+		opts = append(opts, weir.Group(sf.group))
+	case sf.from == "" || sf.from == "latest":
+		opts = append(opts, weir.Ephemeral())
+	default:
+		opts = append(opts, weir.FromPositions(nil))
+	}
+	if sf.from != "" && (sf.group != "" || sf.from != "latest") {
+		start, err := parseStart(sf.from, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, weir.Start(start))
+	}
+	if sf.filter != "" {
+		opts = append(opts, weir.Filter(sf.filter))
+	}
+	return opts, nil
+}
+
 // jsonRecord is a record in `weir sub --format json`.
 type jsonRecord struct {
 	Stream      string       `json:"stream"`
@@ -242,6 +343,8 @@ type jsonRecord struct {
 	Value       *string      `json:"value,omitempty"`
 	ValueBase64 string       `json:"value_base64,omitempty"`
 	Headers     []jsonHeader `json:"headers,omitempty"`
+	// DeliveryCount: shared mode only.
+	DeliveryCount int32 `json:"delivery_count,omitempty"`
 }
 
 type jsonHeader struct {
@@ -249,12 +352,13 @@ type jsonHeader struct {
 	Value string `json:"value"`
 }
 
-func printRecord(w io.Writer, format string, r *weir.Record) error {
+func printRecord(w io.Writer, format string, m *weir.Message) error {
+	r := &m.Record
 	if format == "raw" {
 		_, err := fmt.Fprintf(w, "%s\n", r.Value)
 		return err
 	}
-	j := jsonRecord{Stream: r.Stream, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+	j := jsonRecord{Stream: r.Stream, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, DeliveryCount: m.DeliveryCount}
 	j.Key, j.KeyBase64 = textOrBase64(r.Key)
 	j.Value, j.ValueBase64 = textOrBase64(r.Value)
 	for _, h := range r.Headers {

@@ -1,0 +1,208 @@
+package weir
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+)
+
+// acker batches the acks of a shared consumer's session. Acks wait in
+// pending until a batch is full or the first of them has waited the
+// interval; then one Ack call sends them all, while the next batch fills.
+// Up to maxAckCalls calls are under way at once: the server returns a
+// record's credit when it gets the ack, and answers once the ack is durable,
+// so calls that overlap keep records flowing through the fsync of the acks
+// before. When every call slot is taken, acks keep piling up and go in one
+// larger call.
+type acker struct {
+	s        *session
+	batch    int
+	interval time.Duration
+
+	mu      sync.Mutex
+	pending []ackItem
+	first   time.Time // when pending got its first ack
+	closed  bool
+
+	kick     chan struct{} // an ack was added to an empty batch, or filled it
+	stop     chan struct{}
+	loopDone chan struct{}
+	slots    chan struct{} // a token per Ack call under way
+	calls    sync.WaitGroup
+}
+
+// ackItem is a message to ack and, for Message.Ack, where its outcome goes.
+type ackItem struct {
+	m    *Message
+	done chan error // nil: nobody waits
+}
+
+func newAcker(s *session) *acker {
+	a := &acker{
+		s:        s,
+		batch:    s.cons.cfg.ackBatch,
+		interval: s.cons.cfg.ackInterval,
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		slots:    make(chan struct{}, maxAckCalls),
+	}
+	go a.loop()
+	return a
+}
+
+// add queues an ack; false when the session's acks are closed.
+func (a *acker) add(m *Message, done chan error) bool {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return false
+	}
+	a.pending = append(a.pending, ackItem{m: m, done: done})
+	n := len(a.pending)
+	if n == 1 {
+		a.first = time.Now()
+	}
+	a.mu.Unlock()
+	if n == 1 || n >= a.batch {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+func (a *acker) waiting() (int, time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.pending), a.first
+}
+
+func (a *acker) take() []ackItem {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	items := a.pending
+	a.pending = nil
+	return items
+}
+
+func (a *acker) loop() {
+	defer close(a.loopDone)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-a.kick:
+		case <-a.stop:
+			return
+		}
+		n, first := a.waiting()
+		if n == 0 {
+			continue
+		}
+		// Linger until the batch fills or its first ack waited long enough.
+		if n < a.batch {
+			timer.Reset(a.interval - time.Since(first))
+		linger:
+			for {
+				select {
+				case <-timer.C:
+					break linger
+				case <-a.kick:
+					if n, _ := a.waiting(); n >= a.batch {
+						timer.Stop()
+						break linger
+					}
+				case <-a.stop:
+					timer.Stop()
+					return
+				}
+			}
+		}
+		select {
+		case a.slots <- struct{}{}:
+		case <-a.stop:
+			return
+		}
+		items := a.take()
+		if len(items) == 0 {
+			<-a.slots
+			continue
+		}
+		a.calls.Add(1)
+		go func() {
+			defer a.calls.Done()
+			defer func() { <-a.slots }()
+			a.send(items)
+		}()
+	}
+}
+
+// close ends the batching. With flush, the acks still pending are sent
+// (the consumer stops, its subscription is still open); without, they are
+// dropped, as the server has given their records to others already. It
+// returns once every Ack call has ended.
+func (a *acker) close(flush bool) {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	close(a.stop)
+	<-a.loopDone
+	items := a.take()
+	if flush && len(items) > 0 {
+		a.send(items)
+	} else {
+		for _, it := range items {
+			if it.done != nil {
+				it.done <- it.m.gone("ack")
+			}
+		}
+	}
+	a.calls.Wait()
+}
+
+// send makes the Ack call of items and tells their waiters. When the call
+// fails because one of the records is no longer this consumer's (its
+// deadline passed and another consumer has it), the others are acked one
+// by one, so that one late record does not undo the acks of the rest.
+func (a *acker) send(items []ackItem) {
+	s := a.s
+	ctx, cancel := context.WithTimeout(s.ctx, commitTimeout)
+	defer cancel()
+	msgs := make([]*Message, len(items))
+	for i, it := range items {
+		msgs[i] = it.m
+	}
+	err := s.settle(ctx, "ack", s.cons.c.api.Ack, &weirpb.SettleRequest{SubscriptionId: s.id, Records: toPBRefs(msgs)})
+	if err != nil && len(items) > 1 && connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		for _, it := range items {
+			a.sendOne(ctx, it)
+		}
+		return
+	}
+	for _, it := range items {
+		a.report(it, err)
+	}
+}
+
+func (a *acker) sendOne(ctx context.Context, it ackItem) {
+	s := a.s
+	err := s.settle(ctx, "ack", s.cons.c.api.Ack, &weirpb.SettleRequest{SubscriptionId: s.id, Records: toPBRefs([]*Message{it.m})})
+	a.report(it, err)
+}
+
+func (a *acker) report(it ackItem, err error) {
+	if it.done != nil {
+		it.done <- err
+		return
+	}
+	if err != nil && a.s.ctx.Err() == nil {
+		a.s.cons.c.logger.Warn("weir: ack failed; the record is delivered again",
+			"stream", it.m.Stream, "partition", it.m.Partition, "offset", it.m.Offset, "err", err)
+	}
+}
