@@ -49,19 +49,20 @@ const (
 
 // pending is a fetched record that is not settled.
 type pending struct {
-	part      *sharedPart
-	rec       Record
-	count     int32 // deliveries so far
-	lastError string
-	state     pendingState
-	consumer  *sharedConsumer
-	deadline  time.Time // in flight: redelivered after this
-	due       time.Time // waiting or delayed: deliverable from this
-	expires   time.Time // zero: never
-	key       string
-	keyed     bool // key-ordered and the record has a key
-	delivered bool // delivered at least once
-	heapIndex int
+	part       *sharedPart
+	rec        Record
+	count      int32 // deliveries so far
+	lastError  string
+	state      pendingState
+	consumer   *sharedConsumer
+	deadline   time.Time // in flight: redelivered after this
+	due        time.Time // waiting or delayed: deliverable from this
+	expires    time.Time // zero: never
+	key        string
+	keyed      bool // key-ordered and the record has a key
+	delivered  bool // delivered at least once
+	deadLetter bool // settling by dead-lettering
+	heapIndex  int
 }
 
 type sharedPart struct {

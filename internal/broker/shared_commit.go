@@ -117,9 +117,13 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 	for _, op := range ops {
 		for _, p := range op.acks {
 			if err == nil {
+				if p.deadLetter {
+					ss.deadLettered++ // counted as the record leaves the depth
+				}
 				ss.settle(p)
 			} else if p.state == stateSettling {
 				// Not durable: deliver it again rather than lose it.
+				p.deadLetter = false
 				ss.unsettle(p, stateReady)
 				ss.again = append(ss.again, p)
 			}
@@ -167,6 +171,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 func (ss *sharedSub) deadLetter(p *pending, reason string) {
 	ss.leaveBuffer(p)
 	ss.markSettling(p)
+	p.deadLetter = true
 	rec := p.rec
 	rec.Headers = append(append([]Header(nil), rec.Headers...),
 		Header{Key: HeaderDeadLetterStream, Value: []byte(ss.cfg.Stream)},
@@ -182,17 +187,17 @@ func (ss *sharedSub) deadLetter(p *pending, reason string) {
 		if err == nil {
 			err = ss.commit(ss.ctx, &commitOp{acks: []*pending{p}, done: make(chan error, 1)})
 		}
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
 		if err == nil {
-			ss.deadLettered++
 			return
 		}
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
 		if errors.Is(err, ErrClosed) || ss.ctx.Err() != nil {
 			return
 		}
 		ss.b.cfg.Logger.Warn("dead-lettering failed; will retry", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "dead_letter_stream", ss.cfg.DeadLetterStream, "err", err)
 		if p.state == stateSettling {
+			p.deadLetter = false
 			ss.unsettle(p, stateWaiting)
 			ss.wait(p, stateWaiting, ss.b.now().Add(ss.cfg.backoff(p.count)))
 		}
