@@ -293,7 +293,7 @@ func (b *Broker) DescribeSubscription(streamName, name string) (SubscriptionInfo
 	return ss.info(), nil
 }
 
-// depth counts the records not settled; s.mu is held.
+// depth counts the records not settled (durably); s.mu is held.
 func (ss *sharedSub) depth() int64 {
 	var d int64
 	for _, part := range ss.parts {
@@ -301,8 +301,12 @@ func (ss *sharedSub) depth() int64 {
 		// those fetched and not settled.
 		d += max(part.log.EndOffset()-part.fetch-int64(len(part.storedAcks)), 0) + int64(len(part.live))
 	}
-	return d - int64(ss.settling)
+	return d
 }
+
+// lengthForLimit is the depth less the records whose settlement is under
+// way: what max length is enforced on; s.mu is held.
+func (ss *sharedSub) lengthForLimit() int64 { return ss.depth() - int64(ss.settling) }
 
 func (ss *sharedSub) info() SubscriptionInfo {
 	ss.mu.Lock()

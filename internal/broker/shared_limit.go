@@ -15,7 +15,7 @@ func (s *stream) checkRoom(n int) error {
 			continue
 		}
 		ss.mu.Lock()
-		d := ss.depth()
+		d := ss.lengthForLimit()
 		ss.mu.Unlock()
 		if d+int64(n) > ss.cfg.MaxLength {
 			return fmt.Errorf("%w: subscription %q of %q holds %d records, its max length is %d", ErrQueueFull, ss.cfg.Name, s.meta.Name, d, ss.cfg.MaxLength)
@@ -32,7 +32,7 @@ func (ss *sharedSub) enforceMaxLength() {
 	if ss.cfg.MaxLength <= 0 || ss.cfg.Overflow == OverflowRejectPublish {
 		return
 	}
-	excess := ss.depth() - ss.cfg.MaxLength
+	excess := ss.lengthForLimit() - ss.cfg.MaxLength
 	if excess <= 0 {
 		return
 	}
