@@ -45,7 +45,16 @@ func (ss *sharedSub) enforceMaxLength() {
 			}
 		}
 	}
-	slices.SortFunc(victims, func(a, b *pending) int { return a.rec.Timestamp.Compare(b.rec.Timestamp) })
+	// Oldest first: by timestamp, then (within a millisecond) by position.
+	slices.SortFunc(victims, func(a, b *pending) int {
+		if c := a.rec.Timestamp.Compare(b.rec.Timestamp); c != 0 {
+			return c
+		}
+		if a.part.id != b.part.id {
+			return int(a.part.id - b.part.id)
+		}
+		return int(a.rec.Offset - b.rec.Offset)
+	})
 	var drop []*pending
 	for _, p := range victims[:min(int64(len(victims)), excess)] {
 		excess--
