@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -51,9 +52,9 @@ func (ss *sharedSub) enforceMaxLength() {
 			return c
 		}
 		if a.part.id != b.part.id {
-			return int(a.part.id - b.part.id)
+			return cmp.Compare(a.part.id, b.part.id)
 		}
-		return int(a.rec.Offset - b.rec.Offset)
+		return cmp.Compare(a.rec.Offset, b.rec.Offset)
 	})
 	var drop []*pending
 	for _, p := range victims[:min(int64(len(victims)), excess)] {
