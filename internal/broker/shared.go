@@ -316,89 +316,84 @@ func (ss *sharedSub) lookup(consumerID string, refs []DeliveryRef, allowWaiting 
 	return out, nil
 }
 
-// Ack settles delivered records. It returns once the acks are durable.
-func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef) error {
+// withHeld runs fn, under the subscription's lock, on the records refs name
+// that consumerID holds (with late, also those whose deadline passed and
+// that nobody else holds yet); settled ones are left out.
+func (b *Broker) withHeld(streamName, sub, consumerID string, refs []DeliveryRef, late bool, fn func(ss *sharedSub, ps []*pending)) (*sharedSub, error) {
 	ss, err := b.sharedSub(streamName, sub)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ss.mu.Lock()
-	ps, err := ss.lookup(consumerID, refs, true)
+	defer ss.mu.Unlock()
+	ps, err := ss.lookup(consumerID, refs, late)
 	if err != nil {
-		ss.mu.Unlock()
+		return nil, err
+	}
+	fn(ss, ps)
+	return ss, nil
+}
+
+// Ack settles delivered records. It returns once the acks are durable.
+func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef) error {
+	var held []*pending
+	ss, err := b.withHeld(streamName, sub, consumerID, refs, true, func(ss *sharedSub, ps []*pending) {
+		for _, p := range ps {
+			ss.takeFromConsumer(p)
+			ss.markSettling(p)
+		}
+		held = ps
+	})
+	if err != nil || len(held) == 0 {
 		return err
 	}
-	for _, p := range ps {
-		ss.takeFromConsumer(p)
-		ss.markSettling(p)
-	}
-	ss.mu.Unlock()
-	if len(ps) == 0 {
-		return nil
-	}
-	return ss.commit(ctx, &commitOp{acks: ps, done: make(chan error, 1)})
+	return ss.commit(ctx, &commitOp{acks: held, done: make(chan error, 1)})
 }
 
 // Nack gives delivered records back for redelivery after the backoff (or
 // after delay, when positive), keeping errText for the dead-letter headers;
 // past MaxDeliveries they are dead-lettered instead.
 func (b *Broker) Nack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, errText string, delay time.Duration) error {
-	ss, err := b.sharedSub(streamName, sub)
-	if err != nil {
-		return err
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ps, err := ss.lookup(consumerID, refs, false)
-	if err != nil {
-		return err
-	}
-	now := b.now()
-	var note []*pending
-	for _, p := range ps {
-		ss.takeFromConsumer(p)
-		p.lastError = errText
-		if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
-			ss.deadLetter(p, ReasonMaxDeliveries)
-			continue
+	_, err := b.withHeld(streamName, sub, consumerID, refs, false, func(ss *sharedSub, ps []*pending) {
+		now := b.now()
+		var note []*pending
+		for _, p := range ps {
+			ss.takeFromConsumer(p)
+			p.lastError = errText
+			if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
+				ss.deadLetter(p, ReasonMaxDeliveries)
+				continue
+			}
+			d := delay
+			if d <= 0 {
+				d = ss.cfg.backoff(p.count)
+			}
+			ss.wait(p, stateWaiting, now.Add(d))
+			note = append(note, p)
 		}
-		d := delay
-		if d <= 0 {
-			d = ss.cfg.backoff(p.count)
+		if len(note) > 0 {
+			// Keep the error text for the dead-letter headers across
+			// restarts; nothing waits for it.
+			ss.commitAsync(&commitOp{deliveries: snapshotDeliveries(note)})
 		}
-		ss.wait(p, stateWaiting, now.Add(d))
-		note = append(note, p)
-	}
-	if len(note) > 0 {
-		// Keep the error text for the dead-letter headers across restarts;
-		// nothing waits for it.
-		ss.commitAsync(&commitOp{deliveries: snapshotDeliveries(note)})
-	}
-	ss.signal()
-	return nil
+		ss.signal()
+	})
+	return err
 }
 
 // Reject dead-letters delivered records now.
 func (b *Broker) Reject(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, reason string) error {
-	ss, err := b.sharedSub(streamName, sub)
-	if err != nil {
-		return err
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ps, err := ss.lookup(consumerID, refs, true)
-	if err != nil {
-		return err
-	}
-	for _, p := range ps {
-		ss.takeFromConsumer(p)
-		if reason != "" {
-			p.lastError = reason
+	_, err := b.withHeld(streamName, sub, consumerID, refs, true, func(ss *sharedSub, ps []*pending) {
+		for _, p := range ps {
+			ss.takeFromConsumer(p)
+			if reason != "" {
+				p.lastError = reason
+			}
+			ss.deadLetter(p, ReasonRejected)
 		}
-		ss.deadLetter(p, ReasonRejected)
-	}
-	ss.signal()
-	return nil
+		ss.signal()
+	})
+	return err
 }
 
 // Extend moves the ack deadline of records the consumer still works on to
@@ -407,22 +402,14 @@ func (b *Broker) Extend(ctx context.Context, streamName, sub, consumerID string,
 	if d <= 0 || d > MaxAckTimeout {
 		return fmt.Errorf("%w: extension must be between 0 and %v, got %v", ErrInvalidArgument, MaxAckTimeout, d)
 	}
-	ss, err := b.sharedSub(streamName, sub)
-	if err != nil {
-		return err
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ps, err := ss.lookup(consumerID, refs, false)
-	if err != nil {
-		return err
-	}
-	deadline := b.now().Add(d)
-	for _, p := range ps {
-		p.deadline = deadline
-	}
-	ss.wakeTimer()
-	return nil
+	_, err := b.withHeld(streamName, sub, consumerID, refs, false, func(ss *sharedSub, ps []*pending) {
+		deadline := b.now().Add(d)
+		for _, p := range ps {
+			p.deadline = deadline
+		}
+		ss.wakeTimer()
+	})
+	return err
 }
 
 // CloseConsumer ends a consumer: the records it held in flight are
