@@ -25,10 +25,9 @@ func (s *stream) checkRoom(n int) error {
 	return nil
 }
 
-// enforceMaxLength settles the oldest records not in flight while a
+// enforceMaxLength settles the oldest fetched records not in flight while a
 // subscription is over its max length (drop-oldest and dead-letter
-// policies). Records fetched go first (dropped or dead-lettered); with
-// drop-oldest, records not fetched yet are skipped over too. s.mu is held.
+// policies), each through the committer like an ack. s.mu is held.
 func (ss *sharedSub) enforceMaxLength() {
 	if ss.cfg.MaxLength <= 0 || ss.cfg.Overflow == OverflowRejectPublish {
 		return
@@ -76,17 +75,9 @@ func (ss *sharedSub) enforceMaxLength() {
 	if len(drop) > 0 {
 		ss.commitAsync(&commitOp{acks: drop})
 	}
-	if ss.cfg.Overflow == OverflowDropOldest {
-		// The rest of the excess has not been fetched: skip over it.
-		for _, part := range ss.parts {
-			if excess <= 0 {
-				break
-			}
-			skip := min(max(part.log.EndOffset()-part.fetch, 0), excess)
-			part.fetch += skip
-			excess -= skip
-		}
-	}
+	// What is over the limit and not fetched yet is dropped once the
+	// fetcher brings it in (enforcement runs after every fetch): a record
+	// skipped without being settled durably could come back after a crash.
 	ss.signal()
 }
 
