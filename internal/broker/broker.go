@@ -47,6 +47,7 @@ type Broker struct {
 	closed  bool
 
 	groups groupRegistry
+	ex     exchanges
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -85,6 +86,9 @@ func Open(cfg Config) (*Broker, error) {
 	err = b.loadStreams()
 	if err == nil {
 		err = b.loadSubscriptions()
+	}
+	if err == nil {
+		err = b.loadExchanges()
 	}
 	if err != nil {
 		b.closeStreams()

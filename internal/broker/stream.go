@@ -333,6 +333,14 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 	for _, ss := range subs {
 		ss.stop()
 	}
+	// Bindings to the stream go with it (b.mu is not held: the exchange
+	// lock and the stream map's lock are never held together).
+	b.ex.mu.Lock()
+	unbindErr := b.unbindDestination(Binding{Destination: name})
+	b.ex.mu.Unlock()
+	if unbindErr != nil {
+		b.cfg.Logger.Warn("could not remove the bindings to a deleted stream", "stream", name, "err", unbindErr)
+	}
 	b.groups.streamRemoved(name)
 	return errors.Join(s.close(), b.cfg.FS.RemoveAll(s.dir))
 }
