@@ -19,8 +19,11 @@ func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, erro
 	var n int64
 	for _, part := range ss.parts {
 		if end := part.log.EndOffset(); end > part.fetch {
-			n += end - part.fetch
+			n += end - part.fetch - int64(len(part.storedAcks))
 			part.fetch = end
+			// What the store knew of the purged records no longer counts.
+			clear(part.storedAcks)
+			clear(part.storedDeliveries)
 		}
 		for off, p := range part.live {
 			if p.state == stateSettling {
