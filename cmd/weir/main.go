@@ -4,7 +4,10 @@
 //	weir [serve] [flags]   run a node (the default)
 //	weir stream ...        create, list, describe and delete streams
 //	weir queue ...         create, list, describe, purge, redrive and delete queues
-//	weir pub ...           publish records
+//	weir exchange ...      declare, list and delete exchanges
+//	weir bind ...          bind an exchange to a stream or an exchange
+//	weir unbind ...        remove a binding
+//	weir pub ...           publish records to a stream or through an exchange
 //	weir sub ...           print records as they arrive
 //	weir group ...         list, describe and reset consumer groups
 //	weir bench ...         measure throughput and latency
@@ -49,7 +52,10 @@ var commands = []command{
 	{name: "serve", summary: "run a Weir node (the default when no command is given)", run: runServe, usage: printServeUsage},
 	{name: "stream", summary: "create, list, describe and delete streams", run: runStream, usage: printStreamUsage},
 	{name: "queue", summary: "create, list, describe, purge, redrive and delete queues", run: runQueue, usage: printQueueUsage},
-	{name: "pub", summary: "publish records to a stream", run: runPub, usage: printPubUsage},
+	{name: "exchange", summary: "declare, list and delete exchanges", run: runExchange, usage: printExchangeUsage},
+	{name: "bind", summary: "bind an exchange to a stream or another exchange", run: runBind, usage: printBindUsage},
+	{name: "unbind", summary: "remove a binding of an exchange", run: runUnbind, usage: printBindUsage},
+	{name: "pub", summary: "publish records to a stream or through an exchange", run: runPub, usage: printPubUsage},
 	{name: "sub", summary: "print the records of a stream as they arrive", run: runSub, usage: printSubUsage},
 	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},
 	{name: "bench", summary: "measure publish and consume throughput and latency", run: runBench, usage: printBenchUsage},

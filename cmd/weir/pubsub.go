@@ -28,12 +28,18 @@ func runPub(args []string, stdout, stderr io.Writer) int {
 func printPubUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   weir pub STREAM [--key K] [--header name=value ...] [--delay D] [--ttl D] [MSG | -]
+  weir pub --exchange X [--routing-key K] [--mandatory] [--key K] [--header ...] [MSG | -]
 
 Publishes MSG as one record, or, with - or no MSG, each line of standard
 input as a record (batched; it prints how many were stored). The headers
 and the key apply to every record. --delay holds the records back from
 queues and shared subscriptions for a while (a deliver-at header); --ttl
 has them dropped if not acknowledged in time (an expires-at header).
+
+With --exchange the records are routed through that exchange, with
+--routing-key, to every stream its bindings reach (see 'weir exchange').
+Records that reach none are dropped, or with --mandatory returned: nothing
+is stored and the command fails.
 
 Flags:
 `)
@@ -44,10 +50,13 @@ Flags:
 }
 
 type pubFlags struct {
-	key     string
-	headers headerFlag
-	delay   time.Duration
-	ttl     time.Duration
+	key        string
+	headers    headerFlag
+	delay      time.Duration
+	ttl        time.Duration
+	exchange   string
+	routingKey string
+	mandatory  bool
 }
 
 func bindPubFlags(fs *flag.FlagSet) *pubFlags {
@@ -56,6 +65,9 @@ func bindPubFlags(fs *flag.FlagSet) *pubFlags {
 	fs.Var(&f.headers, "header", "a record header `name=value`; repeat for more")
 	fs.DurationVar(&f.delay, "delay", 0, "deliver the records to queues and shared subscriptions no sooner than this from now")
 	fs.DurationVar(&f.ttl, "ttl", 0, "drop the records if no queue or shared subscription acknowledged them within this from now")
+	fs.StringVar(&f.exchange, "exchange", "", "publish through this `exchange` instead of to a stream")
+	fs.StringVar(&f.routingKey, "routing-key", "", "with --exchange: the records' routing `key`")
+	fs.BoolVar(&f.mandatory, "mandatory", false, "with --exchange: fail, storing nothing, when the records reach no stream")
 	return f
 }
 
@@ -63,12 +75,17 @@ func pub(args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("pub", flag.ContinueOnError)
 	cf := bindClientFlags(fs)
 	pf := bindPubFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 2)
+	pos, err := parseArgs(fs, args, 0, 2)
 	if err != nil {
 		return err
 	}
-	stream := pos[0]
 	switch {
+	case pf.exchange != "" && len(pos) > 1:
+		return usagef("unexpected argument %q: --exchange takes no stream", pos[1])
+	case pf.exchange == "" && len(pos) == 0:
+		return usagef("missing argument: a stream, or --exchange")
+	case pf.exchange == "" && (pf.routingKey != "" || pf.mandatory):
+		return usagef("--routing-key and --mandatory apply to --exchange only")
 	case pf.delay < 0:
 		return usagef("--delay %v is negative", pf.delay)
 	case pf.ttl < 0:
@@ -87,6 +104,16 @@ func pub(args []string, stdin io.Reader, stdout io.Writer) error {
 		}
 		return r
 	}
+	if pf.exchange != "" {
+		var msg *string
+		if len(pos) == 1 && pos[0] != "-" {
+			msg = &pos[0]
+		}
+		return cf.run(func(ctx context.Context, c *weir.Client) error {
+			return pubExchange(ctx, c, pf.exchange, pf.routingKey, pf.mandatory, msg, record, stdin, stdout)
+		})
+	}
+	stream := pos[0]
 	return cf.run(func(ctx context.Context, c *weir.Client) error {
 		if len(pos) == 2 && pos[1] != "-" {
 			res, err := c.Publish(ctx, stream, record([]byte(pos[1])))

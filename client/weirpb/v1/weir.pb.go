@@ -3760,6 +3760,616 @@ func (*SettleResponse) Descriptor() ([]byte, []int) {
 	return file_weir_proto_rawDescGZIP(), []int{61}
 }
 
+type DeclareExchangeRequest struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type              string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`                                                    // "direct", "topic", "fanout" or "headers"
+	AlternateExchange string                 `protobuf:"bytes,3,opt,name=alternate_exchange,json=alternateExchange,proto3" json:"alternate_exchange,omitempty"` // receives the records no binding matched; empty: none
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *DeclareExchangeRequest) Reset() {
+	*x = DeclareExchangeRequest{}
+	mi := &file_weir_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclareExchangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclareExchangeRequest) ProtoMessage() {}
+
+func (x *DeclareExchangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclareExchangeRequest.ProtoReflect.Descriptor instead.
+func (*DeclareExchangeRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DeclareExchangeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeclareExchangeRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DeclareExchangeRequest) GetAlternateExchange() string {
+	if x != nil {
+		return x.AlternateExchange
+	}
+	return ""
+}
+
+// A binding routes an exchange's matching records to a stream, or to
+// another exchange when to_exchange is set.
+type ExchangeBinding struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Destination string                 `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	ToExchange  bool                   `protobuf:"varint,2,opt,name=to_exchange,json=toExchange,proto3" json:"to_exchange,omitempty"`
+	// Direct: the routing key; topic: a pattern of dot-separated words, where
+	// "*" matches one word and "#" zero or more.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Headers exchanges: the headers to match, and "x-match": "all" (the
+	// default) or "any".
+	Args          map[string]string `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeBinding) Reset() {
+	*x = ExchangeBinding{}
+	mi := &file_weir_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeBinding) ProtoMessage() {}
+
+func (x *ExchangeBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeBinding.ProtoReflect.Descriptor instead.
+func (*ExchangeBinding) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ExchangeBinding) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *ExchangeBinding) GetToExchange() bool {
+	if x != nil {
+		return x.ToExchange
+	}
+	return false
+}
+
+func (x *ExchangeBinding) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ExchangeBinding) GetArgs() map[string]string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type ExchangeInfo struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type              string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	AlternateExchange string                 `protobuf:"bytes,3,opt,name=alternate_exchange,json=alternateExchange,proto3" json:"alternate_exchange,omitempty"`
+	Bindings          []*ExchangeBinding     `protobuf:"bytes,4,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	Unroutable        int64                  `protobuf:"varint,5,opt,name=unroutable,proto3" json:"unroutable,omitempty"` // records no binding (nor an alternate) took, since the server started
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ExchangeInfo) Reset() {
+	*x = ExchangeInfo{}
+	mi := &file_weir_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeInfo) ProtoMessage() {}
+
+func (x *ExchangeInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeInfo.ProtoReflect.Descriptor instead.
+func (*ExchangeInfo) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ExchangeInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExchangeInfo) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ExchangeInfo) GetAlternateExchange() string {
+	if x != nil {
+		return x.AlternateExchange
+	}
+	return ""
+}
+
+func (x *ExchangeInfo) GetBindings() []*ExchangeBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+func (x *ExchangeInfo) GetUnroutable() int64 {
+	if x != nil {
+		return x.Unroutable
+	}
+	return 0
+}
+
+type ListExchangesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExchangesRequest) Reset() {
+	*x = ListExchangesRequest{}
+	mi := &file_weir_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExchangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExchangesRequest) ProtoMessage() {}
+
+func (x *ListExchangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExchangesRequest.ProtoReflect.Descriptor instead.
+func (*ListExchangesRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{65}
+}
+
+type ListExchangesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exchanges     []*ExchangeInfo        `protobuf:"bytes,1,rep,name=exchanges,proto3" json:"exchanges,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExchangesResponse) Reset() {
+	*x = ListExchangesResponse{}
+	mi := &file_weir_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExchangesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExchangesResponse) ProtoMessage() {}
+
+func (x *ListExchangesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExchangesResponse.ProtoReflect.Descriptor instead.
+func (*ListExchangesResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListExchangesResponse) GetExchanges() []*ExchangeInfo {
+	if x != nil {
+		return x.Exchanges
+	}
+	return nil
+}
+
+// Deleting an exchange deletes every binding to it too.
+type DeleteExchangeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteExchangeRequest) Reset() {
+	*x = DeleteExchangeRequest{}
+	mi := &file_weir_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteExchangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteExchangeRequest) ProtoMessage() {}
+
+func (x *DeleteExchangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteExchangeRequest.ProtoReflect.Descriptor instead.
+func (*DeleteExchangeRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *DeleteExchangeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteExchangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteExchangeResponse) Reset() {
+	*x = DeleteExchangeResponse{}
+	mi := &file_weir_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteExchangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteExchangeResponse) ProtoMessage() {}
+
+func (x *DeleteExchangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteExchangeResponse.ProtoReflect.Descriptor instead.
+func (*DeleteExchangeResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{68}
+}
+
+type BindRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exchange      string                 `protobuf:"bytes,1,opt,name=exchange,proto3" json:"exchange,omitempty"`       // the source
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"` // a stream, or an exchange when to_exchange is set
+	ToExchange    bool                   `protobuf:"varint,3,opt,name=to_exchange,json=toExchange,proto3" json:"to_exchange,omitempty"`
+	Key           string                 `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`                                                                             // direct and topic exchanges
+	Args          map[string]string      `protobuf:"bytes,5,rep,name=args,proto3" json:"args,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // headers exchanges
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindRequest) Reset() {
+	*x = BindRequest{}
+	mi := &file_weir_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindRequest) ProtoMessage() {}
+
+func (x *BindRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
+func (*BindRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *BindRequest) GetExchange() string {
+	if x != nil {
+		return x.Exchange
+	}
+	return ""
+}
+
+func (x *BindRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *BindRequest) GetToExchange() bool {
+	if x != nil {
+		return x.ToExchange
+	}
+	return false
+}
+
+func (x *BindRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *BindRequest) GetArgs() map[string]string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type BindResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BindResponse) Reset() {
+	*x = BindResponse{}
+	mi := &file_weir_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BindResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BindResponse) ProtoMessage() {}
+
+func (x *BindResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BindResponse.ProtoReflect.Descriptor instead.
+func (*BindResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{70}
+}
+
+type PublishExchangeRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Exchange   string                 `protobuf:"bytes,1,opt,name=exchange,proto3" json:"exchange,omitempty"`
+	RoutingKey string                 `protobuf:"bytes,2,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
+	// Partitioned in each stream as Publish does (by key, or in turn); a
+	// headers exchange routes each record on its own headers.
+	Records []*Record `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty"`
+	// Set: records that reach no stream are returned to the publisher (the
+	// answer's unroutable is set) rather than dropped. Either way nothing is
+	// stored for them, and the exchange counts them as unroutable.
+	Mandatory     bool `protobuf:"varint,4,opt,name=mandatory,proto3" json:"mandatory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishExchangeRequest) Reset() {
+	*x = PublishExchangeRequest{}
+	mi := &file_weir_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishExchangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishExchangeRequest) ProtoMessage() {}
+
+func (x *PublishExchangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishExchangeRequest.ProtoReflect.Descriptor instead.
+func (*PublishExchangeRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *PublishExchangeRequest) GetExchange() string {
+	if x != nil {
+		return x.Exchange
+	}
+	return ""
+}
+
+func (x *PublishExchangeRequest) GetRoutingKey() string {
+	if x != nil {
+		return x.RoutingKey
+	}
+	return ""
+}
+
+func (x *PublishExchangeRequest) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *PublishExchangeRequest) GetMandatory() bool {
+	if x != nil {
+		return x.Mandatory
+	}
+	return false
+}
+
+type PublishExchangeResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Streams []string               `protobuf:"bytes,1,rep,name=streams,proto3" json:"streams,omitempty"` // the streams reached
+	// Mandatory publishes only: no record reached a stream, so none was
+	// stored; the records are returned (the publisher still has them).
+	Unroutable    bool `protobuf:"varint,2,opt,name=unroutable,proto3" json:"unroutable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishExchangeResponse) Reset() {
+	*x = PublishExchangeResponse{}
+	mi := &file_weir_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishExchangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishExchangeResponse) ProtoMessage() {}
+
+func (x *PublishExchangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishExchangeResponse.ProtoReflect.Descriptor instead.
+func (*PublishExchangeResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *PublishExchangeResponse) GetStreams() []string {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *PublishExchangeResponse) GetUnroutable() bool {
+	if x != nil {
+		return x.Unroutable
+	}
+	return false
+}
+
 var File_weir_proto protoreflect.FileDescriptor
 
 const file_weir_proto_rawDesc = "" +
@@ -4041,7 +4651,56 @@ const file_weir_proto_rawDesc = "" +
 	"\x0fPartitionOffset\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\x10\n" +
-	"\x0eSettleResponse2\xec\x0e\n" +
+	"\x0eSettleResponse\"o\n" +
+	"\x16DeclareExchangeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12-\n" +
+	"\x12alternate_exchange\x18\x03 \x01(\tR\x11alternateExchange\"\xd7\x01\n" +
+	"\x0fExchangeBinding\x12 \n" +
+	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x1f\n" +
+	"\vto_exchange\x18\x02 \x01(\bR\n" +
+	"toExchange\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x126\n" +
+	"\x04args\x18\x04 \x03(\v2\".weir.v1.ExchangeBinding.ArgsEntryR\x04args\x1a7\n" +
+	"\tArgsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\fExchangeInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12-\n" +
+	"\x12alternate_exchange\x18\x03 \x01(\tR\x11alternateExchange\x124\n" +
+	"\bbindings\x18\x04 \x03(\v2\x18.weir.v1.ExchangeBindingR\bbindings\x12\x1e\n" +
+	"\n" +
+	"unroutable\x18\x05 \x01(\x03R\n" +
+	"unroutable\"\x16\n" +
+	"\x14ListExchangesRequest\"L\n" +
+	"\x15ListExchangesResponse\x123\n" +
+	"\texchanges\x18\x01 \x03(\v2\x15.weir.v1.ExchangeInfoR\texchanges\"+\n" +
+	"\x15DeleteExchangeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x18\n" +
+	"\x16DeleteExchangeResponse\"\xeb\x01\n" +
+	"\vBindRequest\x12\x1a\n" +
+	"\bexchange\x18\x01 \x01(\tR\bexchange\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1f\n" +
+	"\vto_exchange\x18\x03 \x01(\bR\n" +
+	"toExchange\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\x122\n" +
+	"\x04args\x18\x05 \x03(\v2\x1e.weir.v1.BindRequest.ArgsEntryR\x04args\x1a7\n" +
+	"\tArgsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0e\n" +
+	"\fBindResponse\"\x9e\x01\n" +
+	"\x16PublishExchangeRequest\x12\x1a\n" +
+	"\bexchange\x18\x01 \x01(\tR\bexchange\x12\x1f\n" +
+	"\vrouting_key\x18\x02 \x01(\tR\n" +
+	"routingKey\x12)\n" +
+	"\arecords\x18\x03 \x03(\v2\x0f.weir.v1.RecordR\arecords\x12\x1c\n" +
+	"\tmandatory\x18\x04 \x01(\bR\tmandatory\"S\n" +
+	"\x17PublishExchangeResponse\x12\x18\n" +
+	"\astreams\x18\x01 \x03(\tR\astreams\x12\x1e\n" +
+	"\n" +
+	"unroutable\x18\x02 \x01(\bR\n" +
+	"unroutable2\x9c\x12\n" +
 	"\x04Weir\x12A\n" +
 	"\fCreateStream\x12\x1c.weir.v1.CreateStreamRequest\x1a\x13.weir.v1.StreamInfo\x12H\n" +
 	"\vListStreams\x12\x1b.weir.v1.ListStreamsRequest\x1a\x1c.weir.v1.ListStreamsResponse\x12E\n" +
@@ -4073,7 +4732,13 @@ const file_weir_proto_rawDesc = "" +
 	"\n" +
 	"ListGroups\x12\x1a.weir.v1.ListGroupsRequest\x1a\x1b.weir.v1.ListGroupsResponse\x12B\n" +
 	"\rDescribeGroup\x12\x1d.weir.v1.DescribeGroupRequest\x1a\x12.weir.v1.GroupInfo\x12@\n" +
-	"\fResetOffsets\x12\x1c.weir.v1.ResetOffsetsRequest\x1a\x12.weir.v1.GroupInfoB0Z.github.com/weirmq/weir/client/weirpb/v1;weirpbb\x06proto3"
+	"\fResetOffsets\x12\x1c.weir.v1.ResetOffsetsRequest\x1a\x12.weir.v1.GroupInfo\x12I\n" +
+	"\x0fDeclareExchange\x12\x1f.weir.v1.DeclareExchangeRequest\x1a\x15.weir.v1.ExchangeInfo\x12N\n" +
+	"\rListExchanges\x12\x1d.weir.v1.ListExchangesRequest\x1a\x1e.weir.v1.ListExchangesResponse\x12Q\n" +
+	"\x0eDeleteExchange\x12\x1e.weir.v1.DeleteExchangeRequest\x1a\x1f.weir.v1.DeleteExchangeResponse\x123\n" +
+	"\x04Bind\x12\x14.weir.v1.BindRequest\x1a\x15.weir.v1.BindResponse\x125\n" +
+	"\x06Unbind\x12\x14.weir.v1.BindRequest\x1a\x15.weir.v1.BindResponse\x12T\n" +
+	"\x0fPublishExchange\x12\x1f.weir.v1.PublishExchangeRequest\x1a .weir.v1.PublishExchangeResponseB0Z.github.com/weirmq/weir/client/weirpb/v1;weirpbb\x06proto3"
 
 var (
 	file_weir_proto_rawDescOnce sync.Once
@@ -4087,7 +4752,7 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_weir_proto_goTypes = []any{
 	(*Header)(nil),                      // 0: weir.v1.Header
 	(*Record)(nil),                      // 1: weir.v1.Record
@@ -4151,33 +4816,46 @@ var file_weir_proto_goTypes = []any{
 	(*SettleRequest)(nil),               // 59: weir.v1.SettleRequest
 	(*PartitionOffset)(nil),             // 60: weir.v1.PartitionOffset
 	(*SettleResponse)(nil),              // 61: weir.v1.SettleResponse
-	nil,                                 // 62: weir.v1.PositionsMode.OffsetsEntry
-	(*timestamppb.Timestamp)(nil),       // 63: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 64: google.protobuf.Duration
+	(*DeclareExchangeRequest)(nil),      // 62: weir.v1.DeclareExchangeRequest
+	(*ExchangeBinding)(nil),             // 63: weir.v1.ExchangeBinding
+	(*ExchangeInfo)(nil),                // 64: weir.v1.ExchangeInfo
+	(*ListExchangesRequest)(nil),        // 65: weir.v1.ListExchangesRequest
+	(*ListExchangesResponse)(nil),       // 66: weir.v1.ListExchangesResponse
+	(*DeleteExchangeRequest)(nil),       // 67: weir.v1.DeleteExchangeRequest
+	(*DeleteExchangeResponse)(nil),      // 68: weir.v1.DeleteExchangeResponse
+	(*BindRequest)(nil),                 // 69: weir.v1.BindRequest
+	(*BindResponse)(nil),                // 70: weir.v1.BindResponse
+	(*PublishExchangeRequest)(nil),      // 71: weir.v1.PublishExchangeRequest
+	(*PublishExchangeResponse)(nil),     // 72: weir.v1.PublishExchangeResponse
+	nil,                                 // 73: weir.v1.PositionsMode.OffsetsEntry
+	nil,                                 // 74: weir.v1.ExchangeBinding.ArgsEntry
+	nil,                                 // 75: weir.v1.BindRequest.ArgsEntry
+	(*timestamppb.Timestamp)(nil),       // 76: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 77: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
 	0,  // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	63, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	64, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	64, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	76, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	77, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	77, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
 	2,  // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	63, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	76, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
 	2,  // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
 	4,  // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
 	1,  // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
 	13, // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
 	13, // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	63, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	64, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	76, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	77, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	1,  // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
 	21, // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
 	22, // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
 	23, // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
 	20, // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
 	16, // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	64, // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	62, // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	77, // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	73, // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
 	16, // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
 	25, // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
 	26, // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
@@ -4186,85 +4864,102 @@ var file_weir_proto_depIdxs = []int32{
 	27, // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
 	1,  // 28: weir.v1.Records.records:type_name -> weir.v1.Record
 	34, // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	64, // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	63, // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	77, // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	76, // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
 	27, // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	63, // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	76, // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
 	40, // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
 	41, // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
 	16, // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
 	16, // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
-	64, // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	64, // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
-	64, // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
-	64, // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	77, // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	77, // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	77, // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	77, // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
 	44, // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
 	44, // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
-	64, // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	77, // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
 	45, // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
 	44, // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
 	45, // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
 	60, // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
-	64, // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
-	5,  // 50: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
-	6,  // 51: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
-	8,  // 52: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
-	9,  // 53: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
-	11, // 54: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
-	12, // 55: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
-	12, // 56: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
-	17, // 57: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
-	19, // 58: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
-	30, // 59: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
-	32, // 60: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
-	46, // 61: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
-	47, // 62: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
-	49, // 63: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
-	51, // 64: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
-	53, // 65: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
-	54, // 66: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
-	55, // 67: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
-	57, // 68: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
-	59, // 69: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
-	59, // 70: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
-	59, // 71: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
-	59, // 72: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
-	35, // 73: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	37, // 74: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	39, // 75: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	43, // 76: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	4,  // 77: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	7,  // 78: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,  // 79: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	10, // 80: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,  // 81: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	14, // 82: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	15, // 83: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	18, // 84: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	24, // 85: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	31, // 86: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	33, // 87: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	45, // 88: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
-	48, // 89: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
-	50, // 90: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
-	52, // 91: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
-	45, // 92: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
-	45, // 93: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
-	56, // 94: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
-	58, // 95: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
-	61, // 96: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
-	61, // 97: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
-	61, // 98: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
-	61, // 99: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
-	36, // 100: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	38, // 101: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	42, // 102: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	42, // 103: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	77, // [77:104] is the sub-list for method output_type
-	50, // [50:77] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	77, // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	74, // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
+	63, // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
+	64, // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
+	75, // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
+	1,  // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
+	5,  // 55: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
+	6,  // 56: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
+	8,  // 57: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
+	9,  // 58: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
+	11, // 59: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
+	12, // 60: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
+	12, // 61: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
+	17, // 62: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
+	19, // 63: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
+	30, // 64: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
+	32, // 65: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
+	46, // 66: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
+	47, // 67: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
+	49, // 68: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
+	51, // 69: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
+	53, // 70: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
+	54, // 71: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
+	55, // 72: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
+	57, // 73: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
+	59, // 74: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
+	59, // 75: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
+	59, // 76: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
+	59, // 77: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
+	35, // 78: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	37, // 79: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	39, // 80: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	43, // 81: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	62, // 82: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
+	65, // 83: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
+	67, // 84: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
+	69, // 85: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
+	69, // 86: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
+	71, // 87: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
+	4,  // 88: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	7,  // 89: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,  // 90: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	10, // 91: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,  // 92: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	14, // 93: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	15, // 94: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	18, // 95: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	24, // 96: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	31, // 97: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	33, // 98: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	45, // 99: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	48, // 100: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	50, // 101: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	52, // 102: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	45, // 103: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	45, // 104: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	56, // 105: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	58, // 106: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	61, // 107: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	61, // 108: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	61, // 109: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	61, // 110: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	36, // 111: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	38, // 112: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	42, // 113: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	42, // 114: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	64, // 115: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
+	66, // 116: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
+	68, // 117: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
+	70, // 118: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
+	70, // 119: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
+	72, // 120: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
+	88, // [88:121] is the sub-list for method output_type
+	55, // [55:88] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -4297,7 +4992,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   63,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

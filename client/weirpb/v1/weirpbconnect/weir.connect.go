@@ -94,6 +94,18 @@ const (
 	WeirDescribeGroupProcedure = "/weir.v1.Weir/DescribeGroup"
 	// WeirResetOffsetsProcedure is the fully-qualified name of the Weir's ResetOffsets RPC.
 	WeirResetOffsetsProcedure = "/weir.v1.Weir/ResetOffsets"
+	// WeirDeclareExchangeProcedure is the fully-qualified name of the Weir's DeclareExchange RPC.
+	WeirDeclareExchangeProcedure = "/weir.v1.Weir/DeclareExchange"
+	// WeirListExchangesProcedure is the fully-qualified name of the Weir's ListExchanges RPC.
+	WeirListExchangesProcedure = "/weir.v1.Weir/ListExchanges"
+	// WeirDeleteExchangeProcedure is the fully-qualified name of the Weir's DeleteExchange RPC.
+	WeirDeleteExchangeProcedure = "/weir.v1.Weir/DeleteExchange"
+	// WeirBindProcedure is the fully-qualified name of the Weir's Bind RPC.
+	WeirBindProcedure = "/weir.v1.Weir/Bind"
+	// WeirUnbindProcedure is the fully-qualified name of the Weir's Unbind RPC.
+	WeirUnbindProcedure = "/weir.v1.Weir/Unbind"
+	// WeirPublishExchangeProcedure is the fully-qualified name of the Weir's PublishExchange RPC.
+	WeirPublishExchangeProcedure = "/weir.v1.Weir/PublishExchange"
 )
 
 // WeirClient is a client for the weir.v1.Weir service.
@@ -145,6 +157,20 @@ type WeirClient interface {
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 	DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.GroupInfo], error)
 	ResetOffsets(context.Context, *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.GroupInfo], error)
+	// Exchanges: routers of records to streams (queues are streams) and to
+	// other exchanges, by routing key or headers. DeclareExchange creates an
+	// exchange, or checks that the one of that name has the same settings
+	// (ALREADY_EXISTS if not). Bind and Unbind change nothing when the binding
+	// is already there, or already gone.
+	DeclareExchange(context.Context, *connect.Request[v1.DeclareExchangeRequest]) (*connect.Response[v1.ExchangeInfo], error)
+	ListExchanges(context.Context, *connect.Request[v1.ListExchangesRequest]) (*connect.Response[v1.ListExchangesResponse], error)
+	DeleteExchange(context.Context, *connect.Request[v1.DeleteExchangeRequest]) (*connect.Response[v1.DeleteExchangeResponse], error)
+	Bind(context.Context, *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error)
+	Unbind(context.Context, *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error)
+	// PublishExchange routes records, all with one routing key, through an
+	// exchange and stores each in every stream it reaches; it answers once
+	// they are committed under the server's fsync policy.
+	PublishExchange(context.Context, *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error)
 }
 
 // NewWeirClient constructs a client for the weir.v1.Weir service. By default, it uses the Connect
@@ -320,6 +346,42 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(weirMethods.ByName("ResetOffsets")),
 			connect.WithClientOptions(opts...),
 		),
+		declareExchange: connect.NewClient[v1.DeclareExchangeRequest, v1.ExchangeInfo](
+			httpClient,
+			baseURL+WeirDeclareExchangeProcedure,
+			connect.WithSchema(weirMethods.ByName("DeclareExchange")),
+			connect.WithClientOptions(opts...),
+		),
+		listExchanges: connect.NewClient[v1.ListExchangesRequest, v1.ListExchangesResponse](
+			httpClient,
+			baseURL+WeirListExchangesProcedure,
+			connect.WithSchema(weirMethods.ByName("ListExchanges")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteExchange: connect.NewClient[v1.DeleteExchangeRequest, v1.DeleteExchangeResponse](
+			httpClient,
+			baseURL+WeirDeleteExchangeProcedure,
+			connect.WithSchema(weirMethods.ByName("DeleteExchange")),
+			connect.WithClientOptions(opts...),
+		),
+		bind: connect.NewClient[v1.BindRequest, v1.BindResponse](
+			httpClient,
+			baseURL+WeirBindProcedure,
+			connect.WithSchema(weirMethods.ByName("Bind")),
+			connect.WithClientOptions(opts...),
+		),
+		unbind: connect.NewClient[v1.BindRequest, v1.BindResponse](
+			httpClient,
+			baseURL+WeirUnbindProcedure,
+			connect.WithSchema(weirMethods.ByName("Unbind")),
+			connect.WithClientOptions(opts...),
+		),
+		publishExchange: connect.NewClient[v1.PublishExchangeRequest, v1.PublishExchangeResponse](
+			httpClient,
+			baseURL+WeirPublishExchangeProcedure,
+			connect.WithSchema(weirMethods.ByName("PublishExchange")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -352,6 +414,12 @@ type weirClient struct {
 	listGroups           *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
 	describeGroup        *connect.Client[v1.DescribeGroupRequest, v1.GroupInfo]
 	resetOffsets         *connect.Client[v1.ResetOffsetsRequest, v1.GroupInfo]
+	declareExchange      *connect.Client[v1.DeclareExchangeRequest, v1.ExchangeInfo]
+	listExchanges        *connect.Client[v1.ListExchangesRequest, v1.ListExchangesResponse]
+	deleteExchange       *connect.Client[v1.DeleteExchangeRequest, v1.DeleteExchangeResponse]
+	bind                 *connect.Client[v1.BindRequest, v1.BindResponse]
+	unbind               *connect.Client[v1.BindRequest, v1.BindResponse]
+	publishExchange      *connect.Client[v1.PublishExchangeRequest, v1.PublishExchangeResponse]
 }
 
 // CreateStream calls weir.v1.Weir.CreateStream.
@@ -489,6 +557,36 @@ func (c *weirClient) ResetOffsets(ctx context.Context, req *connect.Request[v1.R
 	return c.resetOffsets.CallUnary(ctx, req)
 }
 
+// DeclareExchange calls weir.v1.Weir.DeclareExchange.
+func (c *weirClient) DeclareExchange(ctx context.Context, req *connect.Request[v1.DeclareExchangeRequest]) (*connect.Response[v1.ExchangeInfo], error) {
+	return c.declareExchange.CallUnary(ctx, req)
+}
+
+// ListExchanges calls weir.v1.Weir.ListExchanges.
+func (c *weirClient) ListExchanges(ctx context.Context, req *connect.Request[v1.ListExchangesRequest]) (*connect.Response[v1.ListExchangesResponse], error) {
+	return c.listExchanges.CallUnary(ctx, req)
+}
+
+// DeleteExchange calls weir.v1.Weir.DeleteExchange.
+func (c *weirClient) DeleteExchange(ctx context.Context, req *connect.Request[v1.DeleteExchangeRequest]) (*connect.Response[v1.DeleteExchangeResponse], error) {
+	return c.deleteExchange.CallUnary(ctx, req)
+}
+
+// Bind calls weir.v1.Weir.Bind.
+func (c *weirClient) Bind(ctx context.Context, req *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error) {
+	return c.bind.CallUnary(ctx, req)
+}
+
+// Unbind calls weir.v1.Weir.Unbind.
+func (c *weirClient) Unbind(ctx context.Context, req *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error) {
+	return c.unbind.CallUnary(ctx, req)
+}
+
+// PublishExchange calls weir.v1.Weir.PublishExchange.
+func (c *weirClient) PublishExchange(ctx context.Context, req *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error) {
+	return c.publishExchange.CallUnary(ctx, req)
+}
+
 // WeirHandler is an implementation of the weir.v1.Weir service.
 type WeirHandler interface {
 	// Streams.
@@ -538,6 +636,20 @@ type WeirHandler interface {
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
 	DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.GroupInfo], error)
 	ResetOffsets(context.Context, *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.GroupInfo], error)
+	// Exchanges: routers of records to streams (queues are streams) and to
+	// other exchanges, by routing key or headers. DeclareExchange creates an
+	// exchange, or checks that the one of that name has the same settings
+	// (ALREADY_EXISTS if not). Bind and Unbind change nothing when the binding
+	// is already there, or already gone.
+	DeclareExchange(context.Context, *connect.Request[v1.DeclareExchangeRequest]) (*connect.Response[v1.ExchangeInfo], error)
+	ListExchanges(context.Context, *connect.Request[v1.ListExchangesRequest]) (*connect.Response[v1.ListExchangesResponse], error)
+	DeleteExchange(context.Context, *connect.Request[v1.DeleteExchangeRequest]) (*connect.Response[v1.DeleteExchangeResponse], error)
+	Bind(context.Context, *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error)
+	Unbind(context.Context, *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error)
+	// PublishExchange routes records, all with one routing key, through an
+	// exchange and stores each in every stream it reaches; it answers once
+	// they are committed under the server's fsync policy.
+	PublishExchange(context.Context, *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error)
 }
 
 // NewWeirHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -709,6 +821,42 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(weirMethods.ByName("ResetOffsets")),
 		connect.WithHandlerOptions(opts...),
 	)
+	weirDeclareExchangeHandler := connect.NewUnaryHandler(
+		WeirDeclareExchangeProcedure,
+		svc.DeclareExchange,
+		connect.WithSchema(weirMethods.ByName("DeclareExchange")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirListExchangesHandler := connect.NewUnaryHandler(
+		WeirListExchangesProcedure,
+		svc.ListExchanges,
+		connect.WithSchema(weirMethods.ByName("ListExchanges")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirDeleteExchangeHandler := connect.NewUnaryHandler(
+		WeirDeleteExchangeProcedure,
+		svc.DeleteExchange,
+		connect.WithSchema(weirMethods.ByName("DeleteExchange")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirBindHandler := connect.NewUnaryHandler(
+		WeirBindProcedure,
+		svc.Bind,
+		connect.WithSchema(weirMethods.ByName("Bind")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirUnbindHandler := connect.NewUnaryHandler(
+		WeirUnbindProcedure,
+		svc.Unbind,
+		connect.WithSchema(weirMethods.ByName("Unbind")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirPublishExchangeHandler := connect.NewUnaryHandler(
+		WeirPublishExchangeProcedure,
+		svc.PublishExchange,
+		connect.WithSchema(weirMethods.ByName("PublishExchange")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/weir.v1.Weir/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case WeirCreateStreamProcedure:
@@ -765,6 +913,18 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 			weirDescribeGroupHandler.ServeHTTP(w, r)
 		case WeirResetOffsetsProcedure:
 			weirResetOffsetsHandler.ServeHTTP(w, r)
+		case WeirDeclareExchangeProcedure:
+			weirDeclareExchangeHandler.ServeHTTP(w, r)
+		case WeirListExchangesProcedure:
+			weirListExchangesHandler.ServeHTTP(w, r)
+		case WeirDeleteExchangeProcedure:
+			weirDeleteExchangeHandler.ServeHTTP(w, r)
+		case WeirBindProcedure:
+			weirBindHandler.ServeHTTP(w, r)
+		case WeirUnbindProcedure:
+			weirUnbindHandler.ServeHTTP(w, r)
+		case WeirPublishExchangeProcedure:
+			weirPublishExchangeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -880,4 +1040,28 @@ func (UnimplementedWeirHandler) DescribeGroup(context.Context, *connect.Request[
 
 func (UnimplementedWeirHandler) ResetOffsets(context.Context, *connect.Request[v1.ResetOffsetsRequest]) (*connect.Response[v1.GroupInfo], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.ResetOffsets is not implemented"))
+}
+
+func (UnimplementedWeirHandler) DeclareExchange(context.Context, *connect.Request[v1.DeclareExchangeRequest]) (*connect.Response[v1.ExchangeInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.DeclareExchange is not implemented"))
+}
+
+func (UnimplementedWeirHandler) ListExchanges(context.Context, *connect.Request[v1.ListExchangesRequest]) (*connect.Response[v1.ListExchangesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.ListExchanges is not implemented"))
+}
+
+func (UnimplementedWeirHandler) DeleteExchange(context.Context, *connect.Request[v1.DeleteExchangeRequest]) (*connect.Response[v1.DeleteExchangeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.DeleteExchange is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Bind(context.Context, *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Bind is not implemented"))
+}
+
+func (UnimplementedWeirHandler) Unbind(context.Context, *connect.Request[v1.BindRequest]) (*connect.Response[v1.BindResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Unbind is not implemented"))
+}
+
+func (UnimplementedWeirHandler) PublishExchange(context.Context, *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.PublishExchange is not implemented"))
 }
