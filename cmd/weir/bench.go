@@ -339,10 +339,27 @@ func benchConsume(ctx context.Context, c *weir.Client, bf *benchFlags, before *w
 	if err := c.CommitOffsets(ctx, group, start...); err != nil {
 		return phaseTotals{}, err
 	}
+	return consumePhase(ctx, c, bf, want, bar, nil, weir.Group(group), weir.Credits(4*bf.batch+1000))
+}
+
+// consumePhase runs bf.consumers consumers with opts until want records
+// were counted. settle, when set, runs first on each message (the shared
+// bench's explicit ack); its first error ends the phase.
+func consumePhase(ctx context.Context, c *weir.Client, bf *benchFlags, want int64, bar *progressBar, settle weir.Handler, opts ...weir.ConsumeOption) (phaseTotals, error) {
 	var got, bytes atomic.Int64
 	finished := make(chan struct{})
 	var once sync.Once
-	handler := func(_ context.Context, m *weir.Message) error {
+	var settleErr atomic.Pointer[error]
+	handler := func(hctx context.Context, m *weir.Message) error {
+		if settle != nil {
+			if err := settle(hctx, m); err != nil {
+				if hctx.Err() == nil {
+					settleErr.CompareAndSwap(nil, &err)
+					once.Do(func() { close(finished) })
+				}
+				return nil
+			}
+		}
 		bytes.Add(int64(len(m.Value)))
 		if got.Add(1) >= want {
 			once.Do(func() { close(finished) })
@@ -358,7 +375,7 @@ func benchConsume(ctx context.Context, c *weir.Client, bf *benchFlags, before *w
 		}
 	}()
 	for range bf.consumers {
-		cons, err := c.Consume(ctx, bf.stream, handler, weir.Group(group), weir.Credits(4*bf.batch+1000))
+		cons, err := c.Consume(ctx, bf.stream, handler, opts...)
 		if err != nil {
 			stopBar()
 			return phaseTotals{}, err
@@ -368,6 +385,9 @@ func benchConsume(ctx context.Context, c *weir.Client, bf *benchFlags, before *w
 	var err error
 	select {
 	case <-finished:
+		if p := settleErr.Load(); p != nil {
+			err = *p
+		}
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -399,54 +419,6 @@ func printBenchResult(w io.Writer, r *benchResult) {
 // benchConsumeShared reads the published records back as the competing
 // consumers of the queue. A record counts once its ack is stored.
 func benchConsumeShared(ctx context.Context, c *weir.Client, bf *benchFlags, _ *weir.StreamInfo, want int64, bar *progressBar) (phaseTotals, error) {
-	var got, bytes atomic.Int64
-	finished := make(chan struct{})
-	var once sync.Once
-	var ackErr atomic.Pointer[error]
-	handler := func(hctx context.Context, m *weir.Message) error {
-		if err := m.Ack(hctx); err != nil {
-			if hctx.Err() == nil {
-				ackErr.CompareAndSwap(nil, &err)
-				once.Do(func() { close(finished) })
-			}
-			return nil
-		}
-		bytes.Add(int64(len(m.Value)))
-		if got.Add(1) >= want {
-			once.Do(func() { close(finished) })
-		}
-		return nil
-	}
-	began := time.Now()
-	stopBar := bar.run("consume", want, 0, began, func() (int64, int64) { return got.Load(), bytes.Load() })
-	var consumers []*weir.Consumer
-	defer func() {
-		for _, cons := range consumers {
-			cons.Close(context.Background())
-		}
-	}()
-	for range bf.consumers {
-		cons, err := c.Consume(ctx, bf.stream, handler, weir.Shared(""), weir.Prefetch(bf.prefetch),
-			weir.AckBatching(bf.ackBatch, bf.ackInterval))
-		if err != nil {
-			stopBar()
-			return phaseTotals{}, err
-		}
-		consumers = append(consumers, cons)
-	}
-	var err error
-	select {
-	case <-finished:
-		if p := ackErr.Load(); p != nil {
-			err = *p
-		}
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	elapsed := time.Since(began)
-	stopBar()
-	if err != nil {
-		return phaseTotals{}, err
-	}
-	return phaseTotals{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed}, nil
+	ack := func(hctx context.Context, m *weir.Message) error { return m.Ack(hctx) }
+	return consumePhase(ctx, c, bf, want, bar, ack, weir.Shared(""), weir.Prefetch(bf.prefetch), weir.AckBatching(bf.ackBatch, bf.ackInterval))
 }
