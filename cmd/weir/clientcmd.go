@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	weir "github.com/weirmq/weir/client"
@@ -58,6 +59,28 @@ func (f *clientFlags) run(fn func(ctx context.Context, c *weir.Client) error) er
 	}
 	defer c.Close()
 	return fn(ctx, c)
+}
+
+// listCommand runs a client command without arguments that prints a table:
+// header and rows are tab-separated columns.
+func listCommand(name string, args []string, stdout io.Writer, header string, rows func(ctx context.Context, c *weir.Client) ([]string, error)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	cf := bindClientFlags(fs)
+	if _, err := parseArgs(fs, args, 0, 0); err != nil {
+		return err
+	}
+	return cf.run(func(ctx context.Context, c *weir.Client) error {
+		lines, err := rows(ctx, c)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, header)
+		for _, l := range lines {
+			fmt.Fprintln(tw, l)
+		}
+		return tw.Flush()
+	})
 }
 
 // usageError is a mistake on the command line: exit code 2.

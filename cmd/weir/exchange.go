@@ -9,7 +9,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	weir "github.com/weirmq/weir/client"
 )
@@ -96,30 +95,22 @@ func exchangeDeclare(args []string, stdout io.Writer) error {
 }
 
 func exchangeList(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("exchange ls", flag.ContinueOnError)
-	cf := bindClientFlags(fs)
-	if _, err := parseArgs(fs, args, 0, 0); err != nil {
-		return err
-	}
-	return cf.run(func(ctx context.Context, c *weir.Client) error {
-		xs, err := c.ListExchanges(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tTYPE\tBINDINGS\tUNROUTABLE")
-		for _, x := range xs {
-			bindings := make([]string, len(x.Bindings))
-			for i, b := range x.Bindings {
-				bindings[i] = formatBinding(b)
+	return listCommand("exchange ls", args, stdout, "NAME\tTYPE\tBINDINGS\tUNROUTABLE",
+		func(ctx context.Context, c *weir.Client) ([]string, error) {
+			xs, err := c.ListExchanges(ctx)
+			rows := make([]string, len(xs))
+			for i, x := range xs {
+				bindings := make([]string, len(x.Bindings))
+				for j, b := range x.Bindings {
+					bindings[j] = formatBinding(b)
+				}
+				if len(bindings) == 0 {
+					bindings = []string{"-"}
+				}
+				rows[i] = fmt.Sprintf("%s\t%s\t%s\t%d", x.Config.Name, x.Config.Type, strings.Join(bindings, ", "), x.Unroutable)
 			}
-			if len(bindings) == 0 {
-				bindings = []string{"-"}
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", x.Config.Name, x.Config.Type, strings.Join(bindings, ", "), x.Unroutable)
-		}
-		return tw.Flush()
-	})
+			return rows, err
+		})
 }
 
 // formatBinding writes a binding as `key -> dest`, `{k=v} -> dest` or

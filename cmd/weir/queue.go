@@ -148,23 +148,15 @@ func queueCreate(args []string, stdout io.Writer) error {
 }
 
 func queueList(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("queue ls", flag.ContinueOnError)
-	cf := bindClientFlags(fs)
-	if _, err := parseArgs(fs, args, 0, 0); err != nil {
-		return err
-	}
-	return cf.run(func(ctx context.Context, c *weir.Client) error {
-		queues, err := c.ListQueues(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tDEPTH\tIN FLIGHT\tDELAYED\tDEAD-LETTERED\tCONSUMERS")
-		for _, q := range queues {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", q.Config.Name, q.Depth, q.InFlight, q.Delayed, q.DeadLettered, q.Consumers)
-		}
-		return tw.Flush()
-	})
+	return listCommand("queue ls", args, stdout, "NAME\tDEPTH\tIN FLIGHT\tDELAYED\tDEAD-LETTERED\tCONSUMERS",
+		func(ctx context.Context, c *weir.Client) ([]string, error) {
+			queues, err := c.ListQueues(ctx)
+			rows := make([]string, len(queues))
+			for i, q := range queues {
+				rows[i] = fmt.Sprintf("%s\t%d\t%d\t%d\t%d\t%d", q.Config.Name, q.Depth, q.InFlight, q.Delayed, q.DeadLettered, q.Consumers)
+			}
+			return rows, err
+		})
 }
 
 func queueDescribe(args []string, stdout io.Writer) error {

@@ -134,23 +134,15 @@ func streamCreate(args []string, stdout io.Writer) error {
 }
 
 func streamList(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("stream ls", flag.ContinueOnError)
-	cf := bindClientFlags(fs)
-	if _, err := parseArgs(fs, args, 0, 0); err != nil {
-		return err
-	}
-	return cf.run(func(ctx context.Context, c *weir.Client) error {
-		streams, err := c.ListStreams(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tPARTITIONS\tRECORDS\tSIZE\tRETENTION")
-		for _, s := range streams {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Config.Name, len(s.Partitions), s.Records(), humanBytes(s.Bytes()), retention(s.Config))
-		}
-		return tw.Flush()
-	})
+	return listCommand("stream ls", args, stdout, "NAME\tPARTITIONS\tRECORDS\tSIZE\tRETENTION",
+		func(ctx context.Context, c *weir.Client) ([]string, error) {
+			streams, err := c.ListStreams(ctx)
+			rows := make([]string, len(streams))
+			for i, s := range streams {
+				rows[i] = fmt.Sprintf("%s\t%d\t%d\t%s\t%s", s.Config.Name, len(s.Partitions), s.Records(), humanBytes(s.Bytes()), retention(s.Config))
+			}
+			return rows, err
+		})
 }
 
 func streamDescribe(args []string, stdout io.Writer) error {
