@@ -2729,10 +2729,13 @@ type SubscriptionConfig struct {
 	// A bound on the depth in records (0: none), and what happens past it:
 	// "drop-oldest" (the default), "reject-publish" (RESOURCE_EXHAUSTED) or
 	// "dead-letter".
-	MaxLength     int64  `protobuf:"varint,14,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
-	Overflow      string `protobuf:"bytes,15,opt,name=overflow,proto3" json:"overflow,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxLength int64  `protobuf:"varint,14,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
+	Overflow  string `protobuf:"bytes,15,opt,name=overflow,proto3" json:"overflow,omitempty"`
+	// A bound on the depth in bytes of log (0: none), under the same overflow
+	// policy as max_length.
+	MaxLengthBytes int64 `protobuf:"varint,16,opt,name=max_length_bytes,json=maxLengthBytes,proto3" json:"max_length_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubscriptionConfig) Reset() {
@@ -2870,6 +2873,13 @@ func (x *SubscriptionConfig) GetOverflow() string {
 	return ""
 }
 
+func (x *SubscriptionConfig) GetMaxLengthBytes() int64 {
+	if x != nil {
+		return x.MaxLengthBytes
+	}
+	return 0
+}
+
 type SubscriptionInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *SubscriptionConfig    `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -2881,6 +2891,7 @@ type SubscriptionInfo struct {
 	DeadLettered  int64                  `protobuf:"varint,7,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"` // since the server started
 	Queue         bool                   `protobuf:"varint,8,opt,name=queue,proto3" json:"queue,omitempty"`                                   // this is a queue's own subscription
 	Partitions    int32                  `protobuf:"varint,9,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	DepthBytes    int64                  `protobuf:"varint,10,opt,name=depth_bytes,json=depthBytes,proto3" json:"depth_bytes,omitempty"` // bytes of log not settled, approximately
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2974,6 +2985,13 @@ func (x *SubscriptionInfo) GetQueue() bool {
 func (x *SubscriptionInfo) GetPartitions() int32 {
 	if x != nil {
 		return x.Partitions
+	}
+	return 0
+}
+
+func (x *SubscriptionInfo) GetDepthBytes() int64 {
+	if x != nil {
+		return x.DepthBytes
 	}
 	return 0
 }
@@ -4370,6 +4388,360 @@ func (x *PublishExchangeResponse) GetUnroutable() bool {
 	return false
 }
 
+// A destination of PublishTo: a stream (or queue), or an exchange with a
+// routing key.
+type Destination struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        string                 `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Exchange      string                 `protobuf:"bytes,2,opt,name=exchange,proto3" json:"exchange,omitempty"`
+	RoutingKey    string                 `protobuf:"bytes,3,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Destination) Reset() {
+	*x = Destination{}
+	mi := &file_weir_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Destination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Destination) ProtoMessage() {}
+
+func (x *Destination) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Destination.ProtoReflect.Descriptor instead.
+func (*Destination) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *Destination) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *Destination) GetExchange() string {
+	if x != nil {
+		return x.Exchange
+	}
+	return ""
+}
+
+func (x *Destination) GetRoutingKey() string {
+	if x != nil {
+		return x.RoutingKey
+	}
+	return ""
+}
+
+type PublishToRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Destinations []*Destination         `protobuf:"bytes,1,rep,name=destinations,proto3" json:"destinations,omitempty"`
+	Records      []*Record              `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// As PublishExchange's: an exchange destination that reaches no stream
+	// fails the call with FAILED_PRECONDITION instead of being dropped.
+	Mandatory     bool `protobuf:"varint,3,opt,name=mandatory,proto3" json:"mandatory,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishToRequest) Reset() {
+	*x = PublishToRequest{}
+	mi := &file_weir_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishToRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishToRequest) ProtoMessage() {}
+
+func (x *PublishToRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishToRequest.ProtoReflect.Descriptor instead.
+func (*PublishToRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *PublishToRequest) GetDestinations() []*Destination {
+	if x != nil {
+		return x.Destinations
+	}
+	return nil
+}
+
+func (x *PublishToRequest) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *PublishToRequest) GetMandatory() bool {
+	if x != nil {
+		return x.Mandatory
+	}
+	return false
+}
+
+type DestinationResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Destination   *Destination           `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	Results       []*PublishResult       `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`        // stream destinations
+	Streams       []string               `protobuf:"bytes,3,rep,name=streams,proto3" json:"streams,omitempty"`        // exchange destinations: the streams reached
+	Unroutable    bool                   `protobuf:"varint,4,opt,name=unroutable,proto3" json:"unroutable,omitempty"` // exchange destinations: none reached
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestinationResult) Reset() {
+	*x = DestinationResult{}
+	mi := &file_weir_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationResult) ProtoMessage() {}
+
+func (x *DestinationResult) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationResult.ProtoReflect.Descriptor instead.
+func (*DestinationResult) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *DestinationResult) GetDestination() *Destination {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+func (x *DestinationResult) GetResults() []*PublishResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *DestinationResult) GetStreams() []string {
+	if x != nil {
+		return x.Streams
+	}
+	return nil
+}
+
+func (x *DestinationResult) GetUnroutable() bool {
+	if x != nil {
+		return x.Unroutable
+	}
+	return false
+}
+
+type PublishToResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*DestinationResult   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishToResponse) Reset() {
+	*x = PublishToResponse{}
+	mi := &file_weir_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishToResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishToResponse) ProtoMessage() {}
+
+func (x *PublishToResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishToResponse.ProtoReflect.Descriptor instead.
+func (*PublishToResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *PublishToResponse) GetResults() []*DestinationResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type OpenInboxRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenInboxRequest) Reset() {
+	*x = OpenInboxRequest{}
+	mi := &file_weir_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenInboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenInboxRequest) ProtoMessage() {}
+
+func (x *OpenInboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenInboxRequest.ProtoReflect.Descriptor instead.
+func (*OpenInboxRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{77}
+}
+
+type InboxResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*InboxResponse_Inbox
+	//	*InboxResponse_Records
+	Msg           isInboxResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InboxResponse) Reset() {
+	*x = InboxResponse{}
+	mi := &file_weir_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InboxResponse) ProtoMessage() {}
+
+func (x *InboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InboxResponse.ProtoReflect.Descriptor instead.
+func (*InboxResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *InboxResponse) GetMsg() isInboxResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *InboxResponse) GetInbox() string {
+	if x != nil {
+		if x, ok := x.Msg.(*InboxResponse_Inbox); ok {
+			return x.Inbox
+		}
+	}
+	return ""
+}
+
+func (x *InboxResponse) GetRecords() *Records {
+	if x != nil {
+		if x, ok := x.Msg.(*InboxResponse_Records); ok {
+			return x.Records
+		}
+	}
+	return nil
+}
+
+type isInboxResponse_Msg interface {
+	isInboxResponse_Msg()
+}
+
+type InboxResponse_Inbox struct {
+	Inbox string `protobuf:"bytes,1,opt,name=inbox,proto3,oneof"` // first message: the inbox's stream name
+}
+
+type InboxResponse_Records struct {
+	Records *Records `protobuf:"bytes,2,opt,name=records,proto3,oneof"`
+}
+
+func (*InboxResponse_Inbox) isInboxResponse_Msg() {}
+
+func (*InboxResponse_Records) isInboxResponse_Msg() {}
+
 var File_weir_proto protoreflect.FileDescriptor
 
 const file_weir_proto_rawDesc = "" +
@@ -4574,7 +4946,7 @@ const file_weir_proto_rawDesc = "" +
 	"\x13ResetOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\tR\x06stream\x12&\n" +
-	"\x02to\x18\x03 \x01(\v2\x16.weir.v1.StartPositionR\x02to\"\x8e\x05\n" +
+	"\x02to\x18\x03 \x01(\v2\x16.weir.v1.StartPositionR\x02to\"\xb8\x05\n" +
 	"\x12SubscriptionConfig\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -4596,7 +4968,8 @@ const file_weir_proto_rawDesc = "" +
 	"\x13expired_dead_letter\x18\r \x01(\bR\x11expiredDeadLetter\x12\x1d\n" +
 	"\n" +
 	"max_length\x18\x0e \x01(\x03R\tmaxLength\x12\x1a\n" +
-	"\boverflow\x18\x0f \x01(\tR\boverflow\"\xa7\x02\n" +
+	"\boverflow\x18\x0f \x01(\tR\boverflow\x12(\n" +
+	"\x10max_length_bytes\x18\x10 \x01(\x03R\x0emaxLengthBytes\"\xc8\x02\n" +
 	"\x10SubscriptionInfo\x123\n" +
 	"\x06config\x18\x01 \x01(\v2\x1b.weir.v1.SubscriptionConfigR\x06config\x12\x14\n" +
 	"\x05depth\x18\x02 \x01(\x03R\x05depth\x12\x1b\n" +
@@ -4608,7 +4981,10 @@ const file_weir_proto_rawDesc = "" +
 	"\x05queue\x18\b \x01(\bR\x05queue\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\t \x01(\x05R\n" +
-	"partitions\"\xc7\x01\n" +
+	"partitions\x12\x1f\n" +
+	"\vdepth_bytes\x18\n" +
+	" \x01(\x03R\n" +
+	"depthBytes\"\xc7\x01\n" +
 	"\x12CreateQueueRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -4700,7 +5076,30 @@ const file_weir_proto_rawDesc = "" +
 	"\astreams\x18\x01 \x03(\tR\astreams\x12\x1e\n" +
 	"\n" +
 	"unroutable\x18\x02 \x01(\bR\n" +
-	"unroutable2\x9c\x12\n" +
+	"unroutable\"b\n" +
+	"\vDestination\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x1a\n" +
+	"\bexchange\x18\x02 \x01(\tR\bexchange\x12\x1f\n" +
+	"\vrouting_key\x18\x03 \x01(\tR\n" +
+	"routingKey\"\x95\x01\n" +
+	"\x10PublishToRequest\x128\n" +
+	"\fdestinations\x18\x01 \x03(\v2\x14.weir.v1.DestinationR\fdestinations\x12)\n" +
+	"\arecords\x18\x02 \x03(\v2\x0f.weir.v1.RecordR\arecords\x12\x1c\n" +
+	"\tmandatory\x18\x03 \x01(\bR\tmandatory\"\xb7\x01\n" +
+	"\x11DestinationResult\x126\n" +
+	"\vdestination\x18\x01 \x01(\v2\x14.weir.v1.DestinationR\vdestination\x120\n" +
+	"\aresults\x18\x02 \x03(\v2\x16.weir.v1.PublishResultR\aresults\x12\x18\n" +
+	"\astreams\x18\x03 \x03(\tR\astreams\x12\x1e\n" +
+	"\n" +
+	"unroutable\x18\x04 \x01(\bR\n" +
+	"unroutable\"I\n" +
+	"\x11PublishToResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.weir.v1.DestinationResultR\aresults\"\x12\n" +
+	"\x10OpenInboxRequest\"\\\n" +
+	"\rInboxResponse\x12\x16\n" +
+	"\x05inbox\x18\x01 \x01(\tH\x00R\x05inbox\x12,\n" +
+	"\arecords\x18\x02 \x01(\v2\x10.weir.v1.RecordsH\x00R\arecordsB\x05\n" +
+	"\x03msg2\xa2\x13\n" +
 	"\x04Weir\x12A\n" +
 	"\fCreateStream\x12\x1c.weir.v1.CreateStreamRequest\x1a\x13.weir.v1.StreamInfo\x12H\n" +
 	"\vListStreams\x12\x1b.weir.v1.ListStreamsRequest\x1a\x1c.weir.v1.ListStreamsResponse\x12E\n" +
@@ -4738,7 +5137,9 @@ const file_weir_proto_rawDesc = "" +
 	"\x0eDeleteExchange\x12\x1e.weir.v1.DeleteExchangeRequest\x1a\x1f.weir.v1.DeleteExchangeResponse\x123\n" +
 	"\x04Bind\x12\x14.weir.v1.BindRequest\x1a\x15.weir.v1.BindResponse\x125\n" +
 	"\x06Unbind\x12\x14.weir.v1.BindRequest\x1a\x15.weir.v1.BindResponse\x12T\n" +
-	"\x0fPublishExchange\x12\x1f.weir.v1.PublishExchangeRequest\x1a .weir.v1.PublishExchangeResponseB0Z.github.com/weirmq/weir/client/weirpb/v1;weirpbb\x06proto3"
+	"\x0fPublishExchange\x12\x1f.weir.v1.PublishExchangeRequest\x1a .weir.v1.PublishExchangeResponse\x12B\n" +
+	"\tPublishTo\x12\x19.weir.v1.PublishToRequest\x1a\x1a.weir.v1.PublishToResponse\x12@\n" +
+	"\tOpenInbox\x12\x19.weir.v1.OpenInboxRequest\x1a\x16.weir.v1.InboxResponse0\x01B0Z.github.com/weirmq/weir/client/weirpb/v1;weirpbb\x06proto3"
 
 var (
 	file_weir_proto_rawDescOnce sync.Once
@@ -4752,7 +5153,7 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_weir_proto_goTypes = []any{
 	(*Header)(nil),                      // 0: weir.v1.Header
 	(*Record)(nil),                      // 1: weir.v1.Record
@@ -4827,35 +5228,41 @@ var file_weir_proto_goTypes = []any{
 	(*BindResponse)(nil),                // 70: weir.v1.BindResponse
 	(*PublishExchangeRequest)(nil),      // 71: weir.v1.PublishExchangeRequest
 	(*PublishExchangeResponse)(nil),     // 72: weir.v1.PublishExchangeResponse
-	nil,                                 // 73: weir.v1.PositionsMode.OffsetsEntry
-	nil,                                 // 74: weir.v1.ExchangeBinding.ArgsEntry
-	nil,                                 // 75: weir.v1.BindRequest.ArgsEntry
-	(*timestamppb.Timestamp)(nil),       // 76: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 77: google.protobuf.Duration
+	(*Destination)(nil),                 // 73: weir.v1.Destination
+	(*PublishToRequest)(nil),            // 74: weir.v1.PublishToRequest
+	(*DestinationResult)(nil),           // 75: weir.v1.DestinationResult
+	(*PublishToResponse)(nil),           // 76: weir.v1.PublishToResponse
+	(*OpenInboxRequest)(nil),            // 77: weir.v1.OpenInboxRequest
+	(*InboxResponse)(nil),               // 78: weir.v1.InboxResponse
+	nil,                                 // 79: weir.v1.PositionsMode.OffsetsEntry
+	nil,                                 // 80: weir.v1.ExchangeBinding.ArgsEntry
+	nil,                                 // 81: weir.v1.BindRequest.ArgsEntry
+	(*timestamppb.Timestamp)(nil),       // 82: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 83: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
 	0,  // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	76, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	77, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	77, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	82, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	83, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	83, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
 	2,  // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	76, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	82, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
 	2,  // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
 	4,  // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
 	1,  // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
 	13, // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
 	13, // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	76, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	77, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	82, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	83, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	1,  // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
 	21, // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
 	22, // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
 	23, // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
 	20, // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
 	16, // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	77, // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	73, // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	83, // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	79, // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
 	16, // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
 	25, // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
 	26, // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
@@ -4864,102 +5271,112 @@ var file_weir_proto_depIdxs = []int32{
 	27, // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
 	1,  // 28: weir.v1.Records.records:type_name -> weir.v1.Record
 	34, // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	77, // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	76, // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	83, // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	82, // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
 	27, // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	76, // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	82, // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
 	40, // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
 	41, // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
 	16, // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
 	16, // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
-	77, // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	77, // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
-	77, // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
-	77, // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	83, // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	83, // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	83, // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	83, // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
 	44, // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
 	44, // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
-	77, // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	83, // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
 	45, // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
 	44, // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
 	45, // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
 	60, // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
-	77, // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
-	74, // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
+	83, // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	80, // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
 	63, // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
 	64, // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
-	75, // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
+	81, // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
 	1,  // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
-	5,  // 55: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
-	6,  // 56: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
-	8,  // 57: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
-	9,  // 58: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
-	11, // 59: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
-	12, // 60: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
-	12, // 61: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
-	17, // 62: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
-	19, // 63: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
-	30, // 64: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
-	32, // 65: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
-	46, // 66: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
-	47, // 67: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
-	49, // 68: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
-	51, // 69: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
-	53, // 70: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
-	54, // 71: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
-	55, // 72: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
-	57, // 73: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
-	59, // 74: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
-	59, // 75: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
-	59, // 76: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
-	59, // 77: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
-	35, // 78: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	37, // 79: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	39, // 80: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	43, // 81: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	62, // 82: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
-	65, // 83: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
-	67, // 84: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
-	69, // 85: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
-	69, // 86: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
-	71, // 87: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
-	4,  // 88: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	7,  // 89: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,  // 90: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	10, // 91: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,  // 92: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	14, // 93: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	15, // 94: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	18, // 95: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	24, // 96: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	31, // 97: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	33, // 98: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	45, // 99: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
-	48, // 100: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
-	50, // 101: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
-	52, // 102: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
-	45, // 103: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
-	45, // 104: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
-	56, // 105: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
-	58, // 106: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
-	61, // 107: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
-	61, // 108: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
-	61, // 109: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
-	61, // 110: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
-	36, // 111: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	38, // 112: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	42, // 113: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	42, // 114: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	64, // 115: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
-	66, // 116: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
-	68, // 117: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
-	70, // 118: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
-	70, // 119: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
-	72, // 120: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
-	88, // [88:121] is the sub-list for method output_type
-	55, // [55:88] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	73, // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
+	1,  // 56: weir.v1.PublishToRequest.records:type_name -> weir.v1.Record
+	73, // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
+	13, // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
+	75, // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
+	29, // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
+	5,  // 61: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
+	6,  // 62: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
+	8,  // 63: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
+	9,  // 64: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
+	11, // 65: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
+	12, // 66: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
+	12, // 67: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
+	17, // 68: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
+	19, // 69: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
+	30, // 70: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
+	32, // 71: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
+	46, // 72: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
+	47, // 73: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
+	49, // 74: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
+	51, // 75: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
+	53, // 76: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
+	54, // 77: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
+	55, // 78: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
+	57, // 79: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
+	59, // 80: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
+	59, // 81: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
+	59, // 82: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
+	59, // 83: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
+	35, // 84: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	37, // 85: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	39, // 86: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	43, // 87: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	62, // 88: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
+	65, // 89: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
+	67, // 90: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
+	69, // 91: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
+	69, // 92: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
+	71, // 93: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
+	74, // 94: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
+	77, // 95: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
+	4,  // 96: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	7,  // 97: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,  // 98: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	10, // 99: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,  // 100: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	14, // 101: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	15, // 102: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	18, // 103: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	24, // 104: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	31, // 105: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	33, // 106: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	45, // 107: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	48, // 108: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	50, // 109: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	52, // 110: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	45, // 111: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	45, // 112: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	56, // 113: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	58, // 114: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	61, // 115: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	61, // 116: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	61, // 117: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	61, // 118: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	36, // 119: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	38, // 120: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	42, // 121: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	42, // 122: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	64, // 123: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
+	66, // 124: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
+	68, // 125: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
+	70, // 126: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
+	70, // 127: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
+	72, // 128: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
+	76, // 129: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
+	78, // 130: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
+	96, // [96:131] is the sub-list for method output_type
+	61, // [61:96] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -4986,13 +5403,17 @@ func file_weir_proto_init() {
 		(*SubscribeResponse_Assignment)(nil),
 		(*SubscribeResponse_Records)(nil),
 	}
+	file_weir_proto_msgTypes[78].OneofWrappers = []any{
+		(*InboxResponse_Inbox)(nil),
+		(*InboxResponse_Records)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   76,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

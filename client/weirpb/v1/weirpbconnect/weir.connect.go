@@ -106,6 +106,10 @@ const (
 	WeirUnbindProcedure = "/weir.v1.Weir/Unbind"
 	// WeirPublishExchangeProcedure is the fully-qualified name of the Weir's PublishExchange RPC.
 	WeirPublishExchangeProcedure = "/weir.v1.Weir/PublishExchange"
+	// WeirPublishToProcedure is the fully-qualified name of the Weir's PublishTo RPC.
+	WeirPublishToProcedure = "/weir.v1.Weir/PublishTo"
+	// WeirOpenInboxProcedure is the fully-qualified name of the Weir's OpenInbox RPC.
+	WeirOpenInboxProcedure = "/weir.v1.Weir/OpenInbox"
 )
 
 // WeirClient is a client for the weir.v1.Weir service.
@@ -171,6 +175,14 @@ type WeirClient interface {
 	// exchange and stores each in every stream it reaches; it answers once
 	// they are committed under the server's fsync policy.
 	PublishExchange(context.Context, *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error)
+	// PublishTo sends the same records to an explicit list of destinations
+	// (the recipient list pattern), acknowledged once every destination holds
+	// them durably.
+	PublishTo(context.Context, *connect.Request[v1.PublishToRequest]) (*connect.Response[v1.PublishToResponse], error)
+	// Inboxes: temporary streams for replies. OpenInbox creates one, sends
+	// its name first, then every record published to it; the inbox is
+	// deleted when the call ends (the requester went away).
+	OpenInbox(context.Context, *connect.Request[v1.OpenInboxRequest]) (*connect.ServerStreamForClient[v1.InboxResponse], error)
 }
 
 // NewWeirClient constructs a client for the weir.v1.Weir service. By default, it uses the Connect
@@ -382,6 +394,18 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(weirMethods.ByName("PublishExchange")),
 			connect.WithClientOptions(opts...),
 		),
+		publishTo: connect.NewClient[v1.PublishToRequest, v1.PublishToResponse](
+			httpClient,
+			baseURL+WeirPublishToProcedure,
+			connect.WithSchema(weirMethods.ByName("PublishTo")),
+			connect.WithClientOptions(opts...),
+		),
+		openInbox: connect.NewClient[v1.OpenInboxRequest, v1.InboxResponse](
+			httpClient,
+			baseURL+WeirOpenInboxProcedure,
+			connect.WithSchema(weirMethods.ByName("OpenInbox")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -420,6 +444,8 @@ type weirClient struct {
 	bind                 *connect.Client[v1.BindRequest, v1.BindResponse]
 	unbind               *connect.Client[v1.BindRequest, v1.BindResponse]
 	publishExchange      *connect.Client[v1.PublishExchangeRequest, v1.PublishExchangeResponse]
+	publishTo            *connect.Client[v1.PublishToRequest, v1.PublishToResponse]
+	openInbox            *connect.Client[v1.OpenInboxRequest, v1.InboxResponse]
 }
 
 // CreateStream calls weir.v1.Weir.CreateStream.
@@ -587,6 +613,16 @@ func (c *weirClient) PublishExchange(ctx context.Context, req *connect.Request[v
 	return c.publishExchange.CallUnary(ctx, req)
 }
 
+// PublishTo calls weir.v1.Weir.PublishTo.
+func (c *weirClient) PublishTo(ctx context.Context, req *connect.Request[v1.PublishToRequest]) (*connect.Response[v1.PublishToResponse], error) {
+	return c.publishTo.CallUnary(ctx, req)
+}
+
+// OpenInbox calls weir.v1.Weir.OpenInbox.
+func (c *weirClient) OpenInbox(ctx context.Context, req *connect.Request[v1.OpenInboxRequest]) (*connect.ServerStreamForClient[v1.InboxResponse], error) {
+	return c.openInbox.CallServerStream(ctx, req)
+}
+
 // WeirHandler is an implementation of the weir.v1.Weir service.
 type WeirHandler interface {
 	// Streams.
@@ -650,6 +686,14 @@ type WeirHandler interface {
 	// exchange and stores each in every stream it reaches; it answers once
 	// they are committed under the server's fsync policy.
 	PublishExchange(context.Context, *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error)
+	// PublishTo sends the same records to an explicit list of destinations
+	// (the recipient list pattern), acknowledged once every destination holds
+	// them durably.
+	PublishTo(context.Context, *connect.Request[v1.PublishToRequest]) (*connect.Response[v1.PublishToResponse], error)
+	// Inboxes: temporary streams for replies. OpenInbox creates one, sends
+	// its name first, then every record published to it; the inbox is
+	// deleted when the call ends (the requester went away).
+	OpenInbox(context.Context, *connect.Request[v1.OpenInboxRequest], *connect.ServerStream[v1.InboxResponse]) error
 }
 
 // NewWeirHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -857,6 +901,18 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(weirMethods.ByName("PublishExchange")),
 		connect.WithHandlerOptions(opts...),
 	)
+	weirPublishToHandler := connect.NewUnaryHandler(
+		WeirPublishToProcedure,
+		svc.PublishTo,
+		connect.WithSchema(weirMethods.ByName("PublishTo")),
+		connect.WithHandlerOptions(opts...),
+	)
+	weirOpenInboxHandler := connect.NewServerStreamHandler(
+		WeirOpenInboxProcedure,
+		svc.OpenInbox,
+		connect.WithSchema(weirMethods.ByName("OpenInbox")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/weir.v1.Weir/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case WeirCreateStreamProcedure:
@@ -925,6 +981,10 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 			weirUnbindHandler.ServeHTTP(w, r)
 		case WeirPublishExchangeProcedure:
 			weirPublishExchangeHandler.ServeHTTP(w, r)
+		case WeirPublishToProcedure:
+			weirPublishToHandler.ServeHTTP(w, r)
+		case WeirOpenInboxProcedure:
+			weirOpenInboxHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -1064,4 +1124,12 @@ func (UnimplementedWeirHandler) Unbind(context.Context, *connect.Request[v1.Bind
 
 func (UnimplementedWeirHandler) PublishExchange(context.Context, *connect.Request[v1.PublishExchangeRequest]) (*connect.Response[v1.PublishExchangeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.PublishExchange is not implemented"))
+}
+
+func (UnimplementedWeirHandler) PublishTo(context.Context, *connect.Request[v1.PublishToRequest]) (*connect.Response[v1.PublishToResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.PublishTo is not implemented"))
+}
+
+func (UnimplementedWeirHandler) OpenInbox(context.Context, *connect.Request[v1.OpenInboxRequest], *connect.ServerStream[v1.InboxResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.OpenInbox is not implemented"))
 }
