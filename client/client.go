@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
 	"github.com/weirmq/weir/client/weirpb/v1/weirpbconnect"
@@ -55,9 +57,12 @@ type Client struct {
 	clientID     string
 	logger       *slog.Logger
 	backoff      backoff
+	tracing      *tracing
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	replies replyInbox // Request's inbox, opened at the first request
 }
 
 type options struct {
@@ -69,6 +74,9 @@ type options struct {
 	backoff    backoff
 	skipCheck  bool
 	gzip       bool
+
+	tracerProvider trace.TracerProvider          // see WithTracerProvider
+	propagator     propagation.TextMapPropagator // see WithPropagator
 }
 
 // Option configures a Client.
@@ -154,6 +162,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		clientID: o.clientID,
 		logger:   o.logger,
 		backoff:  o.backoff,
+		tracing:  newTracing(o.tracerProvider, o.propagator),
 		closed:   make(chan struct{}),
 	}
 	if c.clientID == "" {

@@ -45,6 +45,7 @@ type Message struct {
 
 	sess    *session
 	settled atomic.Bool // shared mode: acked, nacked or rejected
+	gaveUp  atomic.Bool // shared mode: nacked or rejected by the handler (see Idempotent)
 }
 
 // Commit commits the message's position in its group now: the group
@@ -258,6 +259,7 @@ func (c *Client) Consume(ctx context.Context, stream string, handler Handler, op
 		auto := cfg.mode == modeGroup
 		cfg.autoCommit = &auto
 	}
+	handler = c.tracing.processHandler(stream, &cfg, handler)
 	cons := &Consumer{c: c, stream: stream, handler: handler, cfg: cfg, done: make(chan struct{})}
 	cons.handlerCtx, cons.handlerCancel = context.WithCancel(ctx)
 	cons.stopCtx, cons.stopCancel = context.WithCancel(context.Background())

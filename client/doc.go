@@ -34,4 +34,57 @@
 //
 // The types of this package are its own; the generated protobuf types of
 // weirpb are converted in one place and never needed by callers.
+//
+// # Idempotent consumers
+//
+// Idempotent wraps any Handler so that records whose message-id header was
+// processed already are skipped (and acknowledged or committed): the
+// duplicates the stream's dedup window lets through, and redeliveries after
+// a lost ack. The ids live in an IdempotencyStore: MemoryIdempotencyStore,
+// bounded by a number of ids and a TTL, or one of your own over a shared
+// database. An id is marked processed only when the handler succeeds, and
+// records of one id are never handled concurrently. Records without a
+// message-id are handled every time.
+//
+//	store := weir.NewMemoryIdempotencyStore(100_000, time.Hour)
+//	cons, err = c.Consume(ctx, "payments", weir.Idempotent(store, charge), weir.Shared(""))
+//
+// # CloudEvents
+//
+// CloudEvent is a CloudEvents 1.0 event. PublishEvents (and Producer.SendEvent)
+// write events as the CloudEvents Kafka protocol binding's binary mode does:
+// attributes in ce_ headers (ce_specversion, ce_id, ce_source, ce_type,
+// ce_time, ce_subject, ce_dataschema, ce_<extension>), datacontenttype in
+// content-type, data as the value, the partitionkey extension as the key;
+// and a message-id of source and id, so that the stream deduplicates an
+// event published twice. Record.CloudEvent (and so Message.CloudEvent)
+// reads binary mode and structured mode (application/cloudevents+json);
+// CloudEventHandler makes a Handler of a function of events. Events that
+// lack a required attribute fail with ErrInvalidCloudEvent, which names it.
+//
+//	_, err = c.PublishEvents(ctx, "orders", weir.CloudEvent{ID: id, Source: "/shop",
+//		Type: "com.example.order.paid", DataContentType: "application/json", Data: body})
+//	cons, err = c.Consume(ctx, "orders", weir.CloudEventHandler(func(ctx context.Context, e *weir.CloudEvent, m *weir.Message) error {
+//		return route(ctx, e.Type, e.Data)
+//	}), weir.Group("billing"))
+//
+// # Tracing
+//
+// The client traces with OpenTelemetry: Publish, PublishPartition and each
+// record of a Producer run in a span of kind producer named "publish
+// <stream>", whose context goes into the records' traceparent and
+// tracestate headers (W3C trace context); a consumer handles each message in
+// a span of kind consumer named "process <stream>", the child of the
+// producer span whose context the message carries, and passes the span in
+// the handler's context. The spans carry the messaging semantic
+// conventions' attributes (messaging.system "weir",
+// messaging.destination.name, messaging.operation.type and .name,
+// messaging.destination.partition.id, messaging.message.id, the consumer
+// group or subscription) and messaging.weir.offset. WithTracerProvider and
+// WithPropagator choose the provider and propagator; by default the global
+// ones, which do nothing until the application sets them:
+//
+//	otel.SetTracerProvider(tp)
+//	otel.SetTextMapPropagator(propagation.TraceContext{})
+//	c, err := weir.Dial(ctx, addr)
 package weir

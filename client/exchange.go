@@ -113,9 +113,11 @@ func (c *Client) PublishExchange(ctx context.Context, exchange, routingKey strin
 	if len(records) == 0 {
 		return nil, false, fmt.Errorf("%s: %w: no records", op, ErrInvalidArgument)
 	}
+	ctx, records, end := c.tracing.startPublish(ctx, exchange, nil, records)
 	resp, err := call(ctx, c, op, c.api.PublishExchange, &weirpb.PublishExchangeRequest{
 		Exchange: exchange, RoutingKey: routingKey, Records: toPBRecords(records), Mandatory: mandatory,
 	})
+	end(nil, err)
 	if err != nil {
 		return nil, false, err
 	}

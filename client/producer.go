@@ -138,6 +138,7 @@ func (p *Producer) Send(ctx context.Context, rec Record, cb func(PublishResult, 
 	if cb == nil {
 		cb = func(PublishResult, error) {}
 	}
+	ctx, rec, cb = p.c.tracing.startSend(ctx, p.stream, rec, cb)
 	fail := func(err error) { cb(PublishResult{}, fmt.Errorf("send to %q: %w", p.stream, err)) }
 	if p.isClosed() {
 		fail(ErrClosed)
@@ -365,7 +366,8 @@ func (p *Producer) publish(b *batch) {
 	var results []PublishResult
 	var err error
 	for attempt := 0; ; attempt++ {
-		results, err = p.c.PublishPartition(p.ctx, p.stream, b.partition, records...)
+		// Not PublishPartition: each record has its span, from Send.
+		results, err = p.c.publish(p.ctx, p.stream, &b.partition, records)
 		if err == nil || attempt >= p.cfg.retries || !retryable(err) || p.ctx.Err() != nil {
 			break
 		}

@@ -11,14 +11,16 @@ import (
 // the same order. A record with a key goes to the partition of its key, one
 // without to the next partition in turn. Publish returns once the records
 // are committed under the server's fsync policy (by default: on disk). The
-// records are stored together or not at all.
+// records are stored together or not at all. Publish runs in a producer
+// span and writes its trace context into the records' headers, with the
+// client's tracer provider and propagator (see WithTracerProvider).
 func (c *Client) Publish(ctx context.Context, stream string, records ...Record) ([]PublishResult, error) {
-	return c.publish(ctx, stream, nil, records)
+	return c.tracedPublish(ctx, stream, nil, records)
 }
 
 // PublishPartition is Publish into one given partition.
 func (c *Client) PublishPartition(ctx context.Context, stream string, partition int32, records ...Record) ([]PublishResult, error) {
-	return c.publish(ctx, stream, &partition, records)
+	return c.tracedPublish(ctx, stream, &partition, records)
 }
 
 func (c *Client) publish(ctx context.Context, stream string, partition *int32, records []Record) ([]PublishResult, error) {

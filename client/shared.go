@@ -99,12 +99,13 @@ func (m *Message) Ack(ctx context.Context) error {
 // out of deliveries, in which case it is dead-lettered. cause's text (nil:
 // none) is kept for the x-last-error header of the dead-lettered record.
 func (m *Message) Nack(ctx context.Context, cause error, delay time.Duration) error {
-	if err := m.claim("nack"); err != nil {
-		return err
-	}
 	if delay < 0 {
 		return fmt.Errorf("nack: %w: delay %v is negative", ErrInvalidArgument, delay)
 	}
+	if err := m.claim("nack"); err != nil {
+		return err
+	}
+	m.gaveUp.Store(true)
 	return m.sess.nack(ctx, m, errorText(cause), delay)
 }
 
@@ -115,6 +116,7 @@ func (m *Message) Reject(ctx context.Context, reason string) error {
 	if err := m.claim("reject"); err != nil {
 		return err
 	}
+	m.gaveUp.Store(true)
 	return m.sess.settle(ctx, "reject", m.sess.cons.c.api.Reject, &weirpb.SettleRequest{
 		SubscriptionId: m.sess.id, Records: toPBRefs([]*Message{m}), Error: reason,
 	})

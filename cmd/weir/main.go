@@ -57,6 +57,8 @@ var commands = []command{
 	{name: "unbind", summary: "remove a binding of an exchange", run: runUnbind, usage: printBindUsage},
 	{name: "pub", summary: "publish records to a stream or through an exchange", run: runPub, usage: printPubUsage},
 	{name: "sub", summary: "print the records of a stream as they arrive", run: runSub, usage: printSubUsage},
+	{name: "request", summary: "send a request and print the reply", run: runRequest, usage: printRequestUsage},
+	{name: "respond", summary: "answer the requests arriving in a queue", run: runRespond, usage: printRespondUsage},
 	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},
 	{name: "bench", summary: "measure publish and consume throughput and latency", run: runBench, usage: printBenchUsage},
 	{name: "version", summary: "print the version of this build", run: runVersion, usage: printVersionUsage},

@@ -96,12 +96,8 @@ func (s *Service) PublishExchange(ctx context.Context, req *connect.Request[weir
 	}
 	// The metrics count the batch once per stream reached (a headers
 	// exchange may have sent some records elsewhere: an overcount).
-	bytes := 0
-	for i := range recs {
-		bytes += recordBytes(&recs[i])
-	}
 	for _, st := range streams {
-		s.observer.Published(st, len(recs), bytes)
+		s.countPublished(st, recs, nil)
 	}
 	return connect.NewResponse(&weirpb.PublishExchangeResponse{
 		Streams:    streams,

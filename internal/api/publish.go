@@ -69,17 +69,61 @@ func (s *Service) publish(ctx context.Context, msg *weirpb.PublishRequest) ([]br
 	if err != nil {
 		return nil, err
 	}
+	s.countPublished(msg.GetStream(), recs, results)
+	return results, nil
+}
+
+// countPublished tells the observer what a publish stored in stream: the
+// records that were not duplicates (results nil: all of them).
+func (s *Service) countPublished(stream string, recs []broker.Record, results []broker.PublishResult) {
 	stored, bytes := 0, 0
-	for i, r := range results {
-		if !r.Duplicate {
+	for i := range recs {
+		if results == nil || !results[i].Duplicate {
 			stored++
 			bytes += recordBytes(&recs[i])
 		}
 	}
 	if stored > 0 {
-		s.observer.Published(msg.GetStream(), stored, bytes)
+		s.observer.Published(stream, stored, bytes)
 	}
-	return results, nil
+}
+
+// PublishTo publishes records to a recipient list: streams and exchanges.
+// When some destinations fail, the error names them; the others may hold
+// the records, and a retry with the same message-ids stores nothing twice.
+func (s *Service) PublishTo(ctx context.Context, req *connect.Request[weirpb.PublishToRequest]) (*connect.Response[weirpb.PublishToResponse], error) {
+	msg := req.Msg
+	if len(msg.GetRecords()) == 0 {
+		return nil, invalidArgument("records: nothing to publish")
+	}
+	recs, err := recordsFromProto("records", msg.GetRecords())
+	if err != nil {
+		return nil, err
+	}
+	dests := make([]broker.Destination, len(msg.GetDestinations()))
+	for i, d := range msg.GetDestinations() {
+		dests[i] = broker.Destination{Stream: d.GetStream(), Exchange: d.GetExchange(), RoutingKey: d.GetRoutingKey()}
+	}
+	results, err := s.broker.PublishTo(ctx, dests, recs)
+	resp := &weirpb.PublishToResponse{Results: make([]*weirpb.DestinationResult, len(results))}
+	for i, r := range results {
+		resp.Results[i] = &weirpb.DestinationResult{
+			Destination: msg.GetDestinations()[i],
+			Results:     publishResultsToProto(r.Results),
+			Streams:     r.Streams,
+			Unroutable:  r.Destination.Exchange != "" && len(r.Streams) == 0,
+		}
+		if r.Results != nil {
+			s.countPublished(r.Destination.Stream, recs, r.Results)
+		}
+		for _, st := range r.Streams {
+			s.countPublished(st, recs, nil)
+		}
+	}
+	if err != nil {
+		return nil, s.fail(ctx, "PublishTo", err)
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // recordBytes is a record's size as the metrics count it: key, value and

@@ -148,7 +148,7 @@ func (b *Broker) Close() error {
 	b.cancel()
 	b.bg.Wait()
 	err := b.closeStreams()
-	return errors.Join(err, b.state.Close())
+	return errors.Join(err, b.removeTemporary(), b.state.Close())
 }
 
 func (b *Broker) closeStreams() error {

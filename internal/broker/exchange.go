@@ -232,6 +232,8 @@ func (b *Broker) Bind(ctx context.Context, exchangeName string, bind Binding) er
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrExchangeNotFound, bind.Destination)
 		}
+	} else if IsInbox(bind.Destination) {
+		return errInboxTarget("a binding", bind.Destination)
 	} else if _, err := b.stream(bind.Destination); err != nil {
 		return err
 	}

@@ -85,6 +85,9 @@ func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig)
 	if err != nil {
 		return SubscriptionInfo{}, err
 	}
+	if IsInbox(cfg.Stream) {
+		return SubscriptionInfo{}, errInboxTarget("a shared subscription", cfg.Stream)
+	}
 	s, err := b.stream(cfg.Stream)
 	if err != nil {
 		return SubscriptionInfo{}, err

@@ -34,6 +34,9 @@ type streamMeta struct {
 	// (a queue).
 	UntilAcked bool      `json:"until_acked,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
+	// Temporary streams (inboxes) have no catalog entry: they end with
+	// their owner, and a restart removes what is left of them.
+	Temporary bool `json:"-"`
 }
 
 const metaVersion = 1
@@ -105,6 +108,9 @@ func validateConfig(cfg *StreamConfig) error {
 	if err := ValidateStreamName(cfg.Name); err != nil {
 		return err
 	}
+	if IsInbox(cfg.Name) {
+		return fmt.Errorf("%w: stream names starting with %q are reserved for inboxes", ErrInvalidArgument, InboxPrefix)
+	}
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 1
 	}
@@ -129,7 +135,7 @@ func validateConfig(cfg *StreamConfig) error {
 func (b *Broker) logOptions(meta *streamMeta) storage.Options {
 	return storage.Options{
 		FS:              b.cfg.FS,
-		FSync:           b.cfg.FSync,
+		FSync:           b.fsyncPolicy(meta),
 		FSyncInterval:   b.cfg.FSyncInterval,
 		SegmentBytes:    meta.SegmentBytes,
 		RetentionAge:    time.Duration(meta.RetentionAgeMs) * time.Millisecond,
@@ -140,6 +146,15 @@ func (b *Broker) logOptions(meta *streamMeta) storage.Options {
 		Logger:          b.cfg.Logger,
 		OnSync:          b.cfg.OnSync,
 	}
+}
+
+// fsyncPolicy is the broker's, except for temporary streams, which do not
+// outlive a restart and so need no fsync.
+func (b *Broker) fsyncPolicy(meta *streamMeta) storage.FSyncPolicy {
+	if meta.Temporary {
+		return storage.FSyncNever
+	}
+	return b.cfg.FSync
 }
 
 func (b *Broker) openStream(meta streamMeta) (*stream, error) {
@@ -224,20 +239,32 @@ func (b *Broker) createStream(ctx context.Context, cfg StreamConfig, untilAcked 
 	if err := validateConfig(&cfg); err != nil {
 		return StreamInfo{}, err
 	}
+	meta := b.newStreamMeta(cfg)
+	meta.UntilAcked = untilAcked
+	return b.addStream(meta)
+}
+
+// newStreamMeta is the catalog entry of a new stream with a fresh ID.
+func (b *Broker) newStreamMeta(cfg StreamConfig) streamMeta {
 	var id [16]byte
 	rand.Read(id[:])
-	meta := streamMeta{
+	return streamMeta{
 		Version: metaVersion, Name: cfg.Name, ID: hex.EncodeToString(id[:]), Partitions: cfg.Partitions,
 		RetentionAgeMs: cfg.RetentionAge.Milliseconds(), RetentionBytes: cfg.RetentionBytes, Compacted: cfg.Compacted,
-		DedupWindowMs: cfg.DedupWindow.Milliseconds(), SegmentBytes: cfg.SegmentBytes, UntilAcked: untilAcked, CreatedAt: b.now().UTC(),
+		DedupWindowMs: cfg.DedupWindow.Milliseconds(), SegmentBytes: cfg.SegmentBytes, CreatedAt: b.now().UTC(),
 	}
+}
+
+// addStream opens a new stream's partitions, records it in the catalog
+// (unless it is temporary) and makes it visible.
+func (b *Broker) addStream(meta streamMeta) (StreamInfo, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return StreamInfo{}, ErrClosed
 	}
-	if _, ok := b.streams[cfg.Name]; ok {
-		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamExists, cfg.Name)
+	if _, ok := b.streams[meta.Name]; ok {
+		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamExists, meta.Name)
 	}
 	// The partition directories first, then the catalog entry: a crash in
 	// between leaves a directory that the next Open removes.
@@ -245,13 +272,15 @@ func (b *Broker) createStream(ctx context.Context, cfg StreamConfig, untilAcked 
 	if err != nil {
 		return StreamInfo{}, err
 	}
-	value, _ := json.Marshal(meta)
-	if err := b.state.Update(func(tx *state.Tx) error { return tx.PutCatalog(state.KindStream, meta.Name, value) }); err != nil {
-		s.close()
-		b.cfg.FS.RemoveAll(s.dir)
-		return StreamInfo{}, err
+	if !meta.Temporary {
+		value, _ := json.Marshal(meta)
+		if err := b.state.Update(func(tx *state.Tx) error { return tx.PutCatalog(state.KindStream, meta.Name, value) }); err != nil {
+			s.close()
+			b.cfg.FS.RemoveAll(s.dir)
+			return StreamInfo{}, err
+		}
 	}
-	b.streams[cfg.Name] = s
+	b.streams[meta.Name] = s
 	return s.info(), nil
 }
 
@@ -260,7 +289,9 @@ func (b *Broker) ListStreams() []StreamInfo {
 	b.mu.RLock()
 	streams := make([]*stream, 0, len(b.streams))
 	for _, s := range b.streams {
-		streams = append(streams, s)
+		if !s.meta.Temporary {
+			streams = append(streams, s)
+		}
 	}
 	b.mu.RUnlock()
 	out := make([]StreamInfo, len(streams))
@@ -311,6 +342,10 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 	}
 	s.mu.RUnlock()
 	err := b.state.Update(func(tx *state.Tx) error {
+		if s.meta.Temporary {
+			// Never in the catalog, and it has no subscriptions.
+			return tx.DeleteStreamOffsets(name)
+		}
 		if err := tx.DeleteCatalog(state.KindStream, name); err != nil {
 			return err
 		}

@@ -86,20 +86,34 @@ func newMetrics(version string) *metrics {
 	return m
 }
 
+// streamLabel is a stream's metrics label. Inboxes are many and short-lived:
+// they share one label, so that each does not leave a series behind.
+func streamLabel(stream string) string {
+	if broker.IsInbox(stream) {
+		return broker.InboxPrefix + "*"
+	}
+	return stream
+}
+
 // Published implements api.Observer.
 func (m *metrics) Published(stream string, records, bytes int) {
+	stream = streamLabel(stream)
 	m.publishedRecords.WithLabelValues(stream).Add(float64(records))
 	m.publishedBytes.WithLabelValues(stream).Add(float64(bytes))
 }
 
 // Delivered implements api.Observer.
 func (m *metrics) Delivered(stream string, records, bytes int) {
+	stream = streamLabel(stream)
 	m.deliveredRecords.WithLabelValues(stream).Add(float64(records))
 	m.deliveredBytes.WithLabelValues(stream).Add(float64(bytes))
 }
 
 // StreamDeleted implements api.Observer.
 func (m *metrics) StreamDeleted(stream string) {
+	if broker.IsInbox(stream) {
+		return // the shared label stays
+	}
 	for _, v := range []*prometheus.CounterVec{m.publishedRecords, m.publishedBytes, m.deliveredRecords, m.deliveredBytes} {
 		v.DeleteLabelValues(stream)
 	}

@@ -4453,10 +4453,10 @@ func (x *Destination) GetRoutingKey() string {
 type PublishToRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Destinations []*Destination         `protobuf:"bytes,1,rep,name=destinations,proto3" json:"destinations,omitempty"`
-	Records      []*Record              `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
-	// As PublishExchange's: an exchange destination that reaches no stream
-	// fails the call with FAILED_PRECONDITION instead of being dropped.
-	Mandatory     bool `protobuf:"varint,3,opt,name=mandatory,proto3" json:"mandatory,omitempty"`
+	// Partitioned in each stream as Publish does; records with a message-id
+	// are deduplicated by each stream on its own, so a retried call stores
+	// nothing twice.
+	Records       []*Record `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4505,19 +4505,12 @@ func (x *PublishToRequest) GetRecords() []*Record {
 	return nil
 }
 
-func (x *PublishToRequest) GetMandatory() bool {
-	if x != nil {
-		return x.Mandatory
-	}
-	return false
-}
-
 type DestinationResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Destination   *Destination           `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
 	Results       []*PublishResult       `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`        // stream destinations
 	Streams       []string               `protobuf:"bytes,3,rep,name=streams,proto3" json:"streams,omitempty"`        // exchange destinations: the streams reached
-	Unroutable    bool                   `protobuf:"varint,4,opt,name=unroutable,proto3" json:"unroutable,omitempty"` // exchange destinations: none reached
+	Unroutable    bool                   `protobuf:"varint,4,opt,name=unroutable,proto3" json:"unroutable,omitempty"` // exchange destinations: none reached (counted by the exchange)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5081,11 +5074,10 @@ const file_weir_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x1a\n" +
 	"\bexchange\x18\x02 \x01(\tR\bexchange\x12\x1f\n" +
 	"\vrouting_key\x18\x03 \x01(\tR\n" +
-	"routingKey\"\x95\x01\n" +
+	"routingKey\"w\n" +
 	"\x10PublishToRequest\x128\n" +
 	"\fdestinations\x18\x01 \x03(\v2\x14.weir.v1.DestinationR\fdestinations\x12)\n" +
-	"\arecords\x18\x02 \x03(\v2\x0f.weir.v1.RecordR\arecords\x12\x1c\n" +
-	"\tmandatory\x18\x03 \x01(\bR\tmandatory\"\xb7\x01\n" +
+	"\arecords\x18\x02 \x03(\v2\x0f.weir.v1.RecordR\arecords\"\xb7\x01\n" +
 	"\x11DestinationResult\x126\n" +
 	"\vdestination\x18\x01 \x01(\v2\x14.weir.v1.DestinationR\vdestination\x120\n" +
 	"\aresults\x18\x02 \x03(\v2\x16.weir.v1.PublishResultR\aresults\x12\x18\n" +
