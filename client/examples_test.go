@@ -18,7 +18,7 @@ import (
 )
 
 var buildExamplesOnce = sync.OnceValue(func() error {
-	for _, name := range []string{"publish", "consume-group", "replay", "worker"} {
+	for _, name := range []string{"publish", "consume-group", "replay", "worker", "point-to-point", "pubsub", "firehose", "request-reply", "scatter-gather", "message-filter", "recipient-list", "topic-to-queue"} {
 		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "./examples/"+name).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("building example %s: %v\n%s", name, err, out)

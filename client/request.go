@@ -32,8 +32,10 @@ const gatherBuffer = 256
 // inbox and a fresh correlation-id header, and returns the first reply with
 // that correlation id. Without a deadline on ctx, the client's timeout
 // (WithTimeout) applies; when it passes Request returns an error that wraps
-// context.DeadlineExceeded. Responders answer with Reply, or serve with
-// Respond.
+// context.DeadlineExceeded. The request carries that deadline in an
+// expires-at header (unless rec has one), so that a queue drops it rather
+// than have it answered when nobody waits. Responders answer with Reply, or
+// serve with Respond.
 //
 // The inbox is a temporary stream the client opens at its first request and
 // keeps until Close; the server deletes it when the client goes away.
@@ -41,7 +43,8 @@ func (c *Client) Request(ctx context.Context, dest Destination, rec Record) (Rec
 	op := "request to " + dest.String()
 	ctx, cancel := c.unaryContext(ctx)
 	defer cancel()
-	w, err := c.sendRequest(ctx, dest, rec, 1)
+	deadline, _ := ctx.Deadline()
+	w, err := c.sendRequest(ctx, dest, rec, deadline, 1)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -88,7 +91,11 @@ func ScatterGather[T any](ctx context.Context, c *Client, dest Destination, req 
 	if opts.Replies > 0 {
 		buffer = opts.Replies
 	}
-	w, err := c.sendRequest(ctx, dest, req, buffer)
+	expires, _ := ctx.Deadline()
+	if opts.Timeout > 0 {
+		expires = time.Now().Add(opts.Timeout)
+	}
+	w, err := c.sendRequest(ctx, dest, req, expires, buffer)
 	if err != nil {
 		return zero, fmt.Errorf("%s: %w", op, err)
 	}
@@ -120,8 +127,9 @@ gather:
 }
 
 // sendRequest registers a waiter for replies and publishes rec to dest
-// with the reply-to and correlation-id headers set.
-func (c *Client) sendRequest(ctx context.Context, dest Destination, rec Record, buffer int) (*waiter, error) {
+// with the reply-to and correlation-id headers set, and an expires-at
+// header at expires (when not zero and rec has none).
+func (c *Client) sendRequest(ctx context.Context, dest Destination, rec Record, expires time.Time, buffer int) (*waiter, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
@@ -136,6 +144,10 @@ func (c *Client) sendRequest(ctx context.Context, dest Destination, rec Record, 
 		return nil, err
 	}
 	rec.Headers = setHeader(setHeader(rec.Headers, HeaderReplyTo, []byte(inbox)), HeaderCorrelationID, []byte(corr))
+	if _, ok := rec.Header(HeaderExpiresAt); !ok && !expires.IsZero() {
+		// Nobody waits for the answer after that: queues drop the request.
+		rec.Headers = append(rec.Headers, ExpiresAt(expires))
+	}
 	if dest.Exchange != "" {
 		_, unroutable, err := c.PublishExchange(ctx, dest.Exchange, dest.RoutingKey, true, rec)
 		if err == nil && unroutable {

@@ -64,7 +64,7 @@ func buildAndRun(m *testing.M) int {
 
 // testServer is a weir server process.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	data string
 	addr string // host:port of the HTTP listener
 
@@ -75,7 +75,7 @@ type testServer struct {
 }
 
 // startServer starts a server with a fresh data directory on a free port.
-func startServer(t *testing.T) *testServer {
+func startServer(t testing.TB) *testServer {
 	t.Helper()
 	if weirBinary == "" {
 		t.Skip("no weir server binary")
@@ -168,7 +168,7 @@ func (s *testServer) restart() {
 }
 
 // dial returns a client of the server, closed at the end of the test.
-func (s *testServer) dial(t *testing.T, opts ...weir.Option) *weir.Client {
+func (s *testServer) dial(t testing.TB, opts ...weir.Option) *weir.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

@@ -12,16 +12,14 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	weir "github.com/weirmq/weir/client"
+	"github.com/weirmq/weir/client/examples/internal/example"
 )
 
 func main() {
-	server := flag.String("server", envOr("WEIR_SERVER", "localhost:8080"), "Weir server address")
+	server := example.Server()
 	stream := flag.String("stream", "orders", "stream to consume")
 	group := flag.String("group", "example", "consumer group")
 	from := flag.String("from", "earliest", "where a partition without a committed offset starts: earliest or latest")
@@ -40,32 +38,22 @@ func main() {
 		log.Fatalf("-from %q: want earliest or latest", *from)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := example.Context()
 	defer stop()
-	client, err := weir.Dial(ctx, *server)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := example.Dial(ctx, *server)
 	defer client.Close()
 
 	// The handler runs on one goroutine per partition: records of a
 	// partition, and so of a key, arrive in order. Returning nil marks the
 	// record done; its position is committed automatically.
-	var mu sync.Mutex
-	handled := 0
+	limit := example.NewLimit(*count, stop)
 	handler := func(ctx context.Context, m *weir.Message) error {
 		time.Sleep(*delay)
-		mu.Lock()
-		defer mu.Unlock()
-		if *count > 0 && handled >= *count {
-			return ctx.Err() // stopping: leave the record to the next consumer
-		}
-		fmt.Printf("partition=%d offset=%d key=%s value=%s\n", m.Partition, m.Offset, m.Key, m.Value)
-		handled++
-		if *count > 0 && handled == *count {
-			stop()
-		}
-		return nil
+		// Past -count it returns an error: stopping, the record is left to
+		// the next consumer.
+		return limit.Handle(ctx, func() {
+			fmt.Printf("partition=%d offset=%d key=%s value=%s\n", m.Partition, m.Offset, m.Key, m.Value)
+		})
 	}
 	consumer, err := client.Consume(ctx, *stream, handler,
 		weir.Group(*group), weir.Start(start), weir.AutoCommitInterval(*commitInterval),
@@ -85,11 +73,4 @@ func main() {
 	if err := consumer.Wait(); err != nil {
 		log.Fatal(err)
 	}
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
 }

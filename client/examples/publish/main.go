@@ -5,20 +5,17 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
-	"syscall"
 
 	weir "github.com/weirmq/weir/client"
+	"github.com/weirmq/weir/client/examples/internal/example"
 )
 
 func main() {
-	server := flag.String("server", envOr("WEIR_SERVER", "localhost:8080"), "Weir server address")
+	server := example.Server()
 	stream := flag.String("stream", "orders", "stream to publish to")
 	partitions := flag.Int("partitions", 4, "partitions of the stream, if it is created")
 	n := flag.Int("n", 10, "number of records")
@@ -26,16 +23,12 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := example.Context()
 	defer stop()
-	client, err := weir.Dial(ctx, *server)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := example.Dial(ctx, *server)
 	defer client.Close()
 
-	_, err = client.CreateStream(ctx, weir.StreamConfig{Name: *stream, Partitions: int32(*partitions)})
-	if err != nil && !errors.Is(err, weir.ErrAlreadyExists) {
+	if err := example.Created(client.CreateStream(ctx, weir.StreamConfig{Name: *stream, Partitions: int32(*partitions)})); err != nil {
 		log.Fatal(err)
 	}
 
@@ -62,11 +55,4 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
 }

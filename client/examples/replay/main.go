@@ -10,17 +10,15 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	weir "github.com/weirmq/weir/client"
+	"github.com/weirmq/weir/client/examples/internal/example"
 )
 
 func main() {
-	server := flag.String("server", envOr("WEIR_SERVER", "localhost:8080"), "Weir server address")
+	server := example.Server()
 	stream := flag.String("stream", "orders", "stream to replay")
 	since := flag.String("since", "1h", "where to start: an RFC 3339 time, or a duration before now")
 	idle := flag.Duration("idle", time.Second, "exit when no record came for this long")
@@ -31,12 +29,9 @@ func main() {
 	if err != nil {
 		log.Fatalf("-since: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := example.Context()
 	defer stop()
-	client, err := weir.Dial(ctx, *server)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := example.Dial(ctx, *server)
 	defer client.Close()
 
 	// A consumer without a group reads from positions: here the first
@@ -88,11 +83,4 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
 	}
 	return now.Add(-d), nil
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
 }

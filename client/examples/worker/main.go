@@ -14,22 +14,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	weir "github.com/weirmq/weir/client"
+	"github.com/weirmq/weir/client/examples/internal/example"
 )
 
 func main() {
-	server := flag.String("server", envOr("WEIR_SERVER", "localhost:8080"), "Weir server address")
+	server := example.Server()
 	queue := flag.String("queue", "commands", "queue to take commands from")
 	create := flag.Bool("create", false, "create the queue if it does not exist")
 	maxDeliveries := flag.Int("max-deliveries", 3, "with -create: attempts before a command is dead-lettered")
@@ -39,24 +37,21 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := example.Context()
 	defer stop()
-	client, err := weir.Dial(ctx, *server)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := example.Dial(ctx, *server)
 	defer client.Close()
 
 	if *create {
-		_, err := client.CreateQueue(ctx, weir.QueueConfig{
+		err := example.Created(client.CreateQueue(ctx, weir.QueueConfig{
 			Name: *queue,
 			Subscription: weir.SubscriptionConfig{
 				MaxDeliveries: int32(*maxDeliveries),
 				AckTimeout:    30 * time.Second,
 				Backoff:       weir.Backoff{Initial: 50 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2},
 			},
-		})
-		if err != nil && !errors.Is(err, weir.ErrAlreadyExists) {
+		}))
+		if err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -82,7 +77,7 @@ func main() {
 					return err
 				}
 			}
-			err = sleep(ctx, d)
+			err = example.Sleep(ctx, d)
 		case "echo":
 		case "fail":
 			err = fmt.Errorf("command failed: %s", arg)
@@ -90,7 +85,7 @@ func main() {
 			return m.Reject(ctx, fmt.Sprintf("unknown command %q", name))
 		}
 		if err == nil {
-			err = sleep(ctx, *work)
+			err = example.Sleep(ctx, *work)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -126,26 +121,4 @@ func main() {
 	if err := consumer.Wait(); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
 }
