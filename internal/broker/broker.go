@@ -48,6 +48,9 @@ type Broker struct {
 
 	groups groupRegistry
 	ex     exchanges
+	// Kafka front end support (rawbatch.go, producers.go, classic.go).
+	producers producerRegistry
+	classic   classicRegistry
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -83,6 +86,7 @@ func Open(cfg Config) (*Broker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), ctx: ctx, cancel: cancel}
 	b.groups.init(b)
+	b.classic.init(b)
 	err = b.loadStreams()
 	if err == nil {
 		err = b.loadSubscriptions()
@@ -98,6 +102,8 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	b.bg.Add(1)
 	go b.groups.expireLoop()
+	b.bg.Add(1)
+	go b.classic.loop()
 	return b, nil
 }
 

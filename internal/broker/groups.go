@@ -190,6 +190,9 @@ func (b *Broker) JoinGroup(ctx context.Context, opts JoinOptions) (GroupState, e
 	if err := ValidateGroupName(opts.Group); err != nil {
 		return GroupState{}, err
 	}
+	if b.classic.active(opts.Group) {
+		return GroupState{}, fmt.Errorf("%w: group %q has Kafka members", ErrGroupBusy, opts.Group)
+	}
 	// Partition counts are read before taking the registry lock: b.mu and
 	// groups.mu are never held together.
 	counts := make(map[string]int32, len(opts.Streams))
@@ -336,7 +339,7 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 	e := b.groups.groups[groupName]
 	b.groups.mu.Unlock()
 	if memberID == "" {
-		if e != nil && !e.coord.Empty() {
+		if e != nil && !e.coord.Empty() || b.classic.active(groupName) {
 			return fmt.Errorf("%w: group %q has active members; commit as one of them", ErrGroupBusy, groupName)
 		}
 	} else {

@@ -42,13 +42,15 @@ const (
 // dashes turned into underscores, arg names the flag's value in the help
 // text and help describes it (see options.go).
 type Config struct {
-	DataDir       string        `yaml:"data" arg:"dir" help:"directory that holds streams and state"`
-	KafkaAddr     string        `yaml:"kafka-addr" arg:"addr" help:"Kafka listener address; empty turns it off"`
-	AMQPAddr      string        `yaml:"amqp-addr" arg:"addr" help:"AMQP 0-9-1 listener address; empty turns it off"`
-	MQTTAddr      string        `yaml:"mqtt-addr" arg:"addr" help:"MQTT listener address; empty turns it off"`
-	HTTPAddr      string        `yaml:"http-addr" arg:"addr" help:"HTTP listener address (API, console, /metrics, /healthz); empty turns it off"`
-	FSync         FSyncMode     `yaml:"fsync" arg:"mode" help:"when appended records are fsynced: always, interval or never"`
-	FSyncInterval time.Duration `yaml:"fsync-interval" arg:"duration" help:"time between fsyncs with fsync=interval"`
+	DataDir   string `yaml:"data" arg:"dir" help:"directory that holds streams and state"`
+	KafkaAddr string `yaml:"kafka-addr" arg:"addr" help:"Kafka listener address; empty turns it off"`
+	// KafkaAutoCreateTopics is "true" or "false" (a string, as every option).
+	KafkaAutoCreateTopics string        `yaml:"kafka-auto-create-topics" arg:"bool" help:"create a topic a Kafka client asks for that does not exist: true or false"`
+	AMQPAddr              string        `yaml:"amqp-addr" arg:"addr" help:"AMQP 0-9-1 listener address; empty turns it off"`
+	MQTTAddr              string        `yaml:"mqtt-addr" arg:"addr" help:"MQTT listener address; empty turns it off"`
+	HTTPAddr              string        `yaml:"http-addr" arg:"addr" help:"HTTP listener address (API, console, /metrics, /healthz); empty turns it off"`
+	FSync                 FSyncMode     `yaml:"fsync" arg:"mode" help:"when appended records are fsynced: always, interval or never"`
+	FSyncInterval         time.Duration `yaml:"fsync-interval" arg:"duration" help:"time between fsyncs with fsync=interval"`
 	// MaxRecordBytes bounds one record: key, value and headers.
 	MaxRecordBytes ByteSize `yaml:"max-record-bytes" arg:"size" help:"largest record accepted (key, value and headers), in bytes or with a unit: 512KiB, 1MiB"`
 	LogLevel       string   `yaml:"log-level" arg:"level" help:"log level: debug, info, warn or error"`
@@ -74,17 +76,18 @@ const (
 // every write fsynced before it is acknowledged.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:        "./weir-data",
-		KafkaAddr:      ":9092",
-		AMQPAddr:       ":5672",
-		MQTTAddr:       ":1883",
-		HTTPAddr:       ":8080",
-		FSync:          FSyncAlways,
-		FSyncInterval:  50 * time.Millisecond,
-		MaxRecordBytes: DefaultMaxRecordBytes,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		Version:        "dev",
+		DataDir:               "./weir-data",
+		KafkaAddr:             ":9092",
+		KafkaAutoCreateTopics: "true",
+		AMQPAddr:              ":5672",
+		MQTTAddr:              ":1883",
+		HTTPAddr:              ":8080",
+		FSync:                 FSyncAlways,
+		FSyncInterval:         50 * time.Millisecond,
+		MaxRecordBytes:        DefaultMaxRecordBytes,
+		LogLevel:              "info",
+		LogFormat:             "text",
+		Version:               "dev",
 	}
 }
 
@@ -98,6 +101,9 @@ func (c *Config) Validate() error {
 		if err := validateAddr(l.Addr); err != nil {
 			return invalidValue(l.Name+"-addr", l.Addr, err.Error())
 		}
+	}
+	if _, err := strconv.ParseBool(c.KafkaAutoCreateTopics); err != nil {
+		return invalidValue("kafka-auto-create-topics", c.KafkaAutoCreateTopics, "must be true or false")
 	}
 	switch c.FSync {
 	case FSyncAlways, FSyncInterval, FSyncNever:

@@ -63,6 +63,11 @@ func TestLoadPrecedence(t *testing.T) {
 			want: func(c *Config) {},
 		},
 		{
+			name: "kafka auto-create off as a YAML boolean",
+			yaml: "kafka-auto-create-topics: false\n",
+			want: func(c *Config) { c.KafkaAutoCreateTopics = "false" },
+		},
+		{
 			name: "comment-only file keeps defaults",
 			yaml: "# nothing configured yet\n",
 			want: func(c *Config) {},
@@ -330,6 +335,12 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`log-level "loud" (from --log-level)`, "debug, info, warn or error"},
 		},
 		{
+			name: "kafka auto-create that is not a boolean",
+			yaml: noFile,
+			args: []string{"--kafka-auto-create-topics", "maybe"},
+			want: []string{`kafka-auto-create-topics "maybe" (from --kafka-auto-create-topics)`, "true or false"},
+		},
+		{
 			name: "bad log format",
 			yaml: noFile,
 			env:  map[string]string{"WEIR_LOG_FORMAT": "xml"},
@@ -411,8 +422,8 @@ func TestOptionNames(t *testing.T) {
 			t.Errorf("option %s has no help or arg tag", o.key)
 		}
 	}
-	wantKeys := []string{"data", "kafka-addr", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format"}
-	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT"}
+	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format"}
+	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys = %q, want %q", keys, wantKeys)
 	}

@@ -32,7 +32,7 @@ type Endpoint struct {
 // notImplemented lists the listeners whose protocol front ends this build
 // lacks. Start reports a configured address for one of them instead of
 // binding it. Remove a name when Start wires its front end in.
-var notImplemented = []string{"kafka", "amqp", "mqtt"}
+var notImplemented = []string{"amqp", "mqtt"}
 
 // phase is where a Server is in its life. It only moves forward.
 type phase int
@@ -93,7 +93,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // returns an error that says which step failed; the server cannot be
 // started again.
 //
-// The Kafka, AMQP and MQTT front ends are not part of this build: a
+// The AMQP and MQTT front ends are not part of this build: a
 // configured address for one of them is reported in the log, and nothing
 // listens on it.
 func (s *Server) Start(ctx context.Context) (err error) {
@@ -133,6 +133,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		if l.Addr != "" && slices.Contains(notImplemented, l.Name) {
 			s.logger.Warn("listener configured but not yet implemented in this build; not listening",
 				"listener", l.Name, "addr", l.Addr)
+		}
+	}
+	if s.cfg.KafkaAddr != "" {
+		if err := s.startKafka(ctx); err != nil {
+			return err
 		}
 	}
 	httpListener := s.cfg.HTTPListener

@@ -85,13 +85,17 @@ func TestServerLifecycle(t *testing.T) {
 	if host, port, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf(`Addr("http") = %q, want 127.0.0.1 and the port bound`, addr)
 	}
-	// The protocol front ends are not in this build: nothing may claim to listen.
-	for _, name := range []string{"kafka", "amqp", "mqtt"} {
+	kafkaAddr := s.Addr("kafka")
+	if host, port, err := net.SplitHostPort(kafkaAddr); err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf(`Addr("kafka") = %q, want 127.0.0.1 and the port bound`, kafkaAddr)
+	}
+	// The AMQP and MQTT front ends are not in this build: nothing may claim to listen.
+	for _, name := range []string{"amqp", "mqtt"} {
 		if got := s.Addr(name); got != "" {
 			t.Errorf("Addr(%q) = %q, want none: it is not implemented", name, got)
 		}
 	}
-	if got, want := s.Endpoints(), []Endpoint{{Name: "http", Addr: addr}}; !slices.Equal(got, want) {
+	if got, want := s.Endpoints(), []Endpoint{{Name: "kafka", Addr: kafkaAddr}, {Name: "http", Addr: addr}}; !slices.Equal(got, want) {
 		t.Errorf("Endpoints() = %v, want %v", got, want)
 	}
 
@@ -146,7 +150,7 @@ func TestServerLifecycle(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.HTTPAddr = ""
+	cfg.HTTPAddr, cfg.KafkaAddr = "", ""
 	s := newTestServer(t, cfg)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,155 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/record"
+)
+
+// producerRegistry holds, in memory, the state of idempotent producers: per
+// producer id and partition, the epoch, the last sequence stored and the
+// offsets of the last few batches (so a retried batch is answered with its
+// original offsets instead of being stored twice).
+//
+// Producer ids are unique across restarts without a durable counter: the
+// first id of a run is the start time in milliseconds shifted left 16 bits,
+// and ids count up from there. The per-partition state is lost at a restart;
+// a producer the broker does not know is accepted at whatever sequence it
+// sends next (Kafka rebuilds this state from the log; Weir does not yet).
+type producerRegistry struct {
+	mu    sync.Mutex
+	next  int64
+	parts map[producerKey]*producerPartition
+}
+
+type producerKey struct {
+	id        int64
+	streamID  string // the stream's ID, so a stream recreated under its name starts afresh
+	partition int32
+}
+
+// recentBatches is how many batches per producer and partition are
+// remembered for retries: Kafka clients keep at most five in flight.
+const recentBatches = 5
+
+type producerPartition struct {
+	mu       sync.Mutex // held across the append, so one producer's batches to a partition are stored in order
+	lastUsed time.Time  // guarded by producerRegistry.mu
+	known    bool
+	epoch    int16
+	lastSeq  int32
+	recent   []sequencedBatch
+}
+
+type sequencedBatch struct {
+	firstSeq, lastSeq int32
+	res               AppendResult
+}
+
+// InitProducerID returns a new producer id with epoch 0, or, given a
+// producer's current id and epoch, the same id with the next epoch (which
+// fences off older instances of the producer).
+func (b *Broker) InitProducerID(currentID int64, currentEpoch int16) (int64, int16) {
+	p := &b.producers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if currentID >= 0 && currentEpoch >= 0 && currentEpoch < math.MaxInt16-1 && currentID < p.next {
+		return currentID, currentEpoch + 1
+	}
+	if p.next == 0 {
+		p.next = b.now().UnixMilli() << 16
+	}
+	id := p.next
+	p.next++
+	return id, 0
+}
+
+// producerIdle is how long a producer's state on a partition is kept
+// without use (Kafka's producer.id.expiration.ms default).
+const producerIdle = 24 * time.Hour
+
+func (p *producerRegistry) partition(key producerKey, now time.Time) *producerPartition {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.parts == nil {
+		p.parts = make(map[producerKey]*producerPartition)
+	}
+	pp, ok := p.parts[key]
+	if !ok {
+		pp = &producerPartition{}
+		p.parts[key] = pp
+	}
+	pp.lastUsed = now
+	return pp
+}
+
+// prune forgets producer states idle for longer than producerIdle.
+func (p *producerRegistry) prune(clock func() time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.parts) == 0 {
+		return
+	}
+	now := clock()
+	for k, pp := range p.parts {
+		if now.Sub(pp.lastUsed) > producerIdle {
+			delete(p.parts, k)
+		}
+	}
+}
+
+// nextSeq is the sequence after seq: sequences wrap from MaxInt32 to 0.
+func nextSeq(seq int32, n int32) int32 {
+	return int32((int64(seq) + int64(n)) % (math.MaxInt32 + 1))
+}
+
+// append checks the batch h against its producer's state on the partition,
+// runs store if it is the next batch, and records the outcome.
+func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h record.Header, store func() (AppendResult, error)) (AppendResult, error) {
+	s.mu.RLock() // meta is replaced when partitions are added
+	streamID := s.meta.ID
+	s.mu.RUnlock()
+	pp := p.partition(producerKey{id: h.ProducerID, streamID: streamID, partition: partition}, now)
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	first := h.BaseSequence
+	last := nextSeq(first, h.LastOffsetDelta)
+	switch {
+	case !pp.known:
+		// A producer this run has not seen on this partition: accept it.
+	case h.ProducerEpoch < pp.epoch:
+		return AppendResult{}, fmt.Errorf("%w: producer %d sent epoch %d, the current epoch is %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, pp.epoch)
+	case h.ProducerEpoch > pp.epoch:
+		if first != 0 {
+			return AppendResult{}, fmt.Errorf("%w: producer %d starts epoch %d at sequence %d, not 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, first)
+		}
+	default:
+		for _, r := range pp.recent {
+			if r.firstSeq == first && r.lastSeq == last {
+				res := r.res
+				res.Duplicate = true
+				return res, nil
+			}
+		}
+		if want := nextSeq(pp.lastSeq, 1); first != want {
+			return AppendResult{}, fmt.Errorf("%w: producer %d sent sequence %d, expected %d", ErrOutOfOrderSequence, h.ProducerID, first, want)
+		}
+	}
+	res, err := store()
+	if err != nil {
+		return res, err
+	}
+	if !pp.known || h.ProducerEpoch != pp.epoch {
+		pp.recent = pp.recent[:0]
+	}
+	pp.known, pp.epoch, pp.lastSeq = true, h.ProducerEpoch, last
+	if len(pp.recent) == recentBatches {
+		copy(pp.recent, pp.recent[1:])
+		pp.recent = pp.recent[:recentBatches-1]
+	}
+	pp.recent = append(pp.recent, sequencedBatch{firstSeq: first, lastSeq: last, res: res})
+	return res, nil
+}

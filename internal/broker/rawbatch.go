@@ -1,0 +1,281 @@
+package broker
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/weirmq/weir/internal/record"
+	"github.com/weirmq/weir/internal/storage"
+)
+
+// Errors of the raw-batch path (AppendBatches, idempotent producers).
+var (
+	ErrCorruptBatch           = errors.New("corrupt record batch")
+	ErrInvalidBatch           = errors.New("invalid record batch")
+	ErrOutOfOrderSequence     = errors.New("out of order producer sequence number")
+	ErrInvalidProducerEpoch   = errors.New("producer epoch is older than the current one")
+	ErrUnsupportedTransaction = errors.New("transactional batches are not supported")
+)
+
+// batchOverhead is what a batch may hold beyond MaxRecordBytes of record
+// data: its header and the records' framing.
+const batchOverhead = 1 << 10
+
+// AppendResult says where a raw append landed.
+type AppendResult struct {
+	BaseOffset  int64 // offset of the first record of the first batch
+	LastOffset  int64
+	StartOffset int64 // the partition's log start offset after the append
+	// Duplicate is set when an idempotent producer's batch was a retry of
+	// one already stored: BaseOffset is the original's.
+	Duplicate bool
+}
+
+// AppendBatches appends data, one or more RecordBatch v2 batches encoded by
+// a client, to one partition of a stream. The batches are stored as they
+// arrived (compressed or not); only their base offsets are rewritten. A
+// batch from an idempotent producer (producer id >= 0 and a base sequence)
+// is checked against the producer's epoch and sequence on this partition: a
+// retry of one of its last five batches returns the original offsets, a gap
+// fails with ErrOutOfOrderSequence.
+//
+// When the stream deduplicates and a record carries a message-id, the
+// records are decoded and published through Publish instead, so that dedup
+// holds for every protocol; the client's batch framing is then not kept.
+func (b *Broker) AppendBatches(ctx context.Context, streamName string, partition int32, data []byte) (AppendResult, error) {
+	s, err := b.stream(streamName)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	l, err := s.partition(partition)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	var headers []record.Header
+	count := 0
+	for p := 0; p < len(data); {
+		size, err := record.BatchSize(data[p:])
+		if err != nil || p+size > len(data) {
+			return AppendResult{}, fmt.Errorf("%w: truncated batch at byte %d", ErrCorruptBatch, p)
+		}
+		h, err := record.Validate(data[p : p+size])
+		if err != nil {
+			if errors.Is(err, record.ErrCorrupt) || errors.Is(err, record.ErrShort) {
+				return AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+			}
+			return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+		}
+		if size > b.cfg.MaxRecordBytes+batchOverhead {
+			return AppendResult{}, fmt.Errorf("%w: a batch of %d bytes, the limit is %d", ErrRecordTooLarge, size, b.cfg.MaxRecordBytes+batchOverhead)
+		}
+		if h.Attributes&record.TransactionalFlag != 0 || h.IsControl() {
+			return AppendResult{}, ErrUnsupportedTransaction
+		}
+		headers = append(headers, h)
+		count += int(h.RecordCount)
+		p += size
+	}
+	if len(headers) == 0 {
+		return AppendResult{}, fmt.Errorf("%w: no batch", ErrInvalidBatch)
+	}
+	if err := s.checkRoom(count); err != nil {
+		return AppendResult{}, err
+	}
+	first := headers[0]
+	if first.ProducerID >= 0 && first.BaseSequence >= 0 {
+		if len(headers) != 1 {
+			return AppendResult{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition and request", ErrInvalidBatch)
+		}
+		return b.producers.append(b.now(), s, partition, first, func() (AppendResult, error) {
+			return b.appendBatches(ctx, s, streamName, l, partition, data)
+		})
+	}
+	return b.appendBatches(ctx, s, streamName, l, partition, data)
+}
+
+func (b *Broker) appendBatches(ctx context.Context, s *stream, streamName string, l *storage.Log, partition int32, data []byte) (AppendResult, error) {
+	if s.dedup != nil {
+		recs, hasID, err := decodeForDedup(data, partition)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+		}
+		if hasID {
+			res, err := b.publish(ctx, streamName, partition, recs, true)
+			if err != nil {
+				return AppendResult{}, err
+			}
+			out := AppendResult{BaseOffset: -1, StartOffset: l.StartOffset(), Duplicate: true}
+			for _, r := range res {
+				if out.BaseOffset < 0 || r.Offset < out.BaseOffset {
+					out.BaseOffset = r.Offset
+				}
+				out.LastOffset = max(out.LastOffset, r.Offset)
+				out.Duplicate = out.Duplicate && r.Duplicate
+			}
+			return out, nil
+		}
+	}
+	res, err := l.Append(ctx, data)
+	switch {
+	case errors.Is(err, storage.ErrBatchTooLarge):
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+	case errors.Is(err, storage.ErrInvalidBatch):
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	case errors.Is(err, storage.ErrClosed):
+		return AppendResult{}, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, streamName)
+	case err != nil:
+		return AppendResult{}, fmt.Errorf("broker: append to partition %d: %w", partition, err)
+	}
+	s.afterPublish()
+	return AppendResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, StartOffset: l.StartOffset()}, nil
+}
+
+// decodeForDedup decodes the records of data and reports whether any
+// carries a message-id header.
+func decodeForDedup(data []byte, partition int32) ([]Record, bool, error) {
+	var it record.Iterator
+	var r record.Record
+	hasID := false
+	for p := 0; p < len(data); {
+		size, err := record.BatchSize(data[p:])
+		if err != nil {
+			return nil, false, err
+		}
+		if err := it.Reset(data[p : p+size]); err != nil {
+			return nil, false, err
+		}
+		for it.Next(&r) {
+			for _, h := range r.Headers {
+				if h.Key == HeaderMessageID {
+					hasID = true
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return nil, false, err
+		}
+		p += size
+	}
+	if !hasID {
+		return nil, false, nil
+	}
+	recs, _, err := decodeRecords(nil, data, partition, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	// The records alias data; Publish re-encodes them.
+	for i := range recs {
+		recs[i].Offset = 0
+	}
+	return recs, true, nil
+}
+
+// PartitionRead is what ReadBatches returns for one partition.
+type PartitionRead struct {
+	// Data holds whole stored batches; the first may start before the
+	// offset asked for.
+	Data        []byte
+	HighWater   int64
+	StartOffset int64
+}
+
+// ReadBatches appends to dst the stored batches of one partition from
+// offset, up to maxBytes (the first batch whole even if larger), without
+// decoding them. It does not wait.
+func (b *Broker) ReadBatches(streamName string, partition int32, offset int64, maxBytes int, dst []byte) (PartitionRead, error) {
+	s, err := b.stream(streamName)
+	if err != nil {
+		return PartitionRead{}, err
+	}
+	l, err := s.partition(partition)
+	if err != nil {
+		return PartitionRead{}, err
+	}
+	out := PartitionRead{HighWater: l.EndOffset(), StartOffset: l.StartOffset()}
+	data, err := l.Read(dst, offset, maxBytes)
+	switch {
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return out, fmt.Errorf("%w: partition %d holds offsets %d to %d, not %d", ErrOffsetOutOfRange, partition, out.StartOffset, out.HighWater, offset)
+	case errors.Is(err, storage.ErrClosed):
+		return out, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, streamName)
+	case err != nil:
+		return out, err
+	}
+	out.Data = data
+	return out, nil
+}
+
+// PartitionPosition is a partition and the offset a reader waits beyond.
+type PartitionPosition struct {
+	Stream    string
+	Partition int32
+	Offset    int64
+}
+
+// WaitAny blocks until one of the partitions has a record at or after its
+// offset, maxWait passes, or ctx ends. It reports whether data arrived.
+// Unknown partitions are ignored.
+func (b *Broker) WaitAny(ctx context.Context, positions []PartitionPosition, maxWait time.Duration) bool {
+	if maxWait <= 0 || len(positions) == 0 {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	woke := make(chan struct{}, 1)
+	waiting := 0
+	for _, pos := range positions {
+		s, err := b.stream(pos.Stream)
+		if err != nil {
+			continue
+		}
+		l, err := s.partition(pos.Partition)
+		if err != nil {
+			continue
+		}
+		if l.EndOffset() > pos.Offset {
+			return true
+		}
+		waiting++
+		go func() {
+			if l.Wait(wctx, pos.Offset) == nil {
+				select {
+				case woke <- struct{}{}:
+				default:
+				}
+				cancel()
+			}
+		}()
+	}
+	if waiting == 0 {
+		<-wctx.Done()
+		return false
+	}
+	select {
+	case <-woke:
+		return true
+	case <-wctx.Done():
+		select {
+		case <-woke:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// StreamNameByID returns the name of the stream whose ID is id (Kafka
+// requests that name topics by ID).
+func (b *Broker) StreamNameByID(id [16]byte) (string, error) {
+	want := hex.EncodeToString(id[:])
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for name, s := range b.streams {
+		if s.meta.ID == want {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no stream has id %s", ErrStreamNotFound, want)
+}

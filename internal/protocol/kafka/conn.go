@@ -1,0 +1,253 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxQueued is how many decoded requests a connection reads ahead of the
+// one being handled (clients pipeline up to 5 produce requests).
+const maxQueued = 16
+
+// Errors that close a connection.
+var (
+	ErrFrameTooLarge      = errors.New("kafka: request frame larger than the limit")
+	ErrMalformed          = errors.New("kafka: malformed request")
+	ErrUnknownAPI         = errors.New("kafka: unknown API key")
+	ErrUnsupportedVersion = errors.New("kafka: unsupported API version")
+)
+
+// conn is one client connection. A reader goroutine reads and decodes
+// requests ahead; the serving goroutine handles them one at a time, in
+// order, and writes each response before handling the next, so responses
+// are in request order (as Kafka, which handles one request per connection
+// at a time; clients open separate connections for produce, fetch and
+// group traffic).
+type conn struct {
+	s          *Server
+	nc         net.Conn
+	log        *slog.Logger
+	clientHost string
+	host       string // the address the client connected to, advertised in Metadata
+	port       int32
+	clientID   string // of the request being handled
+
+	ctx    context.Context // ends when the connection or the server closes
+	cancel context.CancelFunc
+}
+
+// request is one decoded request.
+type request struct {
+	key, version int16
+	correlation  int32
+	clientID     string
+	flexible     bool
+	body         kmsg.Request // nil for an ApiVersions request of a version Weir lacks
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	if host, port, err := net.SplitHostPort(nc.LocalAddr().String()); err == nil {
+		c.host = host
+		p, _ := strconv.Atoi(port)
+		c.port = int32(p)
+	}
+	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+		c.clientHost = "/" + host
+	}
+	c.log = s.log.With("remote", nc.RemoteAddr().String())
+	return c
+}
+
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.cancel()
+	queue := make(chan *request, maxQueued)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(queue)
+		r := bufio.NewReaderSize(c.nc, 64<<10)
+		for {
+			req, err := readRequest(r, c.s.cfg.MaxRequestBytes)
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
+					c.log.Info("kafka: closing connection", "err", err)
+				}
+				c.cancel()
+				return
+			}
+			select {
+			case queue <- req:
+			case <-c.ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		c.cancel()
+		c.nc.Close()
+		<-readerDone
+	}()
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var out []byte
+	for req := range queue {
+		resp, err := c.handle(req)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Info("kafka: closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "err", err)
+			}
+			return
+		}
+		if resp == nil {
+			continue // Produce with acks=0 has no response
+		}
+		out = appendResponse(out[:0], req, resp)
+		if _, err := w.Write(out); err != nil {
+			return
+		}
+		if len(queue) == 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+		}
+		if cap(out) > 1<<20 {
+			out = nil // do not keep a large fetch response's buffer
+		}
+	}
+}
+
+// readRequest reads one size-prefixed frame and decodes its header and body.
+// The size is checked against limit before the frame is allocated, and the
+// buffer grows only as bytes arrive, so a lying size costs nothing.
+func readRequest(r *bufio.Reader, limit int) (*request, error) {
+	var sizeBuf [4]byte
+	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+		return nil, err
+	}
+	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+	if size < 0 || int64(size) > int64(limit) {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, size, limit)
+	}
+	frame := make([]byte, 0, min(int(size), 64<<10))
+	for len(frame) < int(size) {
+		if len(frame) == cap(frame) {
+			frame = append(frame, 0)[:len(frame)]
+		}
+		n, err := r.Read(frame[len(frame):min(cap(frame), int(size))])
+		frame = frame[:len(frame)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return parseRequest(frame)
+}
+
+// parseRequest decodes a request frame (without its size): the request
+// header (v1, or v2 with tagged fields for flexible versions) and the body.
+func parseRequest(frame []byte) (*request, error) {
+	if len(frame) < 10 {
+		return nil, fmt.Errorf("%w: %d-byte header", ErrMalformed, len(frame))
+	}
+	be := binary.BigEndian
+	req := &request{
+		key:         int16(be.Uint16(frame[0:])),
+		version:     int16(be.Uint16(frame[2:])),
+		correlation: int32(be.Uint32(frame[4:])),
+	}
+	n := int16(be.Uint16(frame[8:]))
+	p := 10
+	if n >= 0 {
+		if len(frame) < p+int(n) {
+			return nil, fmt.Errorf("%w: client id past the end", ErrMalformed)
+		}
+		req.clientID = string(frame[p : p+int(n)])
+		p += int(n)
+	} else if n != -1 {
+		return nil, fmt.Errorf("%w: client id length %d", ErrMalformed, n)
+	}
+	a, ok := apis[req.key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownAPI, req.key)
+	}
+	if req.version < a.min || req.version > a.max {
+		if req.key == int16(kmsg.ApiVersions) {
+			return req, nil // answered with error 35 and the supported versions
+		}
+		return nil, fmt.Errorf("%w: %s v%d (Weir supports v%d to v%d)", ErrUnsupportedVersion, kmsg.NameForKey(req.key), req.version, a.min, a.max)
+	}
+	body := kmsg.RequestForKey(req.key)
+	body.SetVersion(req.version)
+	req.flexible = body.IsFlexible()
+	if req.flexible {
+		var err error
+		if p, err = skipTags(frame, p); err != nil {
+			return nil, err
+		}
+	}
+	if err := body.ReadFrom(frame[p:]); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %w", ErrMalformed, kmsg.NameForKey(req.key), req.version, err)
+	}
+	req.body = body
+	return req, nil
+}
+
+// skipTags skips a tagged-field section starting at p.
+func skipTags(b []byte, p int) (int, error) {
+	count, n := binary.Uvarint(b[p:])
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: bad tagged field count", ErrMalformed)
+	}
+	p += n
+	for range count {
+		_, n := binary.Uvarint(b[p:])
+		if n <= 0 {
+			return 0, fmt.Errorf("%w: bad tag", ErrMalformed)
+		}
+		p += n
+		size, n := binary.Uvarint(b[p:])
+		if n <= 0 || size > uint64(len(b)-p-n) {
+			return 0, fmt.Errorf("%w: bad tagged field size", ErrMalformed)
+		}
+		p += n + int(size)
+	}
+	return p, nil
+}
+
+// appendResponse appends the size-prefixed response frame: the response
+// header (v0: the correlation id; v1 adds empty tagged fields for flexible
+// versions, except for ApiVersions, whose response header is always v0) and
+// the body.
+func appendResponse(dst []byte, req *request, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(req.correlation))
+	if req.flexible && req.key != int16(kmsg.ApiVersions) {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// handle answers one request; an error closes the connection.
+func (c *conn) handle(req *request) (kmsg.Response, error) {
+	if req.body == nil {
+		return unsupportedAPIVersions(), nil
+	}
+	c.clientID = req.clientID
+	return apis[req.key].handle(c, req)
+}

@@ -1,0 +1,105 @@
+package kafka
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/internal/broker"
+)
+
+// defaultFetchMaxBytes bounds a response when the request has no MaxBytes
+// (Fetch before v3): Kafka's fetch.max.bytes default.
+const defaultFetchMaxBytes = 50 << 20
+
+// handleFetch answers Fetch (key 1) with the stored batches as they are on
+// disk, not decoded or re-encoded. It waits up to MaxWaitMillis for MinBytes
+// across the partitions (a long poll). Budgets: PartitionMaxBytes per
+// partition and MaxBytes per response, except that the first batch of the
+// first partition with data is returned whole, so a consumer always makes
+// progress. Fetch sessions (KIP-227) are not kept: the session id is always
+// 0, so clients send full fetches.
+func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	if req.Version >= 7 && req.SessionID != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return resp, nil
+	}
+	maxWait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	deadline := time.Now().Add(maxWait)
+	names := make([]string, len(req.Topics))
+	codes := make([]int16, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i], codes[i] = c.topicName(t.Topic, t.TopicID, req.Version >= 13)
+	}
+	for {
+		resp, bytes, failed := fetchOnce(c, req, names, codes)
+		remaining := time.Until(deadline)
+		if failed || bytes >= int(max(req.MinBytes, 1)) || remaining <= 0 || c.ctx.Err() != nil {
+			return resp, nil
+		}
+		// Wait for records past what each partition holds now.
+		var positions []broker.PartitionPosition
+		for i, t := range req.Topics {
+			for j, p := range t.Partitions {
+				at := max(p.FetchOffset, resp.Topics[i].Partitions[j].HighWatermark)
+				positions = append(positions, broker.PartitionPosition{Stream: names[i], Partition: p.Partition, Offset: at})
+			}
+		}
+		c.s.cfg.Broker.WaitAny(c.ctx, positions, remaining)
+	}
+}
+
+// fetchOnce reads every partition of the request once, without waiting.
+// It returns the response, the bytes of record data in it, and whether any
+// partition failed (a fetch with an error is answered at once).
+func fetchOnce(c *conn, req *kmsg.FetchRequest, names []string, codes []int16) (*kmsg.FetchResponse, int, bool) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	b := c.s.cfg.Broker
+	budget := defaultFetchMaxBytes
+	if req.Version >= 3 && req.MaxBytes > 0 {
+		budget = int(req.MaxBytes)
+	}
+	total := 0
+	failed := false
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	for i, t := range req.Topics {
+		rt := &resp.Topics[i]
+		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
+		for j, p := range t.Partitions {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = -1, -1, -1
+			rp.RecordBatches = []byte{} // empty, not null: librdkafka refuses a null record set
+			limit := min(int(p.PartitionMaxBytes), budget-total)
+			if limit <= 0 && total == 0 {
+				limit = 1 // the first batch is returned whole anyway
+			}
+			if codes[i] != 0 {
+				rp.ErrorCode = codes[i]
+				failed = true
+				rt.Partitions[j] = rp
+				continue
+			}
+			read, err := b.ReadBatches(names[i], p.Partition, p.FetchOffset, max(limit, 1), nil)
+			if err != nil {
+				rp.ErrorCode = errorCode(err)
+				if rp.ErrorCode == kerr.OffsetOutOfRange.Code {
+					rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = read.HighWater, read.HighWater, read.StartOffset
+				}
+				failed = true
+				rt.Partitions[j] = rp
+				continue
+			}
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = read.HighWater, read.HighWater, read.StartOffset
+			if len(read.Data) > 0 && (limit > 0 && len(read.Data) <= limit || total == 0) {
+				rp.RecordBatches = read.Data
+				total += len(read.Data)
+			}
+			rt.Partitions[j] = rp
+		}
+	}
+	return resp, total, failed
+}

@@ -1,0 +1,178 @@
+// Package kafka is Weir's Kafka wire protocol front end: unmodified Kafka
+// clients produce, consume and administer against a Weir node. A Kafka topic
+// is a Weir stream; a Kafka consumer group is a classic group of the broker
+// sharing the committed offsets of Weir's native groups.
+//
+// The package translates the wire format (decoded and encoded with franz-go's
+// kmsg types) into broker calls and never reaches into storage. There is one
+// file per API key; conn.go holds the framing and request order, server.go
+// the listener. The supported API keys and versions are in apis.go and
+// docs/ARCHITECTURE.md.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/broker"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxRequestBytes = 100 << 20 // Kafka's socket.request.max.bytes
+	DefaultPartitions      = 1         // Kafka's num.partitions
+)
+
+// Config configures a Server.
+type Config struct {
+	Broker *broker.Broker
+	Logger *slog.Logger
+	// AutoCreateTopics creates a topic a client asks metadata for (when the
+	// client allows it), as Kafka's auto.create.topics.enable.
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics with -1 partitions (0: DefaultPartitions).
+	DefaultPartitions int32
+	// MaxRequestBytes bounds one request frame (0: DefaultMaxRequestBytes).
+	// It is checked before anything is allocated for the frame.
+	MaxRequestBytes int
+	// MaxRecordBytes is the broker's record limit, reported in configurations.
+	MaxRecordBytes int
+	// ClusterID is reported in Metadata ("" : "weir").
+	ClusterID string
+}
+
+// nodeID is the node id Weir reports: a single node.
+const nodeID = 0
+
+// Server serves the Kafka protocol on listeners.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by Close: ends long polls and group waits
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// New returns a server for cfg.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = DefaultPartitions
+	}
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = broker.DefaultMaxRecordBytes
+	}
+	if cfg.ClusterID == "" {
+		cfg.ClusterID = "weir"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve once Close was called.
+var ErrServerClosed = errors.New("kafka: server closed")
+
+// Serve accepts connections on ln until Close, serving each on its own
+// goroutines. It closes ln when it returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := newConn(s, nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops the listeners, ends waiting requests and closes every
+// connection, then waits for their goroutines until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
