@@ -189,6 +189,9 @@ func toPBSubscriptionConfig(c SubscriptionConfig) *weirpb.SubscriptionConfig {
 		KeyOrdered:        c.KeyOrdered,
 		MessageTtl:        optionalDuration(c.MessageTTL),
 		ExpiredDeadLetter: c.ExpiredDeadLetter,
+		MaxLength:         c.MaxLength,
+		MaxLengthBytes:    c.MaxLengthBytes,
+		Overflow:          string(c.Overflow),
 	}
 }
 
@@ -209,6 +212,9 @@ func fromPBSubscriptionConfig(pb *weirpb.SubscriptionConfig) SubscriptionConfig 
 		KeyOrdered:        pb.GetKeyOrdered(),
 		MessageTTL:        duration(pb.GetMessageTtl()),
 		ExpiredDeadLetter: pb.GetExpiredDeadLetter(),
+		MaxLength:         pb.GetMaxLength(),
+		MaxLengthBytes:    pb.GetMaxLengthBytes(),
+		Overflow:          Overflow(pb.GetOverflow()),
 	}
 }
 
@@ -218,6 +224,7 @@ func fromPBSubscriptionInfo(pb *weirpb.SubscriptionInfo) *SubscriptionInfo {
 		Queue:        pb.GetQueue(),
 		Partitions:   pb.GetPartitions(),
 		Depth:        pb.GetDepth(),
+		DepthBytes:   pb.GetDepthBytes(),
 		InFlight:     pb.GetInFlight(),
 		Waiting:      pb.GetWaiting(),
 		Delayed:      pb.GetDelayed(),

@@ -57,7 +57,35 @@ type SubscriptionConfig struct {
 	// record's own expires-at header (see ExpiresAfter).
 	MessageTTL        time.Duration
 	ExpiredDeadLetter bool
+	// MaxLength, when positive, bounds the depth in records, and
+	// MaxLengthBytes in bytes (a record's key, value, header names and
+	// header values; as RabbitMQ's x-max-length-bytes, but that counts
+	// bodies only); 0: no bound. Past either, Overflow applies.
+	MaxLength      int64
+	MaxLengthBytes int64
+	// Overflow is what happens past MaxLength or MaxLengthBytes; empty:
+	// OverflowDropOldest.
+	Overflow Overflow
 }
+
+// Overflow is what a shared subscription does with records past its
+// MaxLength or MaxLengthBytes.
+type Overflow string
+
+// Overflow policies.
+const (
+	// OverflowDropOldest drops the oldest records not in flight (as
+	// RabbitMQ's drop-head).
+	OverflowDropOldest Overflow = "drop-oldest"
+	// OverflowRejectPublish refuses publishes while the subscription is
+	// full, with ErrResourceExhausted (in bytes: once it holds
+	// MaxLengthBytes or more, so the publish that crosses the bound is
+	// taken).
+	OverflowRejectPublish Overflow = "reject-publish"
+	// OverflowDeadLetter moves the oldest records not in flight to the
+	// dead-letter stream, with reason "max-length".
+	OverflowDeadLetter Overflow = "dead-letter"
+)
 
 // SubscriptionInfo describes a shared subscription, or a queue (its own
 // subscription), and how much work it has.
@@ -69,6 +97,10 @@ type SubscriptionInfo struct {
 	Partitions int32
 	// Depth is the number of records not settled yet, in flight included.
 	Depth int64
+	// DepthBytes is their size as MaxLengthBytes counts it; for records
+	// the server has not read yet (a backlog of a subscription without
+	// MaxLengthBytes), an estimate from the average size.
+	DepthBytes int64
 	// InFlight records are delivered and not settled yet.
 	InFlight int32
 	// Waiting records were nacked or timed out and wait for their backoff.

@@ -193,3 +193,45 @@ func TestConsumeFilter(t *testing.T) {
 	}
 	t.Logf("bad filter: %v", err)
 }
+
+// TestQueueMaxLength: the max length settings go to the server and come
+// back, a full queue refuses publishes with ErrResourceExhausted, and
+// DepthBytes says what the byte bound counts.
+func TestQueueMaxLength(t *testing.T) {
+	srv := startServer(t)
+	c := srv.dial(t)
+	ctx := t.Context()
+	q := createQueue(t, c, weir.QueueConfig{Name: "bounded", Subscription: weir.SubscriptionConfig{
+		MaxLength: 10, MaxLengthBytes: 2500, Overflow: weir.OverflowRejectPublish,
+	}})
+	if cfg := q.Config; cfg.MaxLength != 10 || cfg.MaxLengthBytes != 2500 || cfg.Overflow != weir.OverflowRejectPublish {
+		t.Errorf("CreateQueue = %+v", cfg)
+	}
+	value := strings.Repeat("v", 1000)
+	// One publish of 3,000 bytes: taken, as the queue was below 2,500.
+	publishValues(t, c, "bounded", nil, value, value, value)
+	_, err := c.Publish(ctx, "bounded", weir.Record{Value: []byte("x")})
+	if !errors.Is(err, weir.ErrResourceExhausted) {
+		t.Errorf("publish to a full queue = %v, want ErrResourceExhausted", err)
+	}
+	info, err := c.DescribeQueue(ctx, "bounded")
+	if err != nil || info.Depth != 3 || info.DepthBytes != 3000 || info.Config.MaxLengthBytes != 2500 {
+		t.Errorf("DescribeQueue = %+v, %v; want depth 3, 3000 bytes", info, err)
+	}
+
+	// Drop-oldest is the default policy.
+	q = createQueue(t, c, weir.QueueConfig{Name: "recent", Subscription: weir.SubscriptionConfig{MaxLengthBytes: 2000}})
+	if q.Config.Overflow != weir.OverflowDropOldest {
+		t.Errorf("default overflow %q", q.Config.Overflow)
+	}
+	publishValues(t, c, "recent", nil, value, value, value)
+	eventually(t, 10*time.Second, "two records, 2000 bytes", func() bool {
+		info, err := c.DescribeQueue(ctx, "recent")
+		return err == nil && info.Depth == 2 && info.DepthBytes == 2000
+	})
+
+	_, err = c.CreateQueue(ctx, weir.QueueConfig{Name: "bad", Subscription: weir.SubscriptionConfig{MaxLengthBytes: -1}})
+	if !errors.Is(err, weir.ErrInvalidArgument) {
+		t.Errorf("CreateQueue with a negative MaxLengthBytes = %v, want ErrInvalidArgument", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -21,7 +22,7 @@ func printBenchUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   weir bench [--stream S] [--partitions N] [--records N | --duration D] [--size B]
              [--producers N] [--batch N] [--consumers N] [--json]
-             [--shared [--prefetch N] [--ack-batch N] [--ack-interval D]]
+             [--shared [--prefetch N] [--ack-batch N] [--ack-interval D] [--ack-wait]]
 
 Measures a running server through the Go SDK. First the producers publish
 --records records of --size bytes (or publish for --duration), each in
@@ -33,8 +34,12 @@ calls. The stream is created if missing, and deleted afterwards if the bench
 created it (unless --keep).
 
 With --shared the stream is a queue (created as one if missing) and the
-consumers are its competing consumers, each holding up to --prefetch records:
-a record counts once its ack is stored.
+consumers are its competing consumers, each holding up to --prefetch records
+unacknowledged: a record counts once the server confirmed its ack stored.
+The handler acks as a handler's nil return does, without waiting for the
+confirmation (which a goroutine of its own waits for and counts); with
+--ack-wait the handler waits for it, so each record also holds one of the
+consumer's --prefetch handler slots until its ack is on disk.
 
 Flags:
 `)
@@ -60,6 +65,7 @@ type benchFlags struct {
 	prefetch    int
 	ackBatch    int
 	ackInterval time.Duration
+	ackWait     bool
 }
 
 func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
@@ -79,6 +85,7 @@ func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
 	fs.IntVar(&f.prefetch, "prefetch", 100, "with --shared: records each consumer holds unacknowledged at most")
 	fs.IntVar(&f.ackBatch, "ack-batch", 0, "with --shared: acks sent in one call without waiting (0: the SDK's default, a quarter of the prefetch)")
 	fs.DurationVar(&f.ackInterval, "ack-interval", 5*time.Millisecond, "with --shared: how long an ack waits for others to share its call")
+	fs.BoolVar(&f.ackWait, "ack-wait", false, "with --shared: handlers wait until their ack is stored before they return")
 	return f
 }
 
@@ -342,28 +349,37 @@ func benchConsume(ctx context.Context, c *weir.Client, bf *benchFlags, before *w
 	return consumePhase(ctx, c, bf, want, bar, nil, weir.Group(group), weir.Credits(4*bf.batch+1000))
 }
 
+// settleFunc settles a message (the shared bench's explicit ack) and calls
+// done with the outcome once the server confirmed it, now or later.
+type settleFunc func(ctx context.Context, m *weir.Message, done func(error))
+
 // consumePhase runs bf.consumers consumers with opts until want records
-// were counted. settle, when set, runs first on each message (the shared
-// bench's explicit ack); its first error ends the phase.
-func consumePhase(ctx context.Context, c *weir.Client, bf *benchFlags, want int64, bar *progressBar, settle weir.Handler, opts ...weir.ConsumeOption) (phaseTotals, error) {
+// were counted. settle, when set, runs on each message, which counts once
+// settle reports it done; its first error ends the phase.
+func consumePhase(ctx context.Context, c *weir.Client, bf *benchFlags, want int64, bar *progressBar, settle settleFunc, opts ...weir.ConsumeOption) (phaseTotals, error) {
 	var got, bytes atomic.Int64
 	finished := make(chan struct{})
 	var once sync.Once
 	var settleErr atomic.Pointer[error]
-	handler := func(hctx context.Context, m *weir.Message) error {
-		if settle != nil {
-			if err := settle(hctx, m); err != nil {
-				if hctx.Err() == nil {
-					settleErr.CompareAndSwap(nil, &err)
-					once.Do(func() { close(finished) })
-				}
-				return nil
-			}
-		}
+	count := func(m *weir.Message) {
 		bytes.Add(int64(len(m.Value)))
 		if got.Add(1) >= want {
 			once.Do(func() { close(finished) })
 		}
+	}
+	handler := func(hctx context.Context, m *weir.Message) error {
+		if settle == nil {
+			count(m)
+			return nil
+		}
+		settle(hctx, m, func(err error) {
+			if err == nil {
+				count(m)
+			} else if hctx.Err() == nil {
+				settleErr.CompareAndSwap(nil, &err)
+				once.Do(func() { close(finished) })
+			}
+		})
 		return nil
 	}
 	began := time.Now()
@@ -417,8 +433,21 @@ func printBenchResult(w io.Writer, r *benchResult) {
 }
 
 // benchConsumeShared reads the published records back as the competing
-// consumers of the queue. A record counts once its ack is stored.
+// consumers of the queue. A record counts once the server confirmed its ack
+// stored; the handler waits for that only with --ack-wait.
 func benchConsumeShared(ctx context.Context, c *weir.Client, bf *benchFlags, _ *weir.StreamInfo, want int64, bar *progressBar) (phaseTotals, error) {
-	ack := func(hctx context.Context, m *weir.Message) error { return m.Ack(hctx) }
+	ack := func(hctx context.Context, m *weir.Message, done func(error)) {
+		if bf.ackWait {
+			done(m.Ack(hctx))
+			return
+		}
+		// Message.Ack marks m settled first (so the handler's return does
+		// nothing more), then waits for the confirmation, here on a
+		// goroutine of its own; the handler returns once m is marked.
+		go func() { done(m.Ack(hctx)) }()
+		for !m.Settled() {
+			runtime.Gosched()
+		}
+	}
 	return consumePhase(ctx, c, bf, want, bar, ack, weir.Shared(""), weir.Prefetch(bf.prefetch), weir.AckBatching(bf.ackBatch, bf.ackInterval))
 }

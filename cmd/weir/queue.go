@@ -13,6 +13,7 @@ import (
 	"time"
 
 	weir "github.com/weirmq/weir/client"
+	"github.com/weirmq/weir/internal/server"
 )
 
 func runQueue(args []string, stdout, stderr io.Writer) int {
@@ -47,6 +48,8 @@ func printQueueUsage(w io.Writer) {
   weir queue create NAME [--partitions N] [--max-deliveries N] [--ack-timeout D]
                          [--dead-letter STREAM] [--key-ordered] [--ttl D]
                          [--expired-dead-letter] [--filter EXPR]
+                         [--max-length N] [--max-length-bytes SIZE]
+                         [--overflow drop-oldest|reject-publish|dead-letter]
   weir queue ls
   weir queue describe NAME
   weir queue purge NAME [--yes]
@@ -64,6 +67,12 @@ unless --yes. rm deletes the queue's stream and records.
 --filter is a CEL expression over key, headers, value_string, timestamp,
 partition and offset (headers['type'] == 'order.paid'): the queue keeps
 only the records it selects. Durations are Go durations (90s, 24h).
+
+--max-length and --max-length-bytes bound the records not acknowledged yet,
+in number and in bytes (a record's key, value and headers); past either,
+--overflow drops the oldest (the default), refuses publishes, or moves the
+oldest to the dead-letter stream. Sizes are bytes or take a unit: 512KiB,
+10MiB, 1GB.
 
 Flags:
 `)
@@ -84,6 +93,9 @@ type queueCreateFlags struct {
 	ttl               time.Duration
 	expiredDeadLetter bool
 	filter            string
+	maxLength         int64
+	maxLengthBytes    string
+	overflow          string
 }
 
 func bindQueueCreateFlags(fs *flag.FlagSet) *queueCreateFlags {
@@ -96,6 +108,9 @@ func bindQueueCreateFlags(fs *flag.FlagSet) *queueCreateFlags {
 	fs.DurationVar(&f.ttl, "ttl", 0, "queue create: drop records not acknowledged within this of their timestamp (0: keep them)")
 	fs.BoolVar(&f.expiredDeadLetter, "expired-dead-letter", false, "queue create: dead-letter expired records instead of dropping them")
 	fs.StringVar(&f.filter, "filter", "", "queue create: keep only the records this CEL `expression` selects")
+	fs.Int64Var(&f.maxLength, "max-length", 0, "queue create: at most this many records not acknowledged (0: no bound)")
+	fs.StringVar(&f.maxLengthBytes, "max-length-bytes", "", "queue create: at most this `size` of records not acknowledged, like 10MiB (empty or 0: no bound)")
+	fs.StringVar(&f.overflow, "overflow", "", "queue create: past a max length: drop-oldest (the default), reject-publish or dead-letter")
 	return f
 }
 
@@ -109,6 +124,25 @@ func (f *queueCreateFlags) config(name string) (weir.QueueConfig, error) {
 		return weir.QueueConfig{}, usagef("--ack-timeout %v is negative", f.ackTimeout)
 	case f.ttl < 0:
 		return weir.QueueConfig{}, usagef("--ttl %v is negative", f.ttl)
+	case f.maxLength < 0:
+		return weir.QueueConfig{}, usagef("--max-length %d is negative", f.maxLength)
+	}
+	var maxBytes int64
+	if f.maxLengthBytes != "" {
+		n, err := server.ParseByteSize(f.maxLengthBytes)
+		if err != nil {
+			return weir.QueueConfig{}, usagef("--max-length-bytes %q: %v", f.maxLengthBytes, err)
+		}
+		maxBytes = int64(n)
+	}
+	overflow := weir.Overflow(f.overflow)
+	switch overflow {
+	case "", weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter:
+	default:
+		return weir.QueueConfig{}, usagef("--overflow %q: want %s, %s or %s", f.overflow, weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter)
+	}
+	if overflow != "" && f.maxLength == 0 && maxBytes == 0 {
+		return weir.QueueConfig{}, usagef("--overflow needs --max-length or --max-length-bytes")
 	}
 	return weir.QueueConfig{
 		Name:       name,
@@ -121,6 +155,9 @@ func (f *queueCreateFlags) config(name string) (weir.QueueConfig, error) {
 			KeyOrdered:        f.keyOrdered,
 			MessageTTL:        f.ttl,
 			ExpiredDeadLetter: f.expiredDeadLetter,
+			MaxLength:         f.maxLength,
+			MaxLengthBytes:    maxBytes,
+			Overflow:          overflow,
 		},
 	}, nil
 }
@@ -184,6 +221,7 @@ func queueDescribe(args []string, stdout io.Writer) error {
 func printSubscriptionInfo(w io.Writer, s *weir.SubscriptionInfo) {
 	cfg := s.Config
 	fmt.Fprintf(w, "Depth:\t%d\n", s.Depth)
+	fmt.Fprintf(w, "Depth in bytes:\t%d (%s)\n", s.DepthBytes, server.ByteSize(s.DepthBytes))
 	fmt.Fprintf(w, "In flight:\t%d\n", s.InFlight)
 	fmt.Fprintf(w, "Waiting:\t%d\n", s.Waiting)
 	fmt.Fprintf(w, "Delayed:\t%d\n", s.Delayed)
@@ -206,6 +244,18 @@ func printSubscriptionInfo(w io.Writer, s *weir.SubscriptionInfo) {
 		fmt.Fprintf(w, "Message TTL:\t%v, then dead-lettered\n", cfg.MessageTTL)
 	default:
 		fmt.Fprintf(w, "Message TTL:\t%v, then dropped\n", cfg.MessageTTL)
+	}
+	var bounds []string
+	if cfg.MaxLength > 0 {
+		bounds = append(bounds, fmt.Sprintf("%d records", cfg.MaxLength))
+	}
+	if cfg.MaxLengthBytes > 0 {
+		bounds = append(bounds, server.ByteSize(cfg.MaxLengthBytes).String())
+	}
+	if len(bounds) == 0 {
+		fmt.Fprintf(w, "Max length:\tnone\n")
+	} else {
+		fmt.Fprintf(w, "Max length:\t%s, then %s\n", strings.Join(bounds, " or "), cfg.Overflow)
 	}
 	if cfg.Filter != "" {
 		fmt.Fprintf(w, "Filter:\t%s\n", cfg.Filter)

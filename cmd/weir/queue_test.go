@@ -188,4 +188,52 @@ func TestBenchShared(t *testing.T) {
 	}
 	code, out, errOut = weirCmd(t, "", nil, "bench", "--server", addr, "--shared", "--records", "500", "--consumers", "2")
 	expect(t, code, out, errOut, 0, []string{"consume (shared, prefetch 100, acks stored): 500 records"}, nil)
+	code, out, errOut = weirCmd(t, "", nil, "bench", "--server", addr, "--shared", "--records", "500", "--consumers", "2", "--ack-wait")
+	expect(t, code, out, errOut, 0, []string{"consume (shared, prefetch 100, acks stored): 500 records"}, nil)
+}
+
+func TestQueueMaxLength(t *testing.T) {
+	addr := startServer(t)
+	run := func(args ...string) (int, string, string) {
+		return weirCmd(t, "", nil, append(args, "--server="+addr)...)
+	}
+
+	code, out, errOut := run("queue", "create", "small", "--max-length-bytes", "1KiB", "--overflow", "reject-publish")
+	expect(t, code, out, errOut, 0, []string{"created queue small"}, nil)
+	msg := strings.Repeat("m", 400)
+	for range 3 { // the third crosses 1 KiB and is taken; the fourth is not
+		code, out, errOut = run("pub", "small", msg)
+		expect(t, code, out, errOut, 0, []string{"published to small"}, nil)
+	}
+	code, out, errOut = run("pub", "small", msg)
+	expect(t, code, out, errOut, 1, nil, []string{"queue is full", "1024 bytes"})
+	code, out, errOut = run("queue", "describe", "small")
+	expect(t, code, out, errOut, 0, []string{"Depth in bytes:", "1200", "Max length:", "1KiB, then reject-publish"}, nil)
+
+	code, out, errOut = run("queue", "create", "recent", "--max-length", "2", "--max-length-bytes", "1000")
+	expect(t, code, out, errOut, 0, []string{"created queue recent"}, nil)
+	for _, m := range []string{"a", "b", "c"} {
+		code, out, errOut = run("pub", "recent", m)
+		expect(t, code, out, errOut, 0, nil, nil)
+	}
+	code, out, errOut = run("queue", "describe", "recent")
+	expect(t, code, out, errOut, 0, []string{"Max length:", "2 records or 1000, then drop-oldest"}, nil)
+	code, out, errOut = run("sub", "recent", "--shared", "--count", "2")
+	expect(t, code, out, errOut, 0, []string{"b", "c"}, nil)
+	if strings.Contains(out, "a") {
+		t.Errorf("the oldest record was kept:\n%s", out)
+	}
+
+	for _, args := range [][]string{
+		{"queue", "create", "a", "--max-length-bytes", "10XB"},
+		{"queue", "create", "a", "--max-length-bytes", "-1"},
+		{"queue", "create", "a", "--max-length", "-1"},
+		{"queue", "create", "a", "--max-length", "5", "--overflow", "explode"},
+		{"queue", "create", "a", "--overflow", "dead-letter"},
+	} {
+		code, stdout, stderr := runWeir(t, args...)
+		if code != exitUsage || stdout != "" || !strings.HasPrefix(stderr, "weir ") {
+			t.Errorf("weir %q: exit %d, stdout %q, stderr %q; want a usage error", args, code, stdout, stderr)
+		}
+	}
 }

@@ -247,6 +247,7 @@ func subscriptionConfigFromProto(field string, c *weirpb.SubscriptionConfig) (br
 		ExpiredDeadLetter: c.GetExpiredDeadLetter(),
 		MaxLength:         c.GetMaxLength(),
 		Overflow:          c.GetOverflow(),
+		MaxLengthBytes:    c.GetMaxLengthBytes(),
 	}
 	var err error
 	if cfg.Start, err = startFromProto(field+".start", c.GetStart(), broker.StartPosition{Kind: broker.StartLatest}); err != nil {
@@ -288,6 +289,7 @@ func subscriptionConfigToProto(c broker.SubscriptionConfig) *weirpb.Subscription
 		ExpiredDeadLetter: c.ExpiredDeadLetter,
 		MaxLength:         c.MaxLength,
 		Overflow:          c.Overflow,
+		MaxLengthBytes:    c.MaxLengthBytes,
 	}
 	if c.MessageTTL > 0 {
 		out.MessageTtl = durationpb.New(c.MessageTTL)
@@ -301,6 +303,7 @@ func subscriptionInfoToProto(info broker.SubscriptionInfo, stream broker.StreamI
 	return &weirpb.SubscriptionInfo{
 		Config:       subscriptionConfigToProto(info.Config),
 		Depth:        info.Depth,
+		DepthBytes:   info.DepthBytes,
 		InFlight:     int32(info.InFlight),
 		Waiting:      int32(info.Waiting),
 		Delayed:      int32(info.Delayed),

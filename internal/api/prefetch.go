@@ -13,10 +13,10 @@ import (
 // records it holds. A record delivered on the subscription holds one credit
 // until
 //
-//   - an Ack, Nack or Reject naming it on this subscription id succeeds (an
-//     Ack that fails once the broker took the records, because the state
-//     store failed or the caller gave up waiting, returns them too: the
-//     broker redelivers them); or
+//   - an Ack naming it on this subscription id is taken by the broker (the
+//     credit comes back then, before the ack is durable; the Ack answers
+//     once it is, and if storing it fails the broker redelivers the
+//     record), or a Nack or Reject naming it succeeds; or
 //   - its ack deadline passes (the broker then takes it back and delivers
 //     it again, maybe to this subscription); Extend moves the deadline.
 //     The credit comes back deadlineGrace after the deadline, once the

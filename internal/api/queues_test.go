@@ -281,8 +281,8 @@ func TestSharedErrors(t *testing.T) {
 	}
 }
 
-// TestQueueFull checks that a publish refused by a queue's max length (not
-// in the API yet: set up on the broker) is ResourceExhausted.
+// TestQueueFull checks that a publish refused by a queue's max length (set
+// up on the broker here) is ResourceExhausted.
 func TestQueueFull(t *testing.T) {
 	n := startNode(t, "")
 	_, err := n.srv.Broker().CreateQueue(t.Context(), broker.QueueConfig{Name: "bounded", Partitions: 1,
@@ -296,6 +296,48 @@ func TestQueueFull(t *testing.T) {
 		wantCode(t, proto+": publish to a full queue", err, connect.CodeResourceExhausted)
 		if err != nil && !strings.Contains(err.Error(), "max length is 2") {
 			t.Errorf("%s: error %q does not give the max length", proto, err)
+		}
+	}
+}
+
+// TestQueueMaxLengthBytes: max_length_bytes goes through the API both ways,
+// depth_bytes describes what the bound counts, a full queue refuses
+// publishes with ResourceExhausted, and a negative bound is
+// InvalidArgument.
+func TestQueueMaxLengthBytes(t *testing.T) {
+	n := startNode(t, "")
+	ctx := t.Context()
+	for proto, c := range n.clients() {
+		name := "bytes-" + strings.ReplaceAll(proto, "+", "-")
+		resp, err := c.CreateQueue(ctx, connect.NewRequest(&weirpb.CreateQueueRequest{Name: name,
+			Subscription: &weirpb.SubscriptionConfig{MaxLengthBytes: 250, Overflow: broker.OverflowRejectPublish}}))
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if cfg := resp.Msg.GetConfig(); cfg.GetMaxLengthBytes() != 250 || cfg.GetOverflow() != broker.OverflowRejectPublish {
+			t.Errorf("%s: created with %v", proto, cfg)
+		}
+		// Records of 100 bytes: key (1), value (97), header h=v (2).
+		rec := &weirpb.Record{Key: []byte("k"), Value: []byte(strings.Repeat("v", 97)), Headers: []*weirpb.Header{{Key: "h", Value: []byte("v")}}}
+		for range 3 {
+			if _, err := c.Publish(ctx, connect.NewRequest(&weirpb.PublishRequest{Stream: name, Records: []*weirpb.Record{rec}})); err != nil {
+				t.Fatalf("%s: publish: %v", proto, err)
+			}
+		}
+		_, err = c.Publish(ctx, connect.NewRequest(&weirpb.PublishRequest{Stream: name, Records: []*weirpb.Record{rec}}))
+		wantCode(t, proto+": publish to a full queue", err, connect.CodeResourceExhausted)
+		if err != nil && !strings.Contains(err.Error(), "max length is 250 bytes") {
+			t.Errorf("%s: error %q does not give the bound", proto, err)
+		}
+		info, err := c.DescribeSubscription(ctx, connect.NewRequest(&weirpb.DescribeSubscriptionRequest{Stream: name}))
+		if err != nil || info.Msg.GetDepth() != 3 || info.Msg.GetDepthBytes() != 300 || info.Msg.GetConfig().GetMaxLengthBytes() != 250 {
+			t.Errorf("%s: described as %v, %v; want depth 3, 300 bytes", proto, info.Msg, err)
+		}
+		_, err = c.CreateSubscription(ctx, connect.NewRequest(&weirpb.CreateSubscriptionRequest{Config: &weirpb.SubscriptionConfig{
+			Stream: name, Name: "negative", MaxLengthBytes: -1}}))
+		wantCode(t, proto+": negative max_length_bytes", err, connect.CodeInvalidArgument)
+		if err != nil && !strings.Contains(err.Error(), "max length in bytes must not be negative") {
+			t.Errorf("%s: error %q does not say what is wrong", proto, err)
 		}
 	}
 }

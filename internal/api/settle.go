@@ -19,10 +19,19 @@ func (s *Service) Ack(ctx context.Context, req *connect.Request[weirpb.SettleReq
 	if err != nil {
 		return nil, err
 	}
-	// If the call is cancelled the broker still applies the ack (it cannot
-	// leave the records half-settled); only the answer is lost.
-	err = s.broker.Ack(ctx, sub.stream, sub.shared.name, sub.id, refs)
-	if err == nil || !refused(err) {
+	// The credits come back as soon as the broker has taken the records
+	// from this consumer, not once their acks are durable: the fsync of the
+	// acks then overlaps the delivery of the next records instead of
+	// adding to every record's cycle. The answer still waits for it: an
+	// ack is confirmed only once durable. If the call is cancelled the
+	// broker still applies the ack (it cannot leave the records
+	// half-settled); only the answer is lost.
+	released := false
+	err = s.broker.AckThen(ctx, sub.stream, sub.shared.name, sub.id, refs, func() {
+		sub.returnCredits(refs)
+		released = true
+	})
+	if !released && (err == nil || !refused(err)) {
 		// Failing past its checks, an Ack still took the records from
 		// the consumer: they are delivered again.
 		sub.returnCredits(refs)

@@ -16,15 +16,18 @@ import (
 //
 //   - a fetcher goroutine reads ahead from the partition logs (outside the
 //     lock) into a bounded buffer of records not delivered yet;
-//   - Receive hands out records (redeliveries first), after their delivery
-//     counts are durable;
+//   - Receive hands out records (redeliveries first) at once; their delivery
+//     counts are written by the committer's next transaction, and a record
+//     is not handed out again before the count of its previous delivery is
+//     durable (see sharedSub.take);
 //   - Ack, Nack, Reject and Extend settle or move delivered records; an ack
 //     is confirmed once durable;
 //   - a timer loop redelivers records whose ack deadline passed, and releases
 //     nacked (backoff) and delayed (deliver-at) records when they are due;
 //   - a committer goroutine group-commits acks, delivery counts and the
 //     partitions' floors (every offset below is settled) to the state store,
-//     one transaction at a time, so floors only grow.
+//     one transaction at a time, so floors only grow and a later count never
+//     goes to the store before an earlier one.
 //
 // Per partition only the records between the floor and the fetch position
 // that are not settled are in memory, so a backlog of millions costs nothing
@@ -51,7 +54,10 @@ const (
 type pending struct {
 	part       *sharedPart
 	rec        Record
+	bytes      int64 // recordSize(&rec): what counts against MaxLengthBytes
 	count      int32 // deliveries so far
+	durable    int32 // the count the state store holds (or is known to)
+	dirty      bool  // count or lastError changed since last written: in sharedSub.dirty
 	lastError  string
 	state      pendingState
 	consumer   *sharedConsumer
@@ -74,6 +80,12 @@ type sharedPart struct {
 	// settled since: they are popped when found at the top).
 	unsettled    offsetHeap
 	durableFloor int64
+	// Records in [fetch, sized) were sized ahead of the fetcher (for
+	// MaxLengthBytes): aheadBytes is the sum of their sizes, less those
+	// acknowledged before a restart. Records at sized and later are not
+	// sized yet.
+	sized      int64
+	aheadBytes int64
 	// From the store, for records not fetched again since the node started.
 	storedAcks       map[int64]struct{}
 	storedDeliveries map[int64]deliveryState
@@ -110,16 +122,29 @@ type sharedSub struct {
 	id     string // state key: random, so a re-created subscription starts clean
 	filter *filter.Filter
 
-	mu           sync.Mutex
-	parts        []*sharedPart
-	again        []*pending // ready to go (redeliveries, released keys) before fresh ones
-	fresh        []*pending
-	timed        timedHeap
-	inflight     map[*pending]struct{}
-	keys         map[string]*keyQueue
-	consumers    map[string]*sharedConsumer
-	buffered     int // live records never delivered (fresh, parked, delayed)
-	settling     int // live records in stateSettling
+	mu    sync.Mutex
+	parts []*sharedPart
+	again []*pending // ready to go (redeliveries, released keys) before fresh ones
+	fresh []*pending
+	// unconfirmed are ready to go again but wait for the count of their
+	// previous delivery to be durable (the committer puts them back).
+	unconfirmed []*pending
+	// dirty are records whose delivery state the committer writes next.
+	dirty     []*pending
+	timed     timedHeap
+	inflight  map[*pending]struct{}
+	keys      map[string]*keyQueue
+	consumers map[string]*sharedConsumer
+	buffered  int // live records never delivered (fresh, parked, delayed)
+	settling  int // live records in stateSettling
+	// Sizes (recordSize) of the live records, and of those in
+	// stateSettling; seen counts the records admitted and their bytes (the
+	// average size estimates records not sized yet).
+	liveBytes, settlingBytes int64
+	seenRecords, seenBytes   int64
+	// sizeMu serializes sizing ahead of the fetcher (sizeAhead); it is
+	// taken before mu.
+	sizeMu       sync.Mutex
 	deadLettered int64
 	changed      chan struct{} // closed (and replaced) when records may be deliverable
 	wake         chan struct{} // capacity 1: an earlier deadline or due time was set
@@ -128,6 +153,7 @@ type sharedSub struct {
 	closed       bool
 
 	commits chan *commitOp
+	kick    chan struct{} // capacity 1: dirty delivery states wait for the committer
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -171,12 +197,25 @@ func (ss *sharedSub) take(now time.Time) *pending {
 			ss.expire(p)
 			continue
 		}
+		if p.count > p.durable {
+			// The count of its previous delivery is not durable yet:
+			// handing it out again now could leave two deliveries
+			// uncounted after a crash. It waits for the committer,
+			// which is writing that count (p is dirty).
+			ss.unconfirmed = append(ss.unconfirmed, p)
+			continue
+		}
 		return p
 	}
 }
 
 // Receive hands consumerID up to max records, waiting up to wait for the
-// first. Their delivery counts are durable before they are returned.
+// first. Their delivery counts are counted at once and written to the state
+// store by the subscription's next commit, which nothing waits for: after a
+// crash, a record's stored count lacks at most its last delivery, and only
+// if that delivery was handed out within one commit of the crash (a record
+// is not handed out again before the count of its previous delivery is
+// durable, and Close writes the counts not yet written).
 func (b *Broker) Receive(ctx context.Context, streamName, sub, consumerID string, max int, wait time.Duration) ([]Delivery, error) {
 	ss, err := b.sharedSub(streamName, sub)
 	if err != nil {
@@ -219,34 +258,20 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 			c.inflight++
 			picked = append(picked, p)
 		}
-		var op *commitOp
 		if len(picked) > 0 {
-			op = &commitOp{deliveries: snapshotDeliveries(picked), done: make(chan error, 1)}
 			ss.signal() // the buffer has room again
 			ss.wakeTimer()
+			out := make([]Delivery, len(picked))
+			for i, p := range picked {
+				ss.markDirty(p)
+				out[i] = Delivery{Record: p.rec, DeliveryCount: p.count, Deadline: p.deadline}
+			}
+			ss.mu.Unlock()
+			return out, nil
 		}
 		changed := ss.changed
 		ss.mu.Unlock()
 
-		if op != nil {
-			if err := ss.commit(ctx, op); err != nil {
-				ss.mu.Lock()
-				for _, p := range picked {
-					if p.state == stateInFlight && p.consumer == c {
-						ss.release(p)
-						p.count--
-					}
-				}
-				ss.signal()
-				ss.mu.Unlock()
-				return nil, err
-			}
-			out := make([]Delivery, len(picked))
-			for i, p := range picked {
-				out[i] = Delivery{Record: p.rec, DeliveryCount: p.count, Deadline: p.deadline}
-			}
-			return out, nil
-		}
 		select {
 		case <-changed:
 		case <-timeout:
@@ -264,16 +289,35 @@ func (ss *sharedSub) markSettling(p *pending) {
 	if p.state != stateSettling {
 		p.state = stateSettling
 		ss.settling++
+		ss.settlingBytes += p.bytes
 	}
 }
 
 // unsettle returns a record whose settlement failed to state st; s.mu is
-// held.
+// held. Its delivery state, skipped by the committer while it was
+// settling, is written again.
 func (ss *sharedSub) unsettle(p *pending, st pendingState) {
 	if p.state == stateSettling {
 		ss.settling--
+		ss.settlingBytes -= p.bytes
 	}
 	p.state = st
+	if p.count > p.durable {
+		ss.markDirty(p)
+	}
+}
+
+// markDirty queues p's delivery state (count, last error) for the
+// committer's next transaction; s.mu is held.
+func (ss *sharedSub) markDirty(p *pending) {
+	if !p.dirty {
+		p.dirty = true
+		ss.dirty = append(ss.dirty, p)
+	}
+	select {
+	case ss.kick <- struct{}{}:
+	default:
+	}
 }
 
 // release takes an in-flight record back from its consumer and makes it
@@ -336,6 +380,17 @@ func (b *Broker) withHeld(streamName, sub, consumerID string, refs []DeliveryRef
 
 // Ack settles delivered records. It returns once the acks are durable.
 func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef) error {
+	return b.AckThen(ctx, streamName, sub, consumerID, refs, nil)
+}
+
+// AckThen is Ack that calls taken (unless nil) as soon as the records are
+// taken from the consumer, before their acks are durable: they no longer
+// count as in flight to it, and if their acks then fail to be stored they
+// are delivered again (to any consumer). taken is not called when the ack
+// is refused (a record is not held by the consumer: ErrNotInFlight, or
+// the names are wrong); it is called with the subscription's lock held,
+// so it must not call the broker.
+func (b *Broker) AckThen(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, taken func()) error {
 	var held []*pending
 	ss, err := b.withHeld(streamName, sub, consumerID, refs, true, func(ss *sharedSub, ps []*pending) {
 		for _, p := range ps {
@@ -343,6 +398,9 @@ func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, re
 			ss.markSettling(p)
 		}
 		held = ps
+		if taken != nil {
+			taken()
+		}
 	})
 	if err != nil || len(held) == 0 {
 		return err
@@ -356,7 +414,6 @@ func (b *Broker) Ack(ctx context.Context, streamName, sub, consumerID string, re
 func (b *Broker) Nack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, errText string, delay time.Duration) error {
 	_, err := b.withHeld(streamName, sub, consumerID, refs, false, func(ss *sharedSub, ps []*pending) {
 		now := b.now()
-		var note []*pending
 		for _, p := range ps {
 			ss.takeFromConsumer(p)
 			p.lastError = errText
@@ -369,12 +426,9 @@ func (b *Broker) Nack(ctx context.Context, streamName, sub, consumerID string, r
 				d = ss.cfg.backoff(p.count)
 			}
 			ss.wait(p, stateWaiting, now.Add(d))
-			note = append(note, p)
-		}
-		if len(note) > 0 {
 			// Keep the error text for the dead-letter headers across
 			// restarts; nothing waits for it.
-			ss.commitAsync(&commitOp{deliveries: snapshotDeliveries(note)})
+			ss.markDirty(p)
 		}
 		ss.signal()
 	})
@@ -528,14 +582,6 @@ func (ss *sharedSub) wakeTimer() {
 	case ss.wake <- struct{}{}:
 	default:
 	}
-}
-
-func snapshotDeliveries(ps []*pending) []deliveryNote {
-	out := make([]deliveryNote, len(ps))
-	for i, p := range ps {
-		out[i] = deliveryNote{part: p.part, offset: p.rec.Offset, d: deliveryState{count: p.count, lastError: p.lastError}}
-	}
-	return out
 }
 
 // offsetHeap is a min-heap of offsets.

@@ -21,6 +21,7 @@ func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, erro
 		if end := part.log.EndOffset(); end > part.fetch {
 			n += end - part.fetch - int64(len(part.storedAcks))
 			part.fetch = end
+			part.sized, part.aheadBytes = max(part.sized, end), 0
 			// What the store knew of the purged records no longer counts.
 			clear(part.storedAcks)
 			clear(part.storedDeliveries)
@@ -33,10 +34,11 @@ func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, erro
 			ss.leaveBuffer(p)
 			p.state = stateSettled
 			delete(part.live, off)
+			ss.liveBytes -= p.bytes
 			n++
 		}
 	}
-	ss.again, ss.fresh = nil, nil
+	ss.again, ss.fresh, ss.unconfirmed = nil, nil, nil
 	ss.keys = make(map[string]*keyQueue)
 	for _, part := range ss.parts {
 		for _, p := range part.live {

@@ -35,6 +35,7 @@ type subscriptionMeta struct {
 	ExpiredDeadLetter bool      `json:"expired_dead_letter,omitempty"`
 	MaxLength         int64     `json:"max_length,omitempty"`
 	Overflow          string    `json:"overflow,omitempty"`
+	MaxLengthBytes    int64     `json:"max_length_bytes,omitempty"`
 	CreatedAt         time.Time `json:"created_at"`
 }
 
@@ -48,7 +49,7 @@ func newSubscriptionMeta(cfg SubscriptionConfig, now time.Time) subscriptionMeta
 		AckTimeoutMs: cfg.AckTimeout.Milliseconds(), MaxDeliveries: cfg.MaxDeliveries, DeadLetterStream: cfg.DeadLetterStream,
 		BackoffInitialMs: cfg.BackoffInitial.Milliseconds(), BackoffMaxMs: cfg.BackoffMax.Milliseconds(), BackoffMultiplier: cfg.BackoffMultiplier,
 		KeyOrdered: cfg.KeyOrdered, MessageTTLMs: cfg.MessageTTL.Milliseconds(), ExpiredDeadLetter: cfg.ExpiredDeadLetter,
-		MaxLength: cfg.MaxLength, Overflow: cfg.Overflow, CreatedAt: now.UTC(),
+		MaxLength: cfg.MaxLength, Overflow: cfg.Overflow, MaxLengthBytes: cfg.MaxLengthBytes, CreatedAt: now.UTC(),
 	}
 }
 
@@ -58,7 +59,7 @@ func (m *subscriptionMeta) config() SubscriptionConfig {
 		Stream: m.Stream, Name: m.Name, Filter: m.Filter, AckTimeout: ms(m.AckTimeoutMs), MaxDeliveries: m.MaxDeliveries,
 		DeadLetterStream: m.DeadLetterStream, BackoffInitial: ms(m.BackoffInitialMs), BackoffMax: ms(m.BackoffMaxMs),
 		BackoffMultiplier: m.BackoffMultiplier, KeyOrdered: m.KeyOrdered, MessageTTL: ms(m.MessageTTLMs), ExpiredDeadLetter: m.ExpiredDeadLetter,
-		MaxLength: m.MaxLength, Overflow: m.Overflow,
+		MaxLength: m.MaxLength, Overflow: m.Overflow, MaxLengthBytes: m.MaxLengthBytes,
 	}
 }
 
@@ -147,7 +148,7 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 	ss := &sharedSub{
 		b: b, s: s, cfg: cfg, id: meta.ID, filter: f,
 		inflight: make(map[*pending]struct{}), keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
-		changed: make(chan struct{}), room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), ctx: ctx, cancel: cancel,
+		changed: make(chan struct{}), room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
 	for p, l := range s.parts {
 		part, err := b.loadPart(meta.ID, int32(p))
@@ -214,6 +215,9 @@ func (b *Broker) loadSubscriptions() error {
 	return nil
 }
 
+// stop ends the subscription's engine. When the broker closes (rather than
+// the subscription or its stream being deleted), the delivery states not
+// written yet are written first, so a clean shutdown keeps every count.
 func (ss *sharedSub) stop() {
 	ss.cancel()
 	ss.mu.Lock()
@@ -221,6 +225,26 @@ func (ss *sharedSub) stop() {
 	ss.signal()
 	ss.mu.Unlock()
 	ss.wg.Wait()
+	if ss.b.ctx.Err() == nil {
+		return // deleted: its state is gone
+	}
+	ss.mu.Lock()
+	notes := ss.takeDirty()
+	ss.mu.Unlock()
+	if len(notes) == 0 {
+		return
+	}
+	err := ss.b.state.Update(func(tx *state.Tx) error {
+		for _, n := range notes {
+			if err := tx.SetDelivery(ss.id, n.p.part.id, n.p.rec.Offset, state.Delivery{Count: n.d.count, LastError: n.d.lastError}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ss.b.cfg.Logger.Error("shared subscription: delivery counts not written at close", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "records", len(notes), "err", err)
+	}
 }
 
 // sharedSub finds a subscription's engine.
@@ -314,7 +338,7 @@ func (ss *sharedSub) lengthForLimit() int64 { return ss.depth() - int64(ss.settl
 func (ss *sharedSub) info() SubscriptionInfo {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: len(ss.inflight), DeadLettered: ss.deadLettered, Depth: ss.depth()}
+	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: len(ss.inflight), DeadLettered: ss.deadLettered, Depth: ss.depth(), DepthBytes: ss.depthBytes()}
 	for _, part := range ss.parts {
 		for _, p := range part.live {
 			switch p.state {

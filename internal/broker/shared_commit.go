@@ -9,18 +9,19 @@ import (
 	"github.com/weirmq/weir/internal/state"
 )
 
-// commitOp is a change to a subscription's durable state: records to settle
-// and delivery counts to record. done (nil: nobody waits) gets the outcome.
+// commitOp is a change to a subscription's durable state: records to
+// settle. done (nil: nobody waits) gets the outcome. Delivery states are not
+// ops: the committer takes the dirty ones (sharedSub.dirty) into each
+// transaction.
 type commitOp struct {
-	acks       []*pending
-	deliveries []deliveryNote
-	done       chan error
+	acks []*pending
+	done chan error
 }
 
+// deliveryNote is a delivery state being written.
 type deliveryNote struct {
-	part   *sharedPart
-	offset int64
-	d      deliveryState
+	p *pending
+	d deliveryState
 }
 
 // maxCommitOps bounds how many queued ops one transaction takes.
@@ -55,9 +56,12 @@ func (ss *sharedSub) commitAsync(op *commitOp) {
 	}()
 }
 
-// commitLoop writes queued ops to the state store, as many per transaction
-// as are queued: the group commit of a subscription. Being the only writer
-// of the subscription's state, it keeps each partition's floor growing.
+// commitLoop writes queued ops and dirty delivery states to the state
+// store, as many per transaction as are waiting: the group commit of a
+// subscription. A transaction under way holds the next ones back, so the
+// acks and delivery counts of a whole cycle of the consumers share one
+// fsync. Being the only writer of the subscription's state, it keeps each
+// partition's floor growing, and writes a record's counts in order.
 func (ss *sharedSub) commitLoop() {
 	defer ss.wg.Done()
 	var ops []*commitOp
@@ -66,6 +70,7 @@ func (ss *sharedSub) commitLoop() {
 		select {
 		case op := <-ss.commits:
 			ops = append(ops, op)
+		case <-ss.kick:
 		case <-ss.ctx.Done():
 			return
 		}
@@ -82,9 +87,48 @@ func (ss *sharedSub) commitLoop() {
 	}
 }
 
+// takeDirty takes the delivery states to write: those of dirty records
+// that are still unsettled (a settling record's ack or dead-lettering
+// deletes its state; if that fails, unsettle marks it dirty again); s.mu
+// is held.
+func (ss *sharedSub) takeDirty() []deliveryNote {
+	var notes []deliveryNote
+	for _, p := range ss.dirty {
+		p.dirty = false
+		switch p.state {
+		case stateSettling, stateSettled:
+			continue
+		}
+		notes = append(notes, deliveryNote{p: p, d: deliveryState{count: p.count, lastError: p.lastError}})
+	}
+	clear(ss.dirty)
+	ss.dirty = ss.dirty[:0]
+	return notes
+}
+
+// wroteDirty records that notes are durable (ok) or puts them back to be
+// written again, and lets the records that waited for their counts go;
+// s.mu is held.
+func (ss *sharedSub) wroteDirty(notes []deliveryNote, ok bool) {
+	for _, n := range notes {
+		if ok {
+			n.p.durable = max(n.p.durable, n.d.count)
+		} else if n.p.state != stateSettled && n.p.state != stateSettling && !n.p.dirty {
+			n.p.dirty = true // no kick: retried with the next transaction
+			ss.dirty = append(ss.dirty, n.p)
+		}
+	}
+	if len(ss.unconfirmed) > 0 {
+		// Back at the head of the line, where they were.
+		ss.again = append(ss.unconfirmed, ss.again...)
+		ss.unconfirmed = nil
+	}
+}
+
 func (ss *sharedSub) commitBatch(ops []*commitOp) {
 	// Floors are taken before this batch settles anything, so each is at
-	// most the offset of any record this batch acknowledges.
+	// most the offset of any record this batch acknowledges, and of any
+	// unsettled record whose delivery state it writes.
 	ss.mu.Lock()
 	floors := make(map[*sharedPart]int64)
 	for _, part := range ss.parts {
@@ -92,14 +136,18 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 			floors[part] = f
 		}
 	}
+	notes := ss.takeDirty()
 	ss.mu.Unlock()
+	if len(ops) == 0 && len(notes) == 0 && len(floors) == 0 {
+		return
+	}
 	err := ss.b.state.Update(func(tx *state.Tx) error {
-		for _, op := range ops {
-			for _, n := range op.deliveries {
-				if err := tx.SetDelivery(ss.id, n.part.id, n.offset, state.Delivery{Count: n.d.count, LastError: n.d.lastError}); err != nil {
-					return err
-				}
+		for _, n := range notes {
+			if err := tx.SetDelivery(ss.id, n.p.part.id, n.p.rec.Offset, state.Delivery{Count: n.d.count, LastError: n.d.lastError}); err != nil {
+				return err
 			}
+		}
+		for _, op := range ops {
 			for _, p := range op.acks {
 				if err := tx.AckCursor(ss.id, p.part.id, p.rec.Offset); err != nil {
 					return err
@@ -114,6 +162,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 		return nil
 	})
 	ss.mu.Lock()
+	ss.wroteDirty(notes, err == nil)
 	for _, op := range ops {
 		for _, p := range op.acks {
 			if err == nil {

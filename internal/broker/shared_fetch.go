@@ -23,6 +23,15 @@ func (ss *sharedSub) fetchLoop() {
 		full, room := ss.buffered >= maxBuffered, ss.room
 		ss.mu.Unlock()
 		if full {
+			// While the buffer is full, size the records ahead of it (a
+			// byte limit needs their sizes; a backlog left at a restart
+			// has none yet).
+			if ss.cfg.MaxLengthBytes > 0 && ss.sizeAhead(ss.ctx, fetchBytes) {
+				ss.mu.Lock()
+				ss.enforceMaxLength()
+				ss.mu.Unlock()
+				continue
+			}
 			select {
 			case <-room:
 			case <-ss.ctx.Done():
@@ -46,6 +55,11 @@ func (ss *sharedSub) fetchLoop() {
 				ss.b.cfg.Logger.Warn("shared subscription fell behind retention", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "partition", part.id, "from", part.fetch, "to", res.StartOffset)
 				ss.mu.Lock()
 				part.fetch = res.StartOffset
+				if part.sized < part.fetch {
+					part.sized, part.aheadBytes = part.fetch, 0
+				} else {
+					ss.resizeAhead(part)
+				}
 				ss.mu.Unlock()
 				continue
 			}
@@ -58,6 +72,7 @@ func (ss *sharedSub) fetchLoop() {
 			ss.mu.Lock()
 			now := ss.b.now()
 			for i := range res.Records {
+				ss.fetchedAhead(part, &res.Records[i])
 				ss.admit(part, &res.Records[i], now)
 			}
 			part.fetch = max(part.fetch, res.NextOffset)
@@ -115,9 +130,12 @@ func (ss *sharedSub) admit(part *sharedPart, rec *Record, now time.Time) {
 	if ss.filter != nil && !ss.matches(rec) {
 		return // settled for this subscription; the filter decides the same way after a restart
 	}
-	p := &pending{part: part, rec: *rec, heapIndex: -1}
+	p := &pending{part: part, rec: *rec, bytes: int64(recordSize(rec)), heapIndex: -1}
+	ss.liveBytes += p.bytes
+	ss.seenRecords++
+	ss.seenBytes += p.bytes
 	if d, ok := part.storedDeliveries[off]; ok {
-		p.count, p.lastError, p.delivered = d.count, d.lastError, d.count > 0
+		p.count, p.durable, p.lastError, p.delivered = d.count, d.count, d.lastError, d.count > 0
 		delete(part.storedDeliveries, off)
 	}
 	part.live[off] = p
@@ -214,9 +232,11 @@ func (ss *sharedSub) settle(p *pending) {
 	}
 	if p.state == stateSettling {
 		ss.settling--
+		ss.settlingBytes -= p.bytes
 	}
 	p.state = stateSettled
 	delete(p.part.live, p.rec.Offset)
+	ss.liveBytes -= p.bytes
 	ss.leaveBuffer(p)
 	if !p.keyed {
 		return

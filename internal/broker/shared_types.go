@@ -84,6 +84,12 @@ type SubscriptionConfig struct {
 	// pass it (ErrQueueFull).
 	MaxLength int64
 	Overflow  string
+	// MaxLengthBytes, when positive, bounds the depth in bytes under the
+	// same Overflow policy (both bounds apply when both are set). A
+	// record's bytes are its key, value, header names and header values
+	// (what MaxRecordBytes counts; RabbitMQ's x-max-length-bytes counts
+	// bodies only), summed over the records MaxLength counts.
+	MaxLengthBytes int64
 }
 
 // Overflow policies.
@@ -99,6 +105,12 @@ type SubscriptionInfo struct {
 	// Depth is the number of records not settled yet (acknowledged,
 	// dead-lettered, expired or filtered out), in flight included.
 	Depth int64
+	// DepthBytes is the size of those records (as MaxLengthBytes counts
+	// it): exact for the records the subscription has read or sized,
+	// estimated from their average for a backlog it has not reached yet
+	// (there is none with a MaxLengthBytes, but for a while after a
+	// restart).
+	DepthBytes int64
 	// InFlight are delivered and awaiting acknowledgement; Waiting were
 	// nacked or timed out and wait for their backoff; Delayed carry a
 	// deliver-at in the future.
@@ -144,7 +156,7 @@ func (c *SubscriptionConfig) defaults() {
 	if c.BackoffMultiplier == 0 {
 		c.BackoffMultiplier = DefaultBackoffMultiplier
 	}
-	if c.MaxLength > 0 && c.Overflow == "" {
+	if (c.MaxLength > 0 || c.MaxLengthBytes > 0) && c.Overflow == "" {
 		c.Overflow = OverflowDropOldest
 	}
 	if c.DeadLetterStream == "" {
@@ -177,6 +189,9 @@ func (c *SubscriptionConfig) validate() error {
 	}
 	if c.MaxLength < 0 {
 		return fmt.Errorf("%w: max length must not be negative", ErrInvalidArgument)
+	}
+	if c.MaxLengthBytes < 0 {
+		return fmt.Errorf("%w: max length in bytes must not be negative (0: no bound), got %d", ErrInvalidArgument, c.MaxLengthBytes)
 	}
 	switch c.Overflow {
 	case "", OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter:
