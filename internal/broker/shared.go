@@ -68,7 +68,8 @@ type pending struct {
 	keyed      bool // key-ordered and the record has a key
 	delivered  bool // delivered at least once
 	deadLetter bool // settling by dead-lettering
-	heapIndex  int
+	heapIndex  int  // in sharedSub.timed; -1: not there
+	expIndex   int  // in sharedSub.expiring; -1: not there
 }
 
 type sharedPart struct {
@@ -130,8 +131,12 @@ type sharedSub struct {
 	// previous delivery to be durable (the committer puts them back).
 	unconfirmed []*pending
 	// dirty are records whose delivery state the committer writes next.
-	dirty     []*pending
-	timed     timedHeap
+	dirty []*pending
+	timed pendingHeap // waiting and delayed records, by due time
+	// expiring holds the records with an expiry time that are not
+	// settled, by that time: the timer loop expires them even when no
+	// consumer asks for records (so that they leave the depth).
+	expiring  pendingHeap
 	inflight  map[*pending]struct{}
 	keys      map[string]*keyQueue
 	consumers map[string]*sharedConsumer
@@ -515,7 +520,17 @@ func (ss *sharedSub) tick() {
 		}
 		moved = true
 	}
-	for ss.timed.Len() > 0 && !now.Before(ss.timed[0].due) {
+	for ss.expiring.Len() > 0 && !now.Before(ss.expiring.items[0].expires) {
+		p := heap.Pop(&ss.expiring).(*pending)
+		switch p.state {
+		case stateFresh, stateReady, stateDelayed, stateWaiting:
+			// Not with a consumer (which may still ack it), not parked
+			// behind its key (expired when its turn comes).
+			ss.expire(p)
+			moved = true
+		}
+	}
+	for ss.timed.Len() > 0 && !now.Before(ss.timed.items[0].due) {
 		p := heap.Pop(&ss.timed).(*pending)
 		switch p.state {
 		case stateWaiting:
@@ -556,13 +571,17 @@ func (ss *sharedSub) timerLoop() {
 // least this often even if a wake-up were missed).
 const maxTimerSleep = time.Minute
 
-// nextTimer is how long until the earliest ack deadline or due time.
+// nextTimer is how long until the earliest ack deadline, due time or
+// expiry.
 func (ss *sharedSub) nextTimer() time.Duration {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	var next time.Time
 	if ss.timed.Len() > 0 {
-		next = ss.timed[0].due
+		next = ss.timed.items[0].due
+	}
+	if ss.expiring.Len() > 0 && (next.IsZero() || ss.expiring.items[0].expires.Before(next)) {
+		next = ss.expiring.items[0].expires
 	}
 	for p := range ss.inflight {
 		if next.IsZero() || p.deadline.Before(next) {
@@ -598,25 +617,42 @@ func (h *offsetHeap) Pop() any {
 	return x
 }
 
-// timedHeap orders waiting and delayed records by when they are due.
-type timedHeap []*pending
+// pendingHeap is a min-heap of records by their due time, or with byExpiry
+// by their expiry time; each record knows its index in it, so that it can
+// be removed.
+type pendingHeap struct {
+	items    []*pending
+	byExpiry bool
+}
 
-func (h timedHeap) Len() int           { return len(h) }
-func (h timedHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h timedHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex, h[j].heapIndex = i, j
+func (h *pendingHeap) index(p *pending) *int {
+	if h.byExpiry {
+		return &p.expIndex
+	}
+	return &p.heapIndex
 }
-func (h *timedHeap) Push(x any) {
+
+func (h *pendingHeap) Len() int { return len(h.items) }
+func (h *pendingHeap) Less(i, j int) bool {
+	if h.byExpiry {
+		return h.items[i].expires.Before(h.items[j].expires)
+	}
+	return h.items[i].due.Before(h.items[j].due)
+}
+func (h *pendingHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.index(h.items[i]), *h.index(h.items[j]) = i, j
+}
+func (h *pendingHeap) Push(x any) {
 	p := x.(*pending)
-	p.heapIndex = len(*h)
-	*h = append(*h, p)
+	*h.index(p) = len(h.items)
+	h.items = append(h.items, p)
 }
-func (h *timedHeap) Pop() any {
-	old := *h
-	p := old[len(old)-1]
-	*h = old[:len(old)-1]
-	p.heapIndex = -1
+func (h *pendingHeap) Pop() any {
+	p := h.items[len(h.items)-1]
+	h.items[len(h.items)-1] = nil
+	h.items = h.items[:len(h.items)-1]
+	*h.index(p) = -1
 	return p
 }
 

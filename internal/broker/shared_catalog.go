@@ -146,7 +146,7 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(b.ctx)
 	ss := &sharedSub{
-		b: b, s: s, cfg: cfg, id: meta.ID, filter: f,
+		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, expiring: pendingHeap{byExpiry: true},
 		inflight: make(map[*pending]struct{}), keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
 		changed: make(chan struct{}), room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}

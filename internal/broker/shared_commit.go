@@ -222,7 +222,16 @@ func (ss *sharedSub) deadLetter(p *pending, reason string) {
 	ss.markSettling(p)
 	p.deadLetter = true
 	rec := p.rec
-	rec.Headers = append(append([]Header(nil), rec.Headers...),
+	// The record's expiry and delay served the queue it leaves: in the
+	// dead-letter queue it waits until someone looks (as RabbitMQ drops a
+	// dead-lettered message's expiration).
+	headers := make([]Header, 0, len(rec.Headers)+6)
+	for _, h := range rec.Headers {
+		if h.Key != HeaderExpiresAt && h.Key != HeaderDeliverAt {
+			headers = append(headers, h)
+		}
+	}
+	rec.Headers = append(headers,
 		Header{Key: HeaderDeadLetterStream, Value: []byte(ss.cfg.Stream)},
 		Header{Key: HeaderDeadLetterPartition, Value: []byte(strconv.Itoa(int(p.part.id)))},
 		Header{Key: HeaderDeadLetterOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},

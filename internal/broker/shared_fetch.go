@@ -130,7 +130,7 @@ func (ss *sharedSub) admit(part *sharedPart, rec *Record, now time.Time) {
 	if ss.filter != nil && !ss.matches(rec) {
 		return // settled for this subscription; the filter decides the same way after a restart
 	}
-	p := &pending{part: part, rec: *rec, bytes: int64(recordSize(rec)), heapIndex: -1}
+	p := &pending{part: part, rec: *rec, bytes: int64(recordSize(rec)), heapIndex: -1, expIndex: -1}
 	ss.liveBytes += p.bytes
 	ss.seenRecords++
 	ss.seenBytes += p.bytes
@@ -147,6 +147,10 @@ func (ss *sharedSub) admit(part *sharedPart, rec *Record, now time.Time) {
 		p.expires = t
 	} else if ss.cfg.MessageTTL > 0 {
 		p.expires = rec.Timestamp.Add(ss.cfg.MessageTTL)
+	}
+	if !p.expires.IsZero() {
+		heap.Push(&ss.expiring, p)
+		ss.wakeTimer()
 	}
 	if ss.cfg.KeyOrdered && rec.Key != nil {
 		p.key, p.keyed = string(rec.Key), true
@@ -235,6 +239,9 @@ func (ss *sharedSub) settle(p *pending) {
 		ss.settlingBytes -= p.bytes
 	}
 	p.state = stateSettled
+	if p.expIndex >= 0 {
+		heap.Remove(&ss.expiring, p.expIndex)
+	}
 	delete(p.part.live, p.rec.Offset)
 	ss.liveBytes -= p.bytes
 	ss.leaveBuffer(p)

@@ -62,3 +62,77 @@ func TestTimersWithFakeClock(t *testing.T) {
 		}
 	})
 }
+
+// TestTTLExpiresWithoutConsumers checks that records past their TTL leave
+// the queue when they expire, not when a consumer next asks: the depth
+// falls, and with ExpiredDeadLetter they are in the dead-letter queue.
+func TestTTLExpiresWithoutConsumers(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		b := openBroker(t, dir)
+		defer b.Close()
+		createQueue(t, b, QueueConfig{Name: "q", Subscription: SubscriptionConfig{MessageTTL: time.Hour}})
+		createQueue(t, b, QueueConfig{Name: "dq", Subscription: SubscriptionConfig{MessageTTL: time.Hour, ExpiredDeadLetter: true}})
+		for _, q := range []string{"q", "dq"} {
+			publish(t, b, q, Record{Value: []byte("old")})
+		}
+		time.Sleep(30 * time.Minute)
+		in := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339Nano)
+		for _, q := range []string{"q", "dq"} {
+			// Its own expires-at, later than the TTL, wins; and one
+			// that is held (deliver-at) expires while it waits.
+			publish(t, b, q, Record{Value: []byte("later"), Headers: []Header{{Key: HeaderExpiresAt, Value: []byte(in)}}})
+			publish(t, b, q, Record{Value: []byte("delayed"), Headers: []Header{
+				{Key: HeaderDeliverAt, Value: []byte(time.Now().Add(5 * time.Hour).UTC().Format(time.RFC3339Nano))},
+				{Key: HeaderExpiresAt, Value: []byte(time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))},
+			}})
+		}
+		depth := func(q string) int64 {
+			t.Helper()
+			info, err := b.DescribeSubscription(q, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return info.Depth
+		}
+		synctest.Wait()
+		if d := depth("q"); d != 3 {
+			t.Fatalf("depth %d before anything expired, want 3", d)
+		}
+		time.Sleep(31 * time.Minute) // "old" expired at 60 min
+		synctest.Wait()
+		if d := depth("q"); d != 2 {
+			t.Fatalf("depth %d once the first record expired, want 2", d)
+		}
+		time.Sleep(time.Hour) // "delayed" expired at 90 min
+		synctest.Wait()
+		if d := depth("q"); d != 1 {
+			t.Fatalf("depth %d once the delayed record expired, want 1", d)
+		}
+		time.Sleep(time.Hour) // "later" expired at 150 min
+		synctest.Wait()
+		for _, q := range []string{"q", "dq"} {
+			if d := depth(q); d != 0 {
+				t.Fatalf("%s: depth %d after every record expired, want 0", q, d)
+			}
+		}
+		// They wait there: their expires-at (and deliver-at) stayed behind.
+		dead := receiveAll(t, b, "dq.dlq", "w", 3, 10*time.Second)
+		var values []string
+		for _, d := range dead {
+			values = append(values, string(d.Record.Value))
+		}
+		if len(values) != 3 || values[0] != "old" || values[1] != "delayed" || values[2] != "later" {
+			t.Fatalf("dead-lettered %q, want old, delayed, later", values)
+		}
+		for _, d := range dead {
+			if header(d.Record, HeaderExpiresAt) != "" || header(d.Record, HeaderDeliverAt) != "" || header(d.Record, HeaderDeadLetterReason) != ReasonExpired {
+				t.Fatalf("dead-lettered record's headers: %+v", d.Record.Headers)
+			}
+		}
+		// Nobody asked for records of q: none was delivered.
+		if got := receive(t, b, "q", "w", 10, time.Minute); len(got) != 0 {
+			t.Fatalf("expired records delivered: %+v", got)
+		}
+	})
+}
