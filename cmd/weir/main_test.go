@@ -218,7 +218,7 @@ func TestServeUntilSignal(t *testing.T) {
 // this build lacks is reported on stderr, not claimed on stdout.
 func TestServeUnimplementedListener(t *testing.T) {
 	p := startWeir(t, cleanEnv(), "serve", "--data", t.TempDir(),
-		"--http-addr", "127.0.0.1:0", "--kafka-addr=", "--amqp-addr", "127.0.0.1:0", "--mqtt-addr=")
+		"--http-addr", "127.0.0.1:0", "--kafka-addr=", "--mqtt-addr", "127.0.0.1:0", "--amqp-addr=")
 	p.waitForLine(t, "http listening on ")
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -230,11 +230,11 @@ func TestServeUnimplementedListener(t *testing.T) {
 		t.Errorf("stdout = %q, want only the http line", p.stdout)
 	}
 	stderr := p.stderr.String()
-	if !strings.Contains(stderr, "not yet implemented") || !strings.Contains(stderr, "listener=amqp") {
-		t.Errorf("stderr does not report the amqp listener as not implemented:\n%s", stderr)
+	if !strings.Contains(stderr, "not yet implemented") || !strings.Contains(stderr, "listener=mqtt") {
+		t.Errorf("stderr does not report the mqtt listener as not implemented:\n%s", stderr)
 	}
-	if strings.Contains(stderr, "listener=mqtt") {
-		t.Errorf("stderr mentions the mqtt listener, which is off:\n%s", stderr)
+	if strings.Contains(stderr, "listener=amqp") {
+		t.Errorf("stderr mentions the amqp listener, which is off:\n%s", stderr)
 	}
 }
 

@@ -32,7 +32,7 @@ type Endpoint struct {
 // notImplemented lists the listeners whose protocol front ends this build
 // lacks. Start reports a configured address for one of them instead of
 // binding it. Remove a name when Start wires its front end in.
-var notImplemented = []string{"amqp", "mqtt"}
+var notImplemented = []string{"mqtt"}
 
 // phase is where a Server is in its life. It only moves forward.
 type phase int
@@ -93,9 +93,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // returns an error that says which step failed; the server cannot be
 // started again.
 //
-// The AMQP and MQTT front ends are not part of this build: a
-// configured address for one of them is reported in the log, and nothing
-// listens on it.
+// The MQTT front end is not part of this build: a configured address for
+// it is reported in the log, and nothing listens on it.
 func (s *Server) Start(ctx context.Context) (err error) {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
@@ -137,6 +136,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.cfg.KafkaAddr != "" {
 		if err := s.startKafka(ctx); err != nil {
+			return err
+		}
+	}
+	if s.cfg.AMQPAddr != "" {
+		if err := s.startAMQP(ctx); err != nil {
 			return err
 		}
 	}

@@ -89,13 +89,17 @@ func TestServerLifecycle(t *testing.T) {
 	if host, port, err := net.SplitHostPort(kafkaAddr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf(`Addr("kafka") = %q, want 127.0.0.1 and the port bound`, kafkaAddr)
 	}
-	// The AMQP and MQTT front ends are not in this build: nothing may claim to listen.
-	for _, name := range []string{"amqp", "mqtt"} {
+	amqpAddr := s.Addr("amqp")
+	if host, port, err := net.SplitHostPort(amqpAddr); err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf(`Addr("amqp") = %q, want 127.0.0.1 and the port bound`, amqpAddr)
+	}
+	// The MQTT front end is not in this build: nothing may claim to listen.
+	for _, name := range []string{"mqtt"} {
 		if got := s.Addr(name); got != "" {
 			t.Errorf("Addr(%q) = %q, want none: it is not implemented", name, got)
 		}
 	}
-	if got, want := s.Endpoints(), []Endpoint{{Name: "kafka", Addr: kafkaAddr}, {Name: "http", Addr: addr}}; !slices.Equal(got, want) {
+	if got, want := s.Endpoints(), []Endpoint{{Name: "kafka", Addr: kafkaAddr}, {Name: "amqp", Addr: amqpAddr}, {Name: "http", Addr: addr}}; !slices.Equal(got, want) {
 		t.Errorf("Endpoints() = %v, want %v", got, want)
 	}
 
@@ -150,7 +154,7 @@ func TestServerLifecycle(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.HTTPAddr, cfg.KafkaAddr = "", ""
+	cfg.HTTPAddr, cfg.KafkaAddr, cfg.AMQPAddr = "", "", ""
 	s := newTestServer(t, cfg)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,531 @@
+package amqp
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/protocol/amqp/wire"
+)
+
+// Consumer limits.
+const (
+	receiveBatch = 256             // records asked of the broker at once without a prefetch
+	receiveWait  = 5 * time.Second // a Receive's long poll
+	getWait      = 200 * time.Millisecond
+	requeueDelay = time.Nanosecond // nack with requeue: redeliver at once
+)
+
+// consumer is one basic.consume on a queue: a goroutine receiving from the
+// queue's shared subscription while the prefetch allows.
+type consumer struct {
+	ch       *channel
+	tag      string
+	queue    string
+	brokerID string
+	noAck    bool
+	limit    int // prefetch; 0: none
+	held     int // guarded by ch.mu
+	stream   bool
+	cancel   context.CancelFunc
+	done     chan struct{}
+	// serverCancelled is set when the queue went away (basic.cancel sent).
+	serverCancelled bool
+}
+
+// unacked is a delivery awaiting ack, nack or reject.
+type unacked struct {
+	tag  uint64
+	bc   brokerConsumer
+	ref  broker.DeliveryRef
+	cons *consumer // nil for basic.get
+}
+
+type settleHow int
+
+const (
+	settleAck settleHow = iota
+	settleRequeue
+	settleDrop // dead-letter when the queue has a dead-letter queue, else drop
+)
+
+// signalCredit wakes consumers waiting for credit; ch.mu is held.
+func (ch *channel) signalCredit() {
+	close(ch.credit)
+	ch.credit = make(chan struct{})
+}
+
+func (ch *channel) qos(m *wire.BasicQos) *amqpError {
+	ch.mu.Lock()
+	if m.Global {
+		ch.global = int(m.PrefetchCount)
+	} else {
+		ch.prefetch = int(m.PrefetchCount)
+	}
+	ch.signalCredit()
+	ch.mu.Unlock()
+	return ch.reply(&wire.BasicQosOk{})
+}
+
+func (ch *channel) consume(m *wire.BasicConsume) *amqpError {
+	s := ch.c.s
+	if m.Queue == directReplyToName {
+		return ch.consumeReplyTo(m)
+	}
+	if s.queueLocked(m.Queue, ch.c) {
+		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	}
+	isStream := false
+	if _, err := s.b.DescribeSubscription(m.Queue, m.Queue); err != nil {
+		if _, serr := s.b.DescribeStream(m.Queue); serr != nil {
+			return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", m.Queue)
+		}
+		isStream = true
+	}
+	tag := m.ConsumerTag
+	ch.mu.Lock()
+	if tag == "" {
+		tag = fmt.Sprintf("amq.ctag-%d-%d-%d", ch.c.id, ch.id, ch.nextTag+uint64(len(ch.consumers))+1)
+		for ch.consumers[tag] != nil {
+			tag += "x"
+		}
+	}
+	if ch.consumers[tag] != nil {
+		ch.mu.Unlock()
+		return exception(wire.NotAllowed, m, "attempt to reuse consumer tag '%s'", tag)
+	}
+	ctx, cancel := context.WithCancel(ch.c.ctx)
+	cons := &consumer{ch: ch, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: ch.prefetch, stream: isStream,
+		brokerID: fmt.Sprintf("amqp-%d-%d-%s", ch.c.id, ch.id, tag), cancel: cancel, done: make(chan struct{})}
+	ch.consumers[tag] = cons
+	if !isStream {
+		ch.brokerIDs[brokerConsumer{m.Queue, cons.brokerID}] = true
+	}
+	ch.mu.Unlock()
+	s.consumerAdded(m.Queue)
+	if !m.NoWait {
+		ch.sendMethod(&wire.BasicConsumeOk{ConsumerTag: tag})
+	}
+	ch.wg.Add(1)
+	if isStream {
+		go cons.runStream(ctx, m.Arguments["x-stream-offset"])
+	} else {
+		go cons.run(ctx)
+	}
+	return nil
+}
+
+// stopConsumers ends every consumer goroutine of the channel.
+func (ch *channel) stopConsumers() {
+	ch.mu.Lock()
+	cs := make([]*consumer, 0, len(ch.consumers))
+	for tag, c := range ch.consumers {
+		cs = append(cs, c)
+		delete(ch.consumers, tag)
+	}
+	ch.mu.Unlock()
+	for _, c := range cs {
+		c.cancel()
+	}
+	ch.wg.Wait()
+	for _, c := range cs {
+		ch.c.s.consumerRemoved(c.queue)
+	}
+}
+
+func (ch *channel) cancelConsumer(m *wire.BasicCancel) *amqpError {
+	ch.mu.Lock()
+	c := ch.consumers[m.ConsumerTag]
+	delete(ch.consumers, m.ConsumerTag)
+	ch.mu.Unlock()
+	if rt := ch.directReplyTo(); c == nil && rt != nil && rt.tag == m.ConsumerTag {
+		rt.close()
+		ch.mu.Lock()
+		ch.replyTo = nil
+		ch.mu.Unlock()
+	}
+	if c != nil {
+		c.cancel()
+		<-c.done
+		ch.c.s.consumerRemoved(c.queue)
+	}
+	if m.NoWait {
+		return nil
+	}
+	return ch.reply(&wire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+}
+
+// waitCredit returns how many records c may receive now, waiting while it
+// may receive none.
+func (c *consumer) waitCredit(ctx context.Context) (int, error) {
+	ch := c.ch
+	for {
+		ch.mu.Lock()
+		n := receiveBatch
+		if ch.flowActive {
+			if !c.noAck {
+				if c.limit > 0 {
+					n = min(n, c.limit-c.held)
+				}
+				if ch.global > 0 {
+					n = min(n, ch.global-ch.held)
+				}
+			}
+		} else {
+			n = 0
+		}
+		wait := ch.credit
+		ch.mu.Unlock()
+		if n > 0 {
+			return n, nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (c *consumer) run(ctx context.Context) {
+	defer close(c.done)
+	defer c.ch.wg.Done()
+	ch := c.ch
+	b := ch.c.s.b
+	for {
+		n, err := c.waitCredit(ctx)
+		if err != nil {
+			return
+		}
+		ds, err := b.Receive(ctx, c.queue, c.queue, c.brokerID, n, receiveWait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, broker.ErrClosed) {
+				// The broker is closing, or the queue's subscription was
+				// deleted (its engine stopped).
+				if _, derr := b.DescribeSubscription(c.queue, c.queue); derr == nil || errors.Is(derr, broker.ErrClosed) {
+					return
+				}
+				err = broker.ErrSubscriptionNotFound
+			}
+			if errors.Is(err, broker.ErrSubscriptionNotFound) || errors.Is(err, broker.ErrStreamNotFound) {
+				c.queueGone()
+				return
+			}
+			ch.c.log.Warn("receive failed", "queue", c.queue, "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if len(ds) == 0 {
+			continue
+		}
+		if err := c.deliver(ds); err != nil {
+			return
+		}
+	}
+}
+
+// deliver sends deliveries as basic.deliver and notes them unacked (or,
+// with no-ack, acknowledges them at once).
+func (c *consumer) deliver(ds []broker.Delivery) error {
+	ch := c.ch
+	now := time.Now()
+	var out []byte
+	refs := make([]broker.DeliveryRef, len(ds))
+	ch.mu.Lock()
+	for i := range ds {
+		d := &ds[i]
+		refs[i] = broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}
+		ch.nextTag++
+		tag := ch.nextTag
+		if !c.noAck {
+			ch.unacked[tag] = &unacked{tag: tag, bc: brokerConsumer{c.queue, c.brokerID}, ref: refs[i], cons: c}
+			c.held++
+			ch.held++
+		}
+		out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: d.DeliveryCount > 1,
+			Exchange: "", RoutingKey: routingKeyOf(&d.Record, c.queue)}, &d.Record, now)
+	}
+	ch.mu.Unlock()
+	err := ch.send(out)
+	if c.noAck {
+		ch.c.s.b.Ack(context.Background(), c.queue, c.queue, c.brokerID, refs)
+	}
+	return err
+}
+
+func appendDelivery(out []byte, ch *channel, m wire.Method, rec *broker.Record, now time.Time) []byte {
+	props := fromRecord(rec, now)
+	out, _ = wire.AppendMethod(out, ch.id, m)
+	out, _ = wire.AppendContent(out, ch.id, wire.ClassBasic, &props, rec.Value, ch.c.frameMax)
+	return out
+}
+
+// routingKeyOf is a stored record's routing key: its key, or the queue's
+// name for records without one.
+func routingKeyOf(rec *broker.Record, queue string) string {
+	if len(rec.Key) > 0 && len(rec.Key) <= 255 {
+		return string(rec.Key)
+	}
+	return queue
+}
+
+// queueGone tells the client its consumer is cancelled because the queue
+// was deleted (consumer_cancel_notify).
+func (c *consumer) queueGone() {
+	ch := c.ch
+	ch.mu.Lock()
+	own := ch.consumers[c.tag] == c
+	if own {
+		delete(ch.consumers, c.tag)
+	}
+	ch.mu.Unlock()
+	if !own {
+		return
+	}
+	c.serverCancelled = true
+	if ch.c.clientCapable("consumer_cancel_notify") {
+		ch.sendMethod(&wire.BasicCancel{ConsumerTag: c.tag, NoWait: true})
+	}
+	ch.c.s.consumerRemoved(c.queue)
+}
+
+// runStream consumes a stream queue (x-queue-type=stream): a reader from
+// x-stream-offset ("first", "last", "next" — the default — or an offset);
+// acks are accepted and change nothing.
+func (c *consumer) runStream(ctx context.Context, offset any) {
+	defer close(c.done)
+	defer c.ch.wg.Done()
+	ch := c.ch
+	b := ch.c.s.b
+	info, err := b.DescribeStream(c.queue)
+	if err != nil {
+		c.queueGone()
+		return
+	}
+	positions := map[int32]int64{}
+	for _, p := range info.Partitions {
+		switch v := offset.(type) {
+		case string:
+			switch v {
+			case "first":
+				positions[p.Partition] = p.StartOffset
+			default: // "next", "last" (Weir has no chunks: the next record)
+				positions[p.Partition] = p.EndOffset
+			}
+		case nil:
+			positions[p.Partition] = p.EndOffset
+		default:
+			if n, ok, _ := intArg(wire.Table{"o": v}, "o"); ok {
+				positions[p.Partition] = max(n, p.StartOffset)
+			} else {
+				positions[p.Partition] = p.EndOffset
+			}
+		}
+	}
+	r, err := b.NewReader(c.queue, positions)
+	if err != nil {
+		c.queueGone()
+		return
+	}
+	for {
+		n, err := c.waitCredit(ctx)
+		if err != nil {
+			return
+		}
+		recs, err := r.Read(ctx, 1<<20, receiveWait)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, broker.ErrClosed) {
+				return
+			}
+			c.queueGone()
+			return
+		}
+		_ = n
+		ds := make([]broker.Delivery, len(recs))
+		for i := range recs {
+			ds[i] = broker.Delivery{Record: recs[i], DeliveryCount: 1}
+			if ds[i].Headers == nil {
+				ds[i].Headers = []broker.Header{}
+			}
+			ds[i].Headers = append(ds[i].Headers, broker.Header{Key: "x-stream-offset", Value: fmt.Appendf(nil, "%d", recs[i].Offset)})
+		}
+		if len(ds) > 0 {
+			if err := c.deliverStream(ds); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// deliverStream sends stream records; their acks only release credit.
+func (c *consumer) deliverStream(ds []broker.Delivery) error {
+	ch := c.ch
+	now := time.Now()
+	var out []byte
+	ch.mu.Lock()
+	for i := range ds {
+		d := &ds[i]
+		ch.nextTag++
+		tag := ch.nextTag
+		if !c.noAck {
+			ch.unacked[tag] = &unacked{tag: tag, cons: c}
+			c.held++
+			ch.held++
+		}
+		out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, RoutingKey: routingKeyOf(&d.Record, c.queue)}, &d.Record, now)
+	}
+	ch.mu.Unlock()
+	return ch.send(out)
+}
+
+func (ch *channel) get(m *wire.BasicGet) *amqpError {
+	s := ch.c.s
+	if s.queueLocked(m.Queue, ch.c) {
+		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	}
+	info, err := s.b.DescribeSubscription(m.Queue, m.Queue)
+	if err != nil {
+		return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", m.Queue)
+	}
+	if info.Depth-int64(info.InFlight) <= 0 {
+		return ch.reply(&wire.BasicGetEmpty{})
+	}
+	id := fmt.Sprintf("amqp-%d-%d-get", ch.c.id, ch.id)
+	ds, err := s.b.Receive(ch.ctx(), m.Queue, m.Queue, id, 1, getWait)
+	if err != nil {
+		return brokerException(err, m)
+	}
+	if len(ds) == 0 {
+		return ch.reply(&wire.BasicGetEmpty{})
+	}
+	d := &ds[0]
+	ref := broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}
+	ch.mu.Lock()
+	ch.nextTag++
+	tag := ch.nextTag
+	if !m.NoAck {
+		ch.unacked[tag] = &unacked{tag: tag, bc: brokerConsumer{m.Queue, id}, ref: ref}
+		ch.held++
+		ch.brokerIDs[brokerConsumer{m.Queue, id}] = true
+	}
+	left := uint32(max(info.Depth-int64(info.InFlight)-1, 0))
+	out := appendDelivery(nil, ch, &wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.DeliveryCount > 1, RoutingKey: routingKeyOf(&d.Record, m.Queue), MessageCount: left}, &d.Record, time.Now())
+	ch.mu.Unlock()
+	ch.send(out)
+	if m.NoAck {
+		s.b.Ack(ch.ctx(), m.Queue, m.Queue, id, []broker.DeliveryRef{ref})
+	}
+	return nil
+}
+
+// settle handles basic.ack, basic.nack and basic.reject. The broker calls
+// run on their own goroutines (an ack waits for durability; the channel
+// does not), and the channel's shutdown waits for them.
+func (ch *channel) settle(m wire.Method, tag uint64, multiple bool, how settleHow) *amqpError {
+	ch.mu.Lock()
+	var taken []*unacked
+	if multiple {
+		for t, u := range ch.unacked {
+			if tag == 0 || t <= tag {
+				taken = append(taken, u)
+			}
+		}
+	} else if u, ok := ch.unacked[tag]; ok {
+		taken = append(taken, u)
+	} else {
+		ch.mu.Unlock()
+		return exception(wire.PreconditionFailed, m, "unknown delivery tag %d", tag)
+	}
+	for _, u := range taken {
+		delete(ch.unacked, u.tag)
+		ch.held--
+		if u.cons != nil {
+			u.cons.held--
+		}
+	}
+	ch.signalCredit()
+	ch.mu.Unlock()
+	// Group by broker consumer, in tag order.
+	slices.SortFunc(taken, func(a, b *unacked) int { return cmp.Compare(a.tag, b.tag) })
+	groups := map[brokerConsumer][]broker.DeliveryRef{}
+	for _, u := range taken {
+		if u.bc.queue == "" {
+			continue // a stream delivery: nothing to settle
+		}
+		groups[u.bc] = append(groups[u.bc], u.ref)
+	}
+	b := ch.c.s.b
+	for bc, refs := range groups {
+		h := how
+		if h == settleDrop && !ch.deadLetters(bc.queue) {
+			h = settleAck // no dead-letter queue: the message is dropped, as RabbitMQ
+		}
+		ch.settles.Add(1)
+		go func() {
+			defer ch.settles.Done()
+			ctx := context.Background()
+			var err error
+			switch h {
+			case settleAck:
+				err = b.Ack(ctx, bc.queue, bc.queue, bc.id, refs)
+			case settleRequeue:
+				err = b.Nack(ctx, bc.queue, bc.queue, bc.id, refs, "requeued by the AMQP consumer", requeueDelay)
+			case settleDrop:
+				err = b.Reject(ctx, bc.queue, bc.queue, bc.id, refs, "rejected by the AMQP consumer")
+			}
+			if err != nil && !errors.Is(err, broker.ErrClosed) {
+				ch.c.log.Debug("settling deliveries failed", "queue", bc.queue, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// deadLetters reports whether a queue dead-letters rejected messages: it
+// has a dead-letter queue that exists.
+func (ch *channel) deadLetters(queue string) bool {
+	if v, ok := ch.dlq[queue]; ok {
+		return v
+	}
+	info, err := ch.c.s.b.DescribeSubscription(queue, queue)
+	v := false
+	if err == nil && info.Config.DeadLetterStream != "" {
+		_, serr := ch.c.s.b.DescribeStream(info.Config.DeadLetterStream)
+		v = serr == nil
+	}
+	ch.dlq[queue] = v
+	return v
+}
+
+// recover gives every unacked delivery of the channel back to its queue
+// for redelivery (basic.recover; requeue=false is treated as true, as
+// RabbitMQ does).
+func (ch *channel) recover() {
+	ch.mu.Lock()
+	var all []*unacked
+	for _, u := range ch.unacked {
+		all = append(all, u)
+	}
+	ch.mu.Unlock()
+	if len(all) == 0 {
+		return
+	}
+	var max uint64
+	for _, u := range all {
+		if u.tag > max {
+			max = u.tag
+		}
+	}
+	ch.settle(&wire.BasicRecover{}, max, true, settleRequeue)
+}

@@ -1,0 +1,385 @@
+// Package amqp is Weir's AMQP 0-9-1 front end: unmodified RabbitMQ clients
+// declare exchanges and queues, publish (with publisher confirms and
+// mandatory returns) and consume (with prefetch, acks, nacks and rejects)
+// against a Weir node. AMQP exchanges are the broker's exchanges, AMQP
+// queues are the broker's queues (streams with a shared subscription of the
+// same name), and an x-queue-type=stream queue is a plain stream.
+//
+// The codec is in ./wire, generated from the specification XML by
+// ./internal/gen. conn.go holds the connection (handshake, frames,
+// heartbeats, close), channel.go the channel and its synchronous methods,
+// publish.go publishing and confirms, consume.go consumers, acks and
+// basic.get, props.go the mapping of basic properties to record headers,
+// errors.go the one table from broker errors to reply codes.
+package amqp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/broker/route"
+	"github.com/weirmq/weir/internal/protocol/amqp/wire"
+)
+
+// Defaults of Config.
+const (
+	DefaultFrameMax   = 128 << 10 // RabbitMQ's default
+	DefaultChannelMax = 2047
+	DefaultHeartbeat  = 60 * time.Second
+)
+
+// Authenticator checks a client's credentials. mechanism is "PLAIN" or
+// "AMQPLAIN"; it returns the user name, or an error to refuse the
+// connection (403 ACCESS_REFUSED).
+type Authenticator interface {
+	Authenticate(mechanism, user, password string) error
+}
+
+// AllowAll accepts any credentials: the default until Weir has users.
+type AllowAll struct{}
+
+func (AllowAll) Authenticate(string, string, string) error { return nil }
+
+// Config configures a Server.
+type Config struct {
+	Broker *broker.Broker
+	Logger *slog.Logger
+	// Authenticator checks credentials (nil: AllowAll).
+	Authenticator Authenticator
+	// FrameMax is the largest frame the server proposes (at least 4096; 0:
+	// DefaultFrameMax). ChannelMax likewise (0: DefaultChannelMax).
+	FrameMax   uint32
+	ChannelMax uint16
+	// Heartbeat is the interval the server proposes (0: DefaultHeartbeat;
+	// negative: none, unless the client asks for one).
+	Heartbeat time.Duration
+	// MaxRecordBytes bounds a message's body (0: the broker's default).
+	MaxRecordBytes int
+	// Version is reported in the server properties.
+	Version string
+}
+
+// Server serves AMQP 0-9-1 on listeners.
+type Server struct {
+	cfg Config
+	b   *broker.Broker
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	queues    map[string]*queueState // exclusive and auto-delete queues, and consumer counts
+	wg        sync.WaitGroup
+	nextConn  uint64
+}
+
+// queueState is what the front end knows of a queue beyond the broker:
+// its exclusive owner and auto-delete flag (in memory: see
+// docs/ARCHITECTURE.md), and how many AMQP consumers it has.
+type queueState struct {
+	owner      *conn // exclusive to this connection
+	autoDelete bool
+	consumers  int
+	consumed   bool // auto-delete: had a consumer
+}
+
+// ErrServerClosed is returned by Serve once Close was called.
+var ErrServerClosed = errors.New("amqp: server closed")
+
+// predeclared are the exchanges every AMQP broker has.
+var predeclared = []broker.ExchangeConfig{
+	{Name: "amq.direct", Type: route.Direct},
+	{Name: "amq.fanout", Type: route.Fanout},
+	{Name: "amq.topic", Type: route.Topic},
+	{Name: "amq.headers", Type: route.Headers},
+	{Name: "amq.match", Type: route.Headers},
+}
+
+// New returns a server for cfg and declares the predeclared exchanges.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Authenticator == nil {
+		cfg.Authenticator = AllowAll{}
+	}
+	if cfg.FrameMax == 0 {
+		cfg.FrameMax = DefaultFrameMax
+	}
+	if cfg.FrameMax < wire.FrameMinSize {
+		return nil, fmt.Errorf("amqp: frame-max %d is below the minimum %d", cfg.FrameMax, wire.FrameMinSize)
+	}
+	if cfg.ChannelMax == 0 {
+		cfg.ChannelMax = DefaultChannelMax
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = broker.DefaultMaxRecordBytes
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	for _, x := range predeclared {
+		if _, err := cfg.Broker.DeclareExchange(context.Background(), x); err != nil {
+			return nil, fmt.Errorf("amqp: declare %s: %w", x.Name, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, b: cfg.Broker, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}), queues: make(map[string]*queueState),
+	}, nil
+}
+
+// Serve accepts connections on ln until Close. It closes ln when it
+// returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.nextConn++
+		c := newConn(s, nc, s.nextConn)
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops the listeners, closes every connection (clients get
+// connection.close 320 CONNECTION_FORCED) and waits for their goroutines
+// until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.forceClose("CONNECTION_FORCED - broker shutdown")
+	}
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// serverProperties is connection.start's server-properties table.
+func (s *Server) serverProperties() wire.Table {
+	return wire.Table{
+		"product":      "Weir",
+		"version":      s.cfg.Version,
+		"platform":     "Go",
+		"cluster_name": "weir",
+		"information":  "Weir message broker",
+		"capabilities": wire.Table{
+			"publisher_confirms":           true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"exchange_exchange_bindings":   true,
+			"connection.blocked":           true,
+			"per_consumer_qos":             true,
+			"direct_reply_to":              true,
+			"authentication_failure_close": true,
+		},
+	}
+}
+
+// parseCredentials reads the user and password of a start-ok response.
+func parseCredentials(mechanism string, response []byte) (user, password string, err error) {
+	switch mechanism {
+	case "PLAIN":
+		// authzid NUL authcid NUL password
+		parts := bytes.Split(response, []byte{0})
+		if len(parts) != 3 {
+			return "", "", errors.New("PLAIN response is not authzid\\0user\\0password")
+		}
+		return string(parts[1]), string(parts[2]), nil
+	case "AMQPLAIN":
+		// A field table without its length prefix.
+		d := wire.NewDecoder(append([]byte{byte(len(response) >> 24), byte(len(response) >> 16), byte(len(response) >> 8), byte(len(response))}, response...))
+		t := d.Table()
+		if d.Err() != nil {
+			return "", "", d.Err()
+		}
+		u, _ := t["LOGIN"].(string)
+		p, _ := t["PASSWORD"].(string)
+		return u, p, nil
+	}
+	return "", "", fmt.Errorf("mechanism %q not supported (PLAIN, AMQPLAIN)", mechanism)
+}
+
+// queueOwner checks that c may use queue name: an exclusive queue belongs
+// to one connection.
+func (s *Server) queueLocked(name string, c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[name]
+	return q != nil && q.owner != nil && q.owner != c
+}
+
+// noteQueue records a declared queue's exclusive owner and auto-delete flag.
+func (s *Server) noteQueue(name string, owner *conn, autoDelete bool) {
+	if owner == nil && !autoDelete {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[name]
+	if q == nil {
+		q = &queueState{}
+		s.queues[name] = q
+	}
+	if owner != nil {
+		q.owner = owner
+	}
+	q.autoDelete = q.autoDelete || autoDelete
+}
+
+// consumerAdded and consumerRemoved count a queue's AMQP consumers; the
+// last one going deletes an auto-delete queue.
+func (s *Server) consumerAdded(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[name]
+	if q == nil {
+		q = &queueState{}
+		s.queues[name] = q
+	}
+	q.consumers++
+	q.consumed = true
+}
+
+func (s *Server) consumerRemoved(name string) {
+	s.mu.Lock()
+	q := s.queues[name]
+	if q == nil {
+		s.mu.Unlock()
+		return
+	}
+	q.consumers--
+	remove := q.autoDelete && q.consumed && q.consumers <= 0
+	if q.consumers <= 0 && q.owner == nil && !q.autoDelete {
+		delete(s.queues, name)
+	}
+	s.mu.Unlock()
+	if remove {
+		s.deleteQueue(name, "auto-delete queue lost its last consumer")
+	}
+}
+
+func (s *Server) consumerCount(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q := s.queues[name]; q != nil {
+		return q.consumers
+	}
+	return 0
+}
+
+// connClosed deletes the exclusive queues of c.
+func (s *Server) connClosed(c *conn) {
+	s.mu.Lock()
+	var names []string
+	for name, q := range s.queues {
+		if q.owner == c {
+			names = append(names, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range names {
+		s.deleteQueue(name, "exclusive queue's connection closed")
+	}
+}
+
+// deleteQueue deletes a queue the front end manages (exclusive or
+// auto-delete) and forgets it.
+func (s *Server) deleteQueue(name, why string) {
+	s.mu.Lock()
+	delete(s.queues, name)
+	s.mu.Unlock()
+	if err := s.b.DeleteStream(context.Background(), name); err != nil && !errors.Is(err, broker.ErrStreamNotFound) && !errors.Is(err, broker.ErrClosed) {
+		s.log.Warn("could not delete queue", "queue", name, "why", why, "err", err)
+		return
+	}
+	s.log.Debug("deleted queue", "queue", name, "why", why)
+}
+
+// forgetQueue drops what the front end knows of a deleted queue.
+func (s *Server) forgetQueue(name string) {
+	s.mu.Lock()
+	delete(s.queues, name)
+	s.mu.Unlock()
+}
