@@ -1,0 +1,139 @@
+// Package tcpserve is what Weir's TCP protocol front ends (Kafka, AMQP,
+// MQTT) share around their connections: the accept loop, the set of open
+// listeners and connections, and a shutdown that closes them all and waits
+// for their goroutines.
+package tcpserve
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Serve once Close was called.
+var ErrClosed = errors.New("server closed")
+
+// Conn is one accepted connection of a front end.
+type Conn interface {
+	comparable
+	// Serve runs the connection until it ends; it closes the net.Conn.
+	Serve()
+	// Close ends the connection at shutdown (with the protocol's goodbye,
+	// if it has one), making Serve return soon.
+	Close()
+}
+
+// Server tracks listeners and connections. The zero value is ready to use.
+type Server[C Conn] struct {
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[C]struct{}
+	wg        sync.WaitGroup
+}
+
+// Serve accepts connections on ln until Close, making each with accept and
+// serving it on a goroutine of its own. It closes ln when it returns.
+// Temporary accept errors are retried with a backoff of up to a second.
+func (s *Server[C]) Serve(ln net.Listener, accept func(net.Conn) C) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[C]struct{})
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := accept(nc)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.Serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func (s *Server[C]) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Conns returns the open connections.
+func (s *Server[C]) Conns() []C {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]C, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Close stops the listeners, closes every connection and waits for their
+// goroutines until ctx ends. Calling it again returns nil at once.
+func (s *Server[C]) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	for _, c := range s.Conns() {
+		c.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
