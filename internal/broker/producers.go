@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/weirmq/weir/internal/record"
+	"github.com/weirmq/weir/internal/storage"
 )
 
 // producerRegistry holds, in memory, the state of idempotent producers: per
@@ -16,14 +18,38 @@ import (
 //
 // Producer ids are unique across restarts without a durable counter: the
 // first id of a run is the start time in milliseconds shifted left 16 bits,
-// and ids count up from there. The per-partition state is lost at a restart;
-// a producer the broker does not know is accepted at whatever sequence it
-// sends next (Kafka rebuilds this state from the log; Weir does not yet).
+// and ids count up from there. The per-partition state is rebuilt from the
+// log: the first idempotent append to a partition after the node started
+// reads the partition's tail (tailLoad) and takes each producer's epoch,
+// last sequence and last batches from the stored batch headers, so a retry
+// that crosses a restart is still answered with its original offsets. A
+// producer not found in the tail is accepted at whatever sequence it sends.
 type producerRegistry struct {
-	mu    sync.Mutex
-	next  int64
-	parts map[producerKey]*producerPartition
+	mu     sync.Mutex
+	next   int64
+	parts  map[producerKey]*producerPartition
+	loaded map[partitionKey]*tailLoad
 }
+
+type partitionKey struct {
+	streamID  string
+	partition int32
+}
+
+// tailLoad is the state of one partition's tail scan: done once it
+// succeeded (a failed scan is tried again by the next append).
+type tailLoad struct {
+	mu   sync.Mutex
+	done bool
+}
+
+// Tail scan bounds: the scan covers at least tailScanBatches batches (or
+// the whole log), starting tailScanOffsets offsets before the end and
+// widening four times at a time.
+const (
+	tailScanBatches = 64
+	tailScanOffsets = 4096
+)
 
 type producerKey struct {
 	id        int64
@@ -112,6 +138,9 @@ func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h r
 	s.mu.RLock() // meta is replaced when partitions are added
 	streamID := s.meta.ID
 	s.mu.RUnlock()
+	if err := p.loadTail(s, streamID, partition, now); err != nil {
+		return AppendResult{}, err
+	}
 	pp := p.partition(producerKey{id: h.ProducerID, streamID: streamID, partition: partition}, now)
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
@@ -152,4 +181,95 @@ func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h r
 	}
 	pp.recent = append(pp.recent, sequencedBatch{firstSeq: first, lastSeq: last, res: res})
 	return res, nil
+}
+
+// loadTail rebuilds, once per partition and run, the state of the
+// idempotent producers whose batches are in the partition's tail.
+func (p *producerRegistry) loadTail(s *stream, streamID string, partition int32, now time.Time) error {
+	key := partitionKey{streamID, partition}
+	p.mu.Lock()
+	if p.loaded == nil {
+		p.loaded = make(map[partitionKey]*tailLoad)
+	}
+	tl, ok := p.loaded[key]
+	if !ok {
+		tl = &tailLoad{}
+		p.loaded[key] = tl
+	}
+	p.mu.Unlock()
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if tl.done {
+		return nil
+	}
+	l, err := s.partition(partition)
+	if err != nil {
+		return err
+	}
+	states, err := scanProducerTail(l)
+	if err != nil {
+		return fmt.Errorf("broker: reading the producer state of partition %d: %w", partition, err)
+	}
+	p.mu.Lock()
+	if p.parts == nil {
+		p.parts = make(map[producerKey]*producerPartition)
+	}
+	for id, st := range states {
+		k := producerKey{id: id, streamID: streamID, partition: partition}
+		if _, ok := p.parts[k]; !ok { // a producer seen since the start is newer
+			st.lastUsed = now
+			p.parts[k] = st
+		}
+	}
+	p.mu.Unlock()
+	tl.done = true
+	return nil
+}
+
+// scanProducerTail reads the batch headers of a partition's tail and
+// returns, per producer id, the state its batches there leave: as if they
+// had been appended by this run.
+func scanProducerTail(l *storage.Log) (map[int64]*producerPartition, error) {
+	for window := int64(tailScanOffsets); ; window *= 4 {
+		start, end := l.StartOffset(), l.EndOffset()
+		from := max(start, end-window)
+		states := make(map[int64]*producerPartition)
+		batches := 0
+		err := readRaw(l, from, func(batch []byte) error {
+			h, err := record.ParseHeader(batch)
+			if err != nil {
+				return err
+			}
+			batches++
+			if h.ProducerID < 0 || h.BaseSequence < 0 {
+				return nil
+			}
+			pp := states[h.ProducerID]
+			if pp == nil {
+				pp = &producerPartition{}
+				states[h.ProducerID] = pp
+			}
+			if !pp.known || h.ProducerEpoch != pp.epoch {
+				pp.recent = pp.recent[:0]
+			}
+			last := nextSeq(h.BaseSequence, h.LastOffsetDelta)
+			pp.known, pp.epoch, pp.lastSeq = true, h.ProducerEpoch, last
+			if len(pp.recent) == recentBatches {
+				copy(pp.recent, pp.recent[1:])
+				pp.recent = pp.recent[:recentBatches-1]
+			}
+			pp.recent = append(pp.recent, sequencedBatch{firstSeq: h.BaseSequence, lastSeq: last,
+				res: AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.LastOffset(), StartOffset: start}})
+			return nil
+		})
+		if errors.Is(err, storage.ErrOffsetOutOfRange) {
+			continue // retention moved the start meanwhile: read again
+		}
+		if err != nil {
+			return nil, err
+		}
+		if batches >= tailScanBatches || from <= start {
+			return states, nil
+		}
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weirmq/weir/internal/protocol/kafka"
 )
 
 // ErrInvalidConfig is wrapped by every error that reports a configuration
@@ -63,6 +65,15 @@ type Config struct {
 	// binding HTTPAddr: an embedding program's in-memory listener. Not an
 	// option.
 	HTTPListener net.Listener `yaml:"-"`
+	// KafkaShareSessionTimeout removes a Kafka share-group member whose
+	// heartbeats stopped for this long, releasing what it held (0: Kafka's
+	// 45 s). Not an option: tests shorten it.
+	KafkaShareSessionTimeout time.Duration `yaml:"-"`
+	// KafkaAuthenticator, when set, makes Kafka clients authenticate with
+	// SASL (PLAIN, SCRAM-SHA-256/512) against it. Not an option yet: the
+	// security work will configure it from a users file; embedders and
+	// tests set it.
+	KafkaAuthenticator kafka.Authenticator `yaml:"-"`
 }
 
 // Bounds of Config.MaxRecordBytes.

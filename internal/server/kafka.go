@@ -23,7 +23,10 @@ func (s *Server) startKafka(ctx context.Context) error {
 		AutoCreateTopics: autoCreate,
 		MaxRecordBytes:   int(s.cfg.MaxRecordBytes),
 		// A request may carry several batches of the largest record size.
-		MaxRequestBytes: max(kafka.DefaultMaxRequestBytes, 8*int(s.cfg.MaxRecordBytes)),
+		MaxRequestBytes:     max(kafka.DefaultMaxRequestBytes, 8*int(s.cfg.MaxRecordBytes)),
+		ShareSessionTimeout: s.cfg.KafkaShareSessionTimeout,
+		Authenticator:       s.cfg.KafkaAuthenticator,
+		Observer:            s.metrics.kafka,
 	})
 	s.Register(ComponentFunc("kafka", ks.Close))
 	go func() {

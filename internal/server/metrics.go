@@ -31,6 +31,9 @@ import (
 //	weir_group_lag                 gauge      group, stream, partition  end offset minus the group's committed offset
 //	weir_fsync_seconds             histogram                            time of each partition flush (write and fsync)
 //	weir_http_connections          gauge                                open connections on the HTTP listener
+//	weir_kafka_connections         gauge                                open connections on the Kafka listener
+//	weir_kafka_requests_total      counter    api                       Kafka requests received (api: Produce, Fetch, ...; unknown keys: "unknown")
+//	weir_kafka_request_errors_total counter   api                       Kafka requests that closed their connection (malformed, unsupported, unauthenticated)
 //
 // The published and delivered counters of a stream are dropped when it is
 // deleted through the API. End offsets and lag are read from the broker at
@@ -45,6 +48,7 @@ type metrics struct {
 	fsyncSeconds     prometheus.Histogram
 	httpConnections  prometheus.Gauge
 	broker           *brokerCollector
+	kafka            *kafkaMetrics
 }
 
 var _ api.Observer = (*metrics)(nil)
@@ -69,6 +73,7 @@ func newMetrics(version string) *metrics {
 			Help: "Open connections on the HTTP listener.",
 		}),
 		broker: newBrokerCollector(),
+		kafka:  newKafkaMetrics(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "weir_build_info",
@@ -83,6 +88,7 @@ func newMetrics(version string) *metrics {
 		m.publishedRecords, m.publishedBytes, m.deliveredRecords, m.deliveredBytes,
 		m.fsyncSeconds, m.httpConnections, m.broker,
 	)
+	m.registry.MustRegister(m.kafka.collectors()...)
 	return m
 }
 

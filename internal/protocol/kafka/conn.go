@@ -40,6 +40,10 @@ type conn struct {
 	host       string // the address the client connected to, advertised in Metadata
 	port       int32
 	clientID   string // of the request being handled
+	sasl       saslState
+	// closeAfterResponse closes the connection once the response being
+	// written is flushed (a failed SASL authentication).
+	closeAfterResponse bool
 
 	ctx    context.Context // ends when the connection or the server closes
 	cancel context.CancelFunc
@@ -70,6 +74,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 }
 
 func (c *conn) serve() {
+	c.s.cfg.Observer.Connected()
+	defer c.s.cfg.Observer.Disconnected()
+	defer c.s.share.connClosed(c) // after the last request was handled
 	defer c.nc.Close()
 	defer c.cancel()
 	queue := make(chan *request, maxQueued)
@@ -83,6 +90,10 @@ func (c *conn) serve() {
 			if err != nil {
 				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && c.ctx.Err() == nil {
 					c.log.Info("kafka: closing connection", "err", err)
+				}
+				var bad *badRequestError
+				if errors.As(err, &bad) {
+					c.s.cfg.Observer.Handled(bad.key, true)
 				}
 				c.cancel()
 				return
@@ -103,6 +114,7 @@ func (c *conn) serve() {
 	var out []byte
 	for req := range queue {
 		resp, err := c.handle(req)
+		c.s.cfg.Observer.Handled(req.key, err != nil || c.closeAfterResponse)
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Info("kafka: closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "err", err)
@@ -116,10 +128,13 @@ func (c *conn) serve() {
 		if _, err := w.Write(out); err != nil {
 			return
 		}
-		if len(queue) == 0 {
+		if len(queue) == 0 || c.closeAfterResponse {
 			if err := w.Flush(); err != nil {
 				return
 			}
+		}
+		if c.closeAfterResponse {
+			return
 		}
 		if cap(out) > 1<<20 {
 			out = nil // do not keep a large fetch response's buffer
@@ -137,7 +152,7 @@ func readRequest(r *bufio.Reader, limit int) (*request, error) {
 	}
 	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 	if size < 0 || int64(size) > int64(limit) {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, size, limit)
+		return nil, &badRequestError{-1, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, size, limit)}
 	}
 	frame := make([]byte, 0, min(int(size), 64<<10))
 	for len(frame) < int(size) {
@@ -153,8 +168,26 @@ func readRequest(r *bufio.Reader, limit int) (*request, error) {
 			return nil, err
 		}
 	}
-	return parseRequest(frame)
+	req, err := parseRequest(frame)
+	if err != nil {
+		key := int16(-1)
+		if len(frame) >= 2 {
+			key = int16(binary.BigEndian.Uint16(frame))
+		}
+		return nil, &badRequestError{key, err}
+	}
+	return req, nil
 }
+
+// badRequestError is a request that cannot be handled (too large, not
+// decodable, an unknown API or version), with its API key when known.
+type badRequestError struct {
+	key int16
+	err error
+}
+
+func (e *badRequestError) Error() string { return e.err.Error() }
+func (e *badRequestError) Unwrap() error { return e.err }
 
 // parseRequest decodes a request frame (without its size): the request
 // header (v1, or v2 with tagged fields for flexible versions) and the body.
@@ -249,5 +282,8 @@ func (c *conn) handle(req *request) (kmsg.Response, error) {
 		return unsupportedAPIVersions(), nil
 	}
 	c.clientID = req.clientID
+	if err := c.checkAuthenticated(req.key); err != nil {
+		return nil, err
+	}
 	return apis[req.key].handle(c, req)
 }

@@ -26,6 +26,7 @@ var errorCodes = []struct {
 	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
 	{broker.ErrUnsupportedTransaction, kerr.InvalidTxnState},
 	{broker.ErrQueueFull, kerr.PolicyViolation},
+	{broker.ErrNotInFlight, kerr.InvalidRecordState},
 	{broker.ErrUnknownMember, kerr.UnknownMemberID},
 	{broker.ErrStaleGeneration, kerr.IllegalGeneration},
 	{broker.ErrRebalanceInProgress, kerr.RebalanceInProgress},

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -177,5 +178,59 @@ func TestProduceErrors(t *testing.T) {
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil || resp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Errorf("metadata of a missing topic with auto-create off: %v %+v", err, resp)
+	}
+}
+
+// TestIdempotentProducerAcrossRestart retries batches after the server
+// restarted: the producer state is rebuilt from the stored batches, so a
+// retry gets its original offset and is not stored twice, the next
+// sequence is accepted, a gap and an old epoch are refused.
+func TestIdempotentProducerAcrossRestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	w := startWeirIn(t, dir)
+	ctx := testContext(t)
+	cl := w.client(t)
+	if _, err := w.admin(t).CreateTopic(ctx, 1, 1, nil, "idem"); err != nil {
+		t.Fatal(err)
+	}
+	ir, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v", err)
+	}
+	other, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
+	if err != nil || other.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v", err)
+	}
+	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	check := func(what string, got kmsg.ProduceResponseTopicPartition, code int16, offset int64) {
+		t.Helper()
+		if got.ErrorCode != code || (code == 0 && got.BaseOffset != offset) {
+			t.Fatalf("%s: error %d offset %d, want error %d offset %d", what, got.ErrorCode, got.BaseOffset, code, offset)
+		}
+	}
+	check("first batch", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 0, 3)), 0, 0)
+	check("second batch", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 3, 2)), 0, 3)
+	check("another producer", produceRaw(t, w, cl, "idem", batch(t, other.ProducerID, 0, 0, 4)), 0, 5)
+	// Six more batches of the first producer: its first two fall out of
+	// the five remembered.
+	for i := range 6 {
+		check("more", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, int32(5+i), 1)), 0, int64(9+i))
+	}
+	cl.Close()
+	w.stop(t)
+
+	w = startWeirIn(t, dir)
+	cl = w.client(t)
+	check("retry after the restart", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 10, 1)), 0, 14)
+	check("retry of an older batch", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 6, 1)), 0, 10)
+	check("retry of the other producer", produceRaw(t, w, cl, "idem", batch(t, other.ProducerID, 0, 0, 4)), 0, 5)
+	check("a gap", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 20, 1)), kerr.OutOfOrderSequenceNumber.Code, 0)
+	check("a batch no longer remembered", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 0, 3)), kerr.OutOfOrderSequenceNumber.Code, 0)
+	check("an old epoch", produceRaw(t, w, cl, "idem", batch(t, pid, epoch-1, 11, 1)), kerr.InvalidProducerEpoch.Code, 0)
+	check("the next batch", produceRaw(t, w, cl, "idem", batch(t, pid, epoch, 11, 1)), 0, 15)
+	check("the other's next batch", produceRaw(t, w, cl, "idem", batch(t, other.ProducerID, 0, 4, 1)), 0, 16)
+	info, _ := w.srv.Broker().DescribeStream("idem")
+	if end := info.Partitions[0].EndOffset; end != 17 {
+		t.Errorf("end offset %d, want 17 (retries stored once)", end)
 	}
 }

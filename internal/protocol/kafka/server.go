@@ -1,7 +1,9 @@
 // Package kafka is Weir's Kafka wire protocol front end: unmodified Kafka
 // clients produce, consume and administer against a Weir node. A Kafka topic
 // is a Weir stream; a Kafka consumer group is a classic group of the broker
-// sharing the committed offsets of Weir's native groups.
+// sharing the committed offsets of Weir's native groups; a Kafka share group
+// (KIP-932) is the shared subscription of its name on each topic it reads.
+// SASL (PLAIN, SCRAM) is checked against an Authenticator when one is set.
 //
 // The package translates the wire format (decoded and encoded with franz-go's
 // kmsg types) into broker calls and never reaches into storage. There is one
@@ -44,7 +46,38 @@ type Config struct {
 	MaxRecordBytes int
 	// ClusterID is reported in Metadata ("" : "weir").
 	ClusterID string
+	// Observer, when set, is told of connections and requests (the server's
+	// metrics).
+	Observer Observer
+	// Authenticator, when set, turns SASL on: every connection must
+	// authenticate before its first request other than ApiVersions.
+	Authenticator Authenticator
+	// ShareSessionTimeout removes a share-group member whose heartbeats
+	// stopped for this long, releasing the records it held (0:
+	// DefaultShareSessionTimeout, Kafka's share.session.timeout.ms).
+	ShareSessionTimeout time.Duration
+	// ShareHeartbeatInterval is the heartbeat interval given to share-group
+	// members (0: DefaultShareHeartbeatInterval, or a third of
+	// ShareSessionTimeout when that is shorter).
+	ShareHeartbeatInterval time.Duration
 }
+
+// Observer receives the listener's events; internal/server turns them into
+// Prometheus metrics. Its methods are called from connection goroutines.
+type Observer interface {
+	Connected()
+	Disconnected()
+	// Handled is called once per request with its API key (-1 when the
+	// frame did not even hold a header) and whether it failed, closing
+	// the connection.
+	Handled(apiKey int16, failed bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Connected()          {}
+func (nopObserver) Disconnected()       {}
+func (nopObserver) Handled(int16, bool) {}
 
 // nodeID is the node id Weir reports: a single node.
 const nodeID = 0
@@ -56,6 +89,8 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close: ends long polls and group waits
 	cancel context.CancelFunc
+
+	share *shareCoordinator
 
 	mu        sync.Mutex
 	closed    bool
@@ -81,11 +116,22 @@ func New(cfg Config) *Server {
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = "weir"
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.ShareSessionTimeout <= 0 {
+		cfg.ShareSessionTimeout = DefaultShareSessionTimeout
+	}
+	if cfg.ShareHeartbeatInterval <= 0 {
+		cfg.ShareHeartbeatInterval = min(DefaultShareHeartbeatInterval, cfg.ShareSessionTimeout/3)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
 	}
+	s.share = newShareCoordinator(s)
+	return s
 }
 
 // ErrServerClosed is returned by Serve once Close was called.
