@@ -73,7 +73,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
-func (c *conn) serve() {
+// Close ends the connection at shutdown (tcpserve.Conn).
+func (c *conn) Close() { c.nc.Close() }
+
+// Serve runs the connection until it ends (tcpserve.Conn).
+func (c *conn) Serve() {
 	c.s.cfg.Observer.Connected()
 	defer c.s.cfg.Observer.Disconnected()
 	defer c.s.share.connClosed(c) // after the last request was handled

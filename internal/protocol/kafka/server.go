@@ -14,13 +14,13 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
 
 // Defaults of Config.
@@ -91,12 +91,11 @@ type Server struct {
 	cancel context.CancelFunc
 
 	share *shareCoordinator
+	tcp   tcpserve.Server[*conn]
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	wg        sync.WaitGroup
+	mu     sync.Mutex // guards closed, and bg's Add against its Wait
+	closed bool
+	bg     sync.WaitGroup // background goroutines (the share-group reaper)
 }
 
 // New returns a server for cfg.
@@ -126,93 +125,33 @@ func New(cfg Config) *Server {
 		cfg.ShareHeartbeatInterval = min(DefaultShareHeartbeatInterval, cfg.ShareSessionTimeout/3)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{
-		cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}),
-	}
+	s := &Server{cfg: cfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
 	s.share = newShareCoordinator(s)
 	return s
 }
 
 // ErrServerClosed is returned by Serve once Close was called.
-var ErrServerClosed = errors.New("kafka: server closed")
+var ErrServerClosed = tcpserve.ErrClosed
 
 // Serve accepts connections on ln until Close, serving each on its own
 // goroutines. It closes ln when it returns.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		c := newConn(s, nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.tcp.Serve(ln, func(nc net.Conn) *conn { return newConn(s, nc) })
 }
 
 // Close stops the listeners, ends waiting requests and closes every
 // connection, then waits for their goroutines until ctx ends.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	for c := range s.conns {
-		c.nc.Close()
-	}
 	s.mu.Unlock()
 	s.cancel()
+	if err := s.tcp.Close(ctx); err != nil {
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		s.bg.Wait()
 		close(done)
 	}()
 	select {

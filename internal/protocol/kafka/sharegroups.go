@@ -181,10 +181,10 @@ func (sc *shareCoordinator) startReaper() {
 		s.mu.Unlock()
 		return
 	}
-	s.wg.Add(1)
+	s.bg.Add(1)
 	s.mu.Unlock()
 	go func() {
-		defer s.wg.Done()
+		defer s.bg.Done()
 		tick := time.NewTicker(min(s.cfg.ShareSessionTimeout/4, 100*time.Millisecond))
 		defer tick.Stop()
 		for {
