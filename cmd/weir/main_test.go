@@ -214,30 +214,6 @@ func TestServeUntilSignal(t *testing.T) {
 	}
 }
 
-// TestServeUnimplementedListener checks that a configured protocol listener
-// this build lacks is reported on stderr, not claimed on stdout.
-func TestServeUnimplementedListener(t *testing.T) {
-	p := startWeir(t, cleanEnv(), "serve", "--data", t.TempDir(),
-		"--http-addr", "127.0.0.1:0", "--kafka-addr=", "--mqtt-addr", "127.0.0.1:0", "--amqp-addr=")
-	p.waitForLine(t, "http listening on ")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.exit(t); code != 0 {
-		t.Errorf("exit code = %d, want 0; stderr:\n%s", code, &p.stderr)
-	}
-	if len(p.stdout) != 1 {
-		t.Errorf("stdout = %q, want only the http line", p.stdout)
-	}
-	stderr := p.stderr.String()
-	if !strings.Contains(stderr, "not yet implemented") || !strings.Contains(stderr, "listener=mqtt") {
-		t.Errorf("stderr does not report the mqtt listener as not implemented:\n%s", stderr)
-	}
-	if strings.Contains(stderr, "listener=amqp") {
-		t.Errorf("stderr mentions the amqp listener, which is off:\n%s", stderr)
-	}
-}
-
 func TestStartupErrors(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,6 +235,13 @@ func TestStartupErrors(t *testing.T) {
 			name: "port in use",
 			args: append([]string{"serve", "--data", t.TempDir(), "--http-addr", busy.Addr().String()}, off...),
 			want: []string{"http listener", busy.Addr().String(), "in use"},
+		},
+		{
+			// A protocol listener that cannot bind fails the start too
+			// (every listener is implemented; none is skipped).
+			name: "mqtt port in use",
+			args: []string{"serve", "--data", t.TempDir(), "--http-addr", "127.0.0.1:0", "--kafka-addr=", "--amqp-addr=", "--mqtt-addr", busy.Addr().String()},
+			want: []string{"mqtt listener", busy.Addr().String(), "in use"},
 		},
 		{
 			name: "data directory cannot be created",

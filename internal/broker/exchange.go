@@ -66,7 +66,10 @@ type bindingMeta struct {
 // exchange is an open exchange. Its routing table is replaced, never
 // changed in place, so routing reads it without a lock.
 type exchange struct {
-	meta       exchangeMeta
+	meta exchangeMeta
+	// temp are the bindings to temporary streams: in memory only, never in
+	// the catalog entry, so a restart leaves none behind (tempqueue.go).
+	temp       []bindingMeta
 	table      *route.Table
 	unroutable int64
 }
@@ -80,12 +83,12 @@ func routeDest(b Binding) string {
 	return "s:" + b.Destination
 }
 
-func buildTable(meta *exchangeMeta) (*route.Table, error) {
+func buildTable(meta *exchangeMeta, temp []bindingMeta) (*route.Table, error) {
 	t, err := route.NewTable(meta.Type)
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range meta.Bindings {
+	for _, b := range slices.Concat(meta.Bindings, temp) {
 		if _, err := t.Add(route.Binding{Destination: routeDest(Binding(b)), Key: b.Key, Args: b.Args}); err != nil {
 			return nil, err
 		}
@@ -111,7 +114,7 @@ func (b *Broker) loadExchanges() error {
 		if err := json.Unmarshal(e.Value, &meta); err != nil || meta.Version != metaVersion {
 			return fmt.Errorf("broker: catalog entry of exchange %q is malformed", e.Name)
 		}
-		t, err := buildTable(&meta)
+		t, err := buildTable(&meta, nil)
 		if err != nil {
 			return fmt.Errorf("broker: exchange %q: %w", e.Name, err)
 		}
@@ -144,7 +147,7 @@ func (b *Broker) DeclareExchange(ctx context.Context, cfg ExchangeConfig) (Excha
 		return x.info(), nil
 	}
 	meta := exchangeMeta{Version: metaVersion, Name: cfg.Name, Type: cfg.Type, Alternate: cfg.AlternateExchange, CreatedAt: b.now().UTC()}
-	t, _ := buildTable(&meta)
+	t, _ := buildTable(&meta, nil)
 	if err := b.saveExchange(&meta); err != nil {
 		return ExchangeInfo{}, err
 	}
@@ -155,7 +158,7 @@ func (b *Broker) DeclareExchange(ctx context.Context, cfg ExchangeConfig) (Excha
 
 func (x *exchange) info() ExchangeInfo {
 	info := ExchangeInfo{Config: ExchangeConfig{Name: x.meta.Name, Type: x.meta.Type, AlternateExchange: x.meta.Alternate}, Unroutable: x.unroutable}
-	for _, bm := range x.meta.Bindings {
+	for _, bm := range slices.Concat(x.meta.Bindings, x.temp) {
 		info.Bindings = append(info.Bindings, Binding(bm))
 	}
 	return info
@@ -194,6 +197,12 @@ func (b *Broker) DeleteExchange(ctx context.Context, name string) error {
 // b.ex.mu is held.
 func (b *Broker) unbindDestination(dest Binding) error {
 	for _, x := range b.ex.byName {
+		if err := b.unbindTemporary(x, func(bm bindingMeta) bool {
+			return bm.Destination == dest.Destination && bm.ToExchange == dest.ToExchange
+		}); err != nil {
+			return err
+		}
+		x = b.ex.byName[x.meta.Name]
 		meta := x.meta
 		meta.Bindings = slices.DeleteFunc(slices.Clone(meta.Bindings), func(bm bindingMeta) bool {
 			return bm.Destination == dest.Destination && bm.ToExchange == dest.ToExchange
@@ -211,20 +220,21 @@ func (b *Broker) unbindDestination(dest Binding) error {
 // replaceExchange stores and installs new settings of an exchange; b.ex.mu
 // is held.
 func (b *Broker) replaceExchange(x *exchange, meta exchangeMeta) error {
-	t, err := buildTable(&meta)
+	t, err := buildTable(&meta, x.temp)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if err := b.saveExchange(&meta); err != nil {
 		return err
 	}
-	b.ex.byName[meta.Name] = &exchange{meta: meta, table: t, unroutable: x.unroutable}
+	b.ex.byName[meta.Name] = &exchange{meta: meta, temp: x.temp, table: t, unroutable: x.unroutable}
 	return nil
 }
 
 // Bind adds a binding from an exchange to a stream or another exchange;
 // binding twice changes nothing.
 func (b *Broker) Bind(ctx context.Context, exchangeName string, bind Binding) error {
+	temporary := false
 	if bind.ToExchange {
 		b.ex.mu.RLock()
 		_, ok := b.ex.byName[bind.Destination]
@@ -234,8 +244,10 @@ func (b *Broker) Bind(ctx context.Context, exchangeName string, bind Binding) er
 		}
 	} else if IsInbox(bind.Destination) {
 		return errInboxTarget("a binding", bind.Destination)
-	} else if _, err := b.stream(bind.Destination); err != nil {
+	} else if s, err := b.stream(bind.Destination); err != nil {
 		return err
+	} else {
+		temporary = s.isTemporary()
 	}
 	b.ex.mu.Lock()
 	defer b.ex.mu.Unlock()
@@ -244,6 +256,9 @@ func (b *Broker) Bind(ctx context.Context, exchangeName string, bind Binding) er
 		return fmt.Errorf("%w: %q", ErrExchangeNotFound, exchangeName)
 	}
 	bm := bindingMeta(bind)
+	if temporary {
+		return b.bindTemporary(x, bm)
+	}
 	if slices.ContainsFunc(x.meta.Bindings, func(o bindingMeta) bool { return sameBindingMeta(o, bm) }) {
 		return nil
 	}
@@ -262,6 +277,10 @@ func (b *Broker) Unbind(ctx context.Context, exchangeName string, bind Binding) 
 		return fmt.Errorf("%w: %q", ErrExchangeNotFound, exchangeName)
 	}
 	bm := bindingMeta(bind)
+	if err := b.unbindTemporary(x, func(o bindingMeta) bool { return sameBindingMeta(o, bm) }); err != nil {
+		return err
+	}
+	x = b.ex.byName[exchangeName]
 	meta := x.meta
 	meta.Bindings = slices.DeleteFunc(slices.Clone(meta.Bindings), func(o bindingMeta) bool { return sameBindingMeta(o, bm) })
 	if len(meta.Bindings) == len(x.meta.Bindings) {

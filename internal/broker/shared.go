@@ -122,6 +122,9 @@ type sharedSub struct {
 	cfg    SubscriptionConfig
 	id     string // state key: random, so a re-created subscription starts clean
 	filter *filter.Filter
+	// temporary subscriptions (of a temporary queue) keep their state in
+	// memory only: nothing is written to the state store (tempqueue.go).
+	temporary bool
 
 	mu    sync.Mutex
 	parts []*sharedPart

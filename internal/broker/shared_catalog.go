@@ -102,6 +102,11 @@ func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig)
 	}
 	meta := newSubscriptionMeta(cfg, b.now())
 	s.mu.Lock()
+	if s.meta.Temporary {
+		// A catalog entry would outlive the stream (a temporary queue).
+		s.mu.Unlock()
+		return SubscriptionInfo{}, fmt.Errorf("%w: a shared subscription cannot name temporary stream %q", ErrInvalidArgument, cfg.Stream)
+	}
 	if _, ok := s.subs[cfg.Name]; ok {
 		s.mu.Unlock()
 		return SubscriptionInfo{}, fmt.Errorf("%w: %q on stream %q", ErrSubscriptionExists, cfg.Name, cfg.Stream)
@@ -146,7 +151,7 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(b.ctx)
 	ss := &sharedSub{
-		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, expiring: pendingHeap{byExpiry: true},
+		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, temporary: s.meta.Temporary, expiring: pendingHeap{byExpiry: true},
 		inflight: make(map[*pending]struct{}), keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
 		changed: make(chan struct{}), room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
@@ -225,8 +230,8 @@ func (ss *sharedSub) stop() {
 	ss.signal()
 	ss.mu.Unlock()
 	ss.wg.Wait()
-	if ss.b.ctx.Err() == nil {
-		return // deleted: its state is gone
+	if ss.b.ctx.Err() == nil || ss.temporary {
+		return // deleted (its state is gone), or nothing to keep
 	}
 	ss.mu.Lock()
 	notes := ss.takeDirty()

@@ -141,7 +141,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 	if len(ops) == 0 && len(notes) == 0 && len(floors) == 0 {
 		return
 	}
-	err := ss.b.state.Update(func(tx *state.Tx) error {
+	err := ss.writeState(func(tx *state.Tx) error {
 		for _, n := range notes {
 			if err := tx.SetDelivery(ss.id, n.p.part.id, n.p.rec.Offset, state.Delivery{Count: n.d.count, LastError: n.d.lastError}); err != nil {
 				return err

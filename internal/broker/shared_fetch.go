@@ -40,21 +40,26 @@ func (ss *sharedSub) fetchLoop() {
 			continue
 		}
 		fetched := false
+		// Fetch positions are read under the lock: a purge moves them.
 		ss.mu.Lock()
 		parts := ss.parts
+		from := make([]int64, len(parts))
+		for i, part := range parts {
+			from[i] = part.fetch
+		}
 		ss.mu.Unlock()
 		for i := range len(parts) {
-			part := parts[(next+i)%len(parts)]
-			if part.fetch >= part.log.EndOffset() {
+			part, at := parts[(next+i)%len(parts)], from[(next+i)%len(parts)]
+			if at >= part.log.EndOffset() {
 				continue
 			}
-			res, err := fetchLog(ss.ctx, nil, part.log, part.id, part.fetch, fetchBytes, 0)
-			if errors.Is(err, ErrOffsetOutOfRange) && res.StartOffset > part.fetch {
+			res, err := fetchLog(ss.ctx, nil, part.log, part.id, at, fetchBytes, 0)
+			if errors.Is(err, ErrOffsetOutOfRange) && res.StartOffset > at {
 				// Retention (by age or size) removed records this
 				// subscription had not settled: they are gone.
-				ss.b.cfg.Logger.Warn("shared subscription fell behind retention", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "partition", part.id, "from", part.fetch, "to", res.StartOffset)
+				ss.b.cfg.Logger.Warn("shared subscription fell behind retention", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "partition", part.id, "from", at, "to", res.StartOffset)
 				ss.mu.Lock()
-				part.fetch = res.StartOffset
+				part.fetch = max(part.fetch, res.StartOffset)
 				if part.sized < part.fetch {
 					part.sized, part.aheadBytes = part.fetch, 0
 				} else {
@@ -96,6 +101,10 @@ func (ss *sharedSub) waitForRecords() {
 	defer cancel()
 	ss.mu.Lock()
 	parts, grown := ss.parts, ss.grown
+	from := make([]int64, len(parts))
+	for i, part := range parts {
+		from[i] = part.fetch
+	}
 	ss.mu.Unlock()
 	go func() {
 		select {
@@ -105,11 +114,11 @@ func (ss *sharedSub) waitForRecords() {
 		}
 	}()
 	var wg sync.WaitGroup
-	for _, part := range parts {
+	for i, part := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if part.log.Wait(ctx, part.fetch) == nil {
+			if part.log.Wait(ctx, from[i]) == nil {
 				cancel()
 			}
 		}()

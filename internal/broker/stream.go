@@ -343,7 +343,8 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 	s.mu.RUnlock()
 	err := b.state.Update(func(tx *state.Tx) error {
 		if s.meta.Temporary {
-			// Never in the catalog, and it has no subscriptions.
+			// Never in the catalog, nor its subscription (a temporary
+			// queue's keeps its state in memory).
 			return tx.DeleteStreamOffsets(name)
 		}
 		if err := tx.DeleteCatalog(state.KindStream, name); err != nil {
@@ -402,6 +403,9 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) (S
 // b.mu is held so the stream cannot be deleted meanwhile.
 func (b *Broker) growStream(s *stream, total int32) (StreamInfo, error) {
 	name := s.meta.Name
+	if s.meta.Temporary {
+		return StreamInfo{}, fmt.Errorf("%w: temporary stream %q cannot grow (its catalog entry would outlive it)", ErrInvalidArgument, name)
+	}
 	s.mu.Lock()
 	cur := s.meta.Partitions
 	if total <= cur || total > MaxPartitions {

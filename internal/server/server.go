@@ -22,7 +22,7 @@ var (
 	ErrStopped = errors.New("server shut down")
 )
 
-// Endpoint is a listener: its name ("http", later "kafka", "amqp", "mqtt")
+// Endpoint is a listener: its name ("kafka", "amqp", "mqtt", "http")
 // and its address.
 type Endpoint struct {
 	Name string
@@ -32,7 +32,7 @@ type Endpoint struct {
 // notImplemented lists the listeners whose protocol front ends this build
 // lacks. Start reports a configured address for one of them instead of
 // binding it. Remove a name when Start wires its front end in.
-var notImplemented = []string{"mqtt"}
+var notImplemented = []string{}
 
 // phase is where a Server is in its life. It only moves forward.
 type phase int
@@ -92,9 +92,6 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // serves. When a step fails it closes every registered component and
 // returns an error that says which step failed; the server cannot be
 // started again.
-//
-// The MQTT front end is not part of this build: a configured address for
-// it is reported in the log, and nothing listens on it.
 func (s *Server) Start(ctx context.Context) (err error) {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
@@ -141,6 +138,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.cfg.AMQPAddr != "" {
 		if err := s.startAMQP(ctx); err != nil {
+			return err
+		}
+	}
+	if s.cfg.MQTTAddr != "" {
+		if err := s.startMQTT(ctx); err != nil {
 			return err
 		}
 	}

@@ -93,13 +93,11 @@ func TestServerLifecycle(t *testing.T) {
 	if host, port, err := net.SplitHostPort(amqpAddr); err != nil || host != "127.0.0.1" || port == "0" {
 		t.Fatalf(`Addr("amqp") = %q, want 127.0.0.1 and the port bound`, amqpAddr)
 	}
-	// The MQTT front end is not in this build: nothing may claim to listen.
-	for _, name := range []string{"mqtt"} {
-		if got := s.Addr(name); got != "" {
-			t.Errorf("Addr(%q) = %q, want none: it is not implemented", name, got)
-		}
+	mqttAddr := s.Addr("mqtt")
+	if host, port, err := net.SplitHostPort(mqttAddr); err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf(`Addr("mqtt") = %q, want 127.0.0.1 and the port bound`, mqttAddr)
 	}
-	if got, want := s.Endpoints(), []Endpoint{{Name: "kafka", Addr: kafkaAddr}, {Name: "amqp", Addr: amqpAddr}, {Name: "http", Addr: addr}}; !slices.Equal(got, want) {
+	if got, want := s.Endpoints(), []Endpoint{{Name: "kafka", Addr: kafkaAddr}, {Name: "amqp", Addr: amqpAddr}, {Name: "mqtt", Addr: mqttAddr}, {Name: "http", Addr: addr}}; !slices.Equal(got, want) {
 		t.Errorf("Endpoints() = %v, want %v", got, want)
 	}
 
@@ -154,7 +152,7 @@ func TestServerLifecycle(t *testing.T) {
 
 func TestStartTwice(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.HTTPAddr, cfg.KafkaAddr, cfg.AMQPAddr = "", "", ""
+	cfg.HTTPAddr, cfg.KafkaAddr, cfg.AMQPAddr, cfg.MQTTAddr = "", "", "", ""
 	s := newTestServer(t, cfg)
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -76,6 +76,9 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) *amqpError {
 	if err != nil {
 		return brokerException(err, m)
 	}
+	if arg := ch.c.s.checkExchangeFlags(m.Exchange, declaredFlags{durable: m.Durable, autoDelete: m.AutoDelete}); arg != "" {
+		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for exchange '%s' in vhost '/'", arg, m.Exchange)
+	}
 	return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeclareOk{})
 }
 
@@ -100,6 +103,7 @@ func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) *amqpError {
 	if err := ch.c.s.b.DeleteExchange(ch.ctx(), m.Exchange); err != nil && !errors.Is(err, broker.ErrExchangeNotFound) {
 		return brokerException(err, m)
 	}
+	ch.c.s.forgetExchange(m.Exchange)
 	return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeleteOk{})
 }
 
@@ -126,6 +130,7 @@ func (ch *channel) exchangeUnbind(m *wire.ExchangeUnbind) *amqpError {
 type queueArgs struct {
 	stream bool // x-queue-type=stream
 	cfg    broker.SubscriptionConfig
+	opts   queueOpts // enforced by the front end
 }
 
 func intArg(t wire.Table, name string) (int64, bool, error) {
@@ -237,8 +242,20 @@ func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name string) (queueArgs,
 	default:
 		return qa, exception(wire.PreconditionFailed, m, "invalid arg 'x-overflow': '%v'", o)
 	}
-	if sac, ok := args["x-single-active-consumer"].(bool); ok && sac {
-		return qa, exception(wire.PreconditionFailed, m, "x-single-active-consumer is not supported by Weir yet")
+	if v, ok, err := intArg(args, "x-expires"); err != nil {
+		return qa, exception(wire.PreconditionFailed, m, "%v", err)
+	} else if ok {
+		if v <= 0 {
+			return qa, exception(wire.PreconditionFailed, m, "invalid arg 'x-expires': %d (must be positive)", v)
+		}
+		qa.opts.expires = time.Duration(v) * time.Millisecond
+	}
+	if v, ok := args["x-single-active-consumer"]; ok {
+		sac, isBool := v.(bool)
+		if !isBool {
+			return qa, exception(wire.PreconditionFailed, m, "invalid arg 'x-single-active-consumer': want a boolean, got %T", v)
+		}
+		qa.opts.singleActive = sac
 	}
 	return qa, nil
 }
@@ -300,6 +317,7 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 		if !ok {
 			return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", name)
 		}
+		s.touch(name)
 		return ch.replyUnlessNoWait(m.NoWait, &wire.QueueDeclareOk{Queue: name, MessageCount: msgs, ConsumerCount: consumers})
 	}
 	if err := broker.ValidateStreamName(name); err != nil {
@@ -311,13 +329,20 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 	}
 	b := s.b
 	var err error
+	created := true
 	if qa.stream {
 		_, err = b.CreateStream(ch.ctx(), broker.StreamConfig{Name: name, Partitions: 1})
 		if errors.Is(err, broker.ErrStreamExists) {
 			err = nil
 		}
 	} else {
-		_, err = b.CreateQueue(ch.ctx(), broker.QueueConfig{Name: name, Partitions: 1, Subscription: qa.cfg})
+		create := b.CreateQueue
+		if m.Exclusive || m.AutoDelete {
+			// They end with their connection or last consumer, and never
+			// outlive a restart (docs/ARCHITECTURE.md).
+			create = b.CreateTemporaryQueue
+		}
+		_, err = create(ch.ctx(), broker.QueueConfig{Name: name, Partitions: 1, Subscription: qa.cfg})
 		if errors.Is(err, broker.ErrStreamExists) {
 			info, derr := b.DescribeSubscription(name, name)
 			if derr != nil {
@@ -326,11 +351,25 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 			if arg := equivalent(info.Config, qa.cfg); arg != "" {
 				return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/'", arg, name)
 			}
-			err = nil
+			// A temporary queue stays one and a durable one durable.
+			if tmp, _ := b.IsTemporary(name); tmp != (m.Exclusive || m.AutoDelete) {
+				arg := "auto_delete"
+				if m.Exclusive || s.queueOwned(name) {
+					arg = "exclusive"
+				}
+				return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/': it was declared %s", arg, name, map[bool]string{true: "exclusive or auto-delete", false: "neither exclusive nor auto-delete"}[tmp])
+			}
+			err, created = nil, false
 		}
 	}
 	if err != nil {
 		return brokerException(err, m)
+	}
+	if arg := s.checkFlags(name, declaredFlags{durable: m.Durable, autoDelete: m.AutoDelete}, created); arg != "" {
+		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/'", arg, name)
+	}
+	if arg := s.declareOpts(name, qa.opts, created); arg != "" {
+		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/'", arg, name)
 	}
 	var owner *conn
 	if m.Exclusive {

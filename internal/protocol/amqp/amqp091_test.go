@@ -84,7 +84,7 @@ func TestPublishConsumeWithConfirms(t *testing.T) {
 	}
 	want := map[string]string{"content-type": "application/json", "content-encoding": "identity", "delivery-mode": "2", "priority": "3",
 		"correlation-id": "corr", "reply-to": "replies", "message-id": "m-0", "type": "order.created", "user-id": "guest", "app-id": "shop",
-		"tenant": "acme", "attempt": "2"}
+		"tenant": "acme", "attempt": "2", "x-amqp-types": `{"attempt":"I"}`}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("stored header %s = %q, want %q (all: %v)", k, got[k], v, got)
@@ -106,7 +106,7 @@ func TestPublishConsumeWithConfirms(t *testing.T) {
 		if i == 0 {
 			if d.ContentType != "application/json" || d.ContentEncoding != "identity" || d.DeliveryMode != 2 || d.Priority != 3 ||
 				d.CorrelationId != "corr" || d.ReplyTo != "replies" || d.MessageId != "m-0" || !d.Timestamp.Equal(ts) ||
-				d.Type != "order.created" || d.UserId != "guest" || d.AppId != "shop" || d.Headers["tenant"] != "acme" || d.Headers["attempt"] != "2" {
+				d.Type != "order.created" || d.UserId != "guest" || d.AppId != "shop" || d.Headers["tenant"] != "acme" || d.Headers["attempt"] != int32(2) || len(d.Headers) != 2 {
 				t.Errorf("delivered properties %+v", d)
 			}
 			if d.ConsumerTag != "c1" || d.Redelivered || d.RoutingKey != "orders" {

@@ -24,14 +24,18 @@ type channel struct {
 	haveHeader bool
 	body       []byte
 
-	// Publishing (reader goroutine: confirm, nextSeq).
+	// Publishing (reader goroutine: confirm, nextSeq, unsynced).
 	confirm bool
 	nextSeq uint64
 	pub     *publisher
+	// unsynced: messages went to the publisher since the last
+	// syncPublishes.
+	unsynced bool
 
 	// Consuming; mu guards what consumers share with the reader.
 	mu         sync.Mutex
 	consumers  map[string]*consumer
+	stopped    []*consumer // stopped, not yet removed from their queues (removeStopped)
 	unacked    map[uint64]*unacked
 	nextTag    uint64
 	prefetch   int // per consumer, for consumers started after basic.qos
@@ -43,6 +47,7 @@ type channel struct {
 	dlq        map[string]bool // queue → dead-letters on reject (cached)
 	settles    sync.WaitGroup
 
+	tx      *txState       // tx.select was sent: what the transaction holds (guarded by mu)
 	replyTo *directReplyTo // amq.rabbitmq.reply-to consumer, if any
 	wg      sync.WaitGroup // consumer goroutines
 }
@@ -113,6 +118,7 @@ func (ch *channel) shutdown() {
 	for bc := range ids {
 		ch.c.s.b.CloseConsumer(bc.queue, bc.queue, bc.id)
 	}
+	ch.removeStopped()
 	if rt := ch.directReplyTo(); rt != nil {
 		rt.close()
 		ch.mu.Lock()
@@ -224,14 +230,17 @@ func (ch *channel) handleMethod(m wire.Method) *amqpError {
 	case *wire.ExchangeUnbind:
 		return ch.exchangeUnbind(m)
 	case *wire.QueueDeclare:
+		ch.syncPublishes()
 		return ch.queueDeclare(m)
 	case *wire.QueueBind:
 		return ch.queueBind(m)
 	case *wire.QueueUnbind:
 		return ch.queueUnbind(m)
 	case *wire.QueuePurge:
+		ch.syncPublishes()
 		return ch.queuePurge(m)
 	case *wire.QueueDelete:
+		ch.syncPublishes()
 		return ch.queueDelete(m)
 
 	case *wire.BasicQos:
@@ -248,6 +257,7 @@ func (ch *channel) handleMethod(m wire.Method) *amqpError {
 		ch.haveHeader = false
 		return nil
 	case *wire.BasicGet:
+		ch.syncPublishes()
 		return ch.get(m)
 	case *wire.BasicAck:
 		return ch.settle(m, m.DeliveryTag, m.Multiple, settleAck)
@@ -271,13 +281,20 @@ func (ch *channel) handleMethod(m wire.Method) *amqpError {
 		return nil
 
 	case *wire.ConfirmSelect:
+		if ch.txMode() {
+			return exception(wire.PreconditionFailed, m, "cannot switch from tx to confirm mode")
+		}
 		ch.confirm = true
 		if m.NoWait {
 			return nil
 		}
 		return ch.reply(&wire.ConfirmSelectOk{})
-	case *wire.TxSelect, *wire.TxCommit, *wire.TxRollback:
-		return exception(wire.NotImplemented, m, "transactions (tx.*) are not supported by Weir yet")
+	case *wire.TxSelect:
+		return ch.txSelect(m)
+	case *wire.TxCommit:
+		return ch.txCommit(m)
+	case *wire.TxRollback:
+		return ch.txRollback(m)
 	}
 	return exception(wire.CommandInvalid, m, "%s is not a method a client sends", m.MethodName())
 }
@@ -297,6 +314,11 @@ func (ch *channel) contentDone() {
 		ch.nextSeq++
 		seq = ch.nextSeq
 	}
-	ch.pub.enqueue(&pubJob{seq: seq, exchange: m.Exchange, routingKey: m.RoutingKey, mandatory: m.Mandatory, props: ch.header.Properties, body: ch.body})
+	j := &pubJob{seq: seq, exchange: m.Exchange, routingKey: m.RoutingKey, mandatory: m.Mandatory, props: ch.header.Properties, body: ch.body}
+	if ch.txHold(j) {
+		return
+	}
+	ch.pub.enqueue(j)
+	ch.unsynced = true
 	ch.body = nil
 }

@@ -3,6 +3,7 @@ package amqp_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,15 @@ func TestAmqplib(t *testing.T) {
 	if routed, _ := res["routed"].([]any); len(routed) != 1 || routed[0] != "yes" || res["serverNamed"] != true {
 		t.Errorf("topic routing %v, server-named %v", res["routed"], res["serverNamed"])
 	}
+	if left, _ := res["ttlLeft"].([]any); len(left) != 1 || left[0] != "long" {
+		t.Errorf("per-message TTL: left %v, want only the long-lived message", res["ttlLeft"])
+	}
+	if exp, _ := res["expired"].(map[string]any); exp["body"] != "stale" || exp["reason"] != "expired" {
+		t.Errorf("x-message-ttl with a dead-letter queue: %v, want stale with reason expired", res["expired"])
+	}
+	if rpc, _ := res["rpc"].([]any); !slices.Equal(rpc, []any{"rpc-1", "pong:ping"}) {
+		t.Errorf("direct reply-to: reply %v", res["rpc"])
+	}
 }
 
 // TestPika runs pika (Debian python3-pika with /usr/bin/python3;
@@ -103,5 +113,21 @@ func TestPika(t *testing.T) {
 	}
 	if res["server_named"] != true {
 		t.Errorf("server-named queue: %v", res["server_named"])
+	}
+	if left, _ := res["ttl_left"].([]any); len(left) != 1 || left[0] != "long" {
+		t.Errorf("per-message TTL: left %v, want only the long-lived message", res["ttl_left"])
+	}
+	if exp, _ := res["expired"].(map[string]any); exp["body"] != "stale" || exp["reason"] != "expired" {
+		t.Errorf("x-message-ttl with a dead-letter exchange: %v, want stale with reason expired", res["expired"])
+	}
+	if res["typed_ok"] != true {
+		t.Errorf("header types did not round-trip")
+	}
+	if rpc, _ := res["rpc"].([]any); len(rpc) != 1 || !slices.Equal(rpc[0].([]any), []any{"rpc-1", "pong:ping"}) || res["rpc_reply_to_rewritten"] != true {
+		t.Errorf("direct reply-to: replies %v, reply-to rewritten %v", res["rpc"], res["rpc_reply_to_rewritten"])
+	}
+	want := map[string]any{"before": 0.0, "after": 1.0, "body": "committed", "redelivered": true, "left": false}
+	if tx, _ := res["tx"].(map[string]any); !maps.Equal(tx, want) {
+		t.Errorf("transactions: %v, want %v", res["tx"], want)
 	}
 }

@@ -346,6 +346,12 @@ func (c *conn) handleFrame(f wire.Frame) *amqpError {
 		if err != nil {
 			return decodeException(err)
 		}
+		if _, ok := m.(*wire.ChannelCloseOk); ok {
+			// Both sides closed the channel at once: the client's close
+			// was answered and the channel forgotten before its close-ok
+			// to our close arrived.
+			return nil
+		}
 		if _, ok := m.(*wire.ChannelOpen); !ok {
 			return exception(wire.ChannelError, m, "expected 'channel.open' on channel %d", f.Channel)
 		}

@@ -33,6 +33,9 @@ type consumer struct {
 	stream   bool
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// active is closed when the consumer may receive: at once, or on a
+	// single-active-consumer queue when its turn comes.
+	active chan struct{}
 	// serverCancelled is set when the queue went away (basic.cancel sent).
 	serverCancelled bool
 }
@@ -100,13 +103,13 @@ func (ch *channel) consume(m *wire.BasicConsume) *amqpError {
 	}
 	ctx, cancel := context.WithCancel(ch.c.ctx)
 	cons := &consumer{ch: ch, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: ch.prefetch, stream: isStream,
-		brokerID: fmt.Sprintf("amqp-%d-%d-%s", ch.c.id, ch.id, tag), cancel: cancel, done: make(chan struct{})}
+		brokerID: fmt.Sprintf("amqp-%d-%d-%s", ch.c.id, ch.id, tag), cancel: cancel, done: make(chan struct{}), active: make(chan struct{})}
 	ch.consumers[tag] = cons
 	if !isStream {
 		ch.brokerIDs[brokerConsumer{m.Queue, cons.brokerID}] = true
 	}
 	ch.mu.Unlock()
-	s.consumerAdded(m.Queue)
+	s.consumerAdded(m.Queue, cons)
 	if !m.NoWait {
 		ch.sendMethod(&wire.BasicConsumeOk{ConsumerTag: tag})
 	}
@@ -119,7 +122,10 @@ func (ch *channel) consume(m *wire.BasicConsume) *amqpError {
 	return nil
 }
 
-// stopConsumers ends every consumer goroutine of the channel.
+// stopConsumers ends every consumer goroutine of the channel. They count
+// as the queues' consumers until removeStopped, after the channel gave
+// its deliveries back: so the next single active consumer gets those
+// first, and an auto-delete queue is deleted after they are released.
 func (ch *channel) stopConsumers() {
 	ch.mu.Lock()
 	cs := make([]*consumer, 0, len(ch.consumers))
@@ -127,13 +133,22 @@ func (ch *channel) stopConsumers() {
 		cs = append(cs, c)
 		delete(ch.consumers, tag)
 	}
+	ch.stopped = append(ch.stopped, cs...)
 	ch.mu.Unlock()
 	for _, c := range cs {
 		c.cancel()
 	}
 	ch.wg.Wait()
+}
+
+// removeStopped tells the server the stopped consumers are gone.
+func (ch *channel) removeStopped() {
+	ch.mu.Lock()
+	cs := ch.stopped
+	ch.stopped = nil
+	ch.mu.Unlock()
 	for _, c := range cs {
-		ch.c.s.consumerRemoved(c.queue)
+		ch.c.s.consumerRemoved(c.queue, c)
 	}
 }
 
@@ -151,7 +166,7 @@ func (ch *channel) cancelConsumer(m *wire.BasicCancel) *amqpError {
 	if c != nil {
 		c.cancel()
 		<-c.done
-		ch.c.s.consumerRemoved(c.queue)
+		ch.c.s.consumerRemoved(c.queue, c)
 	}
 	if m.NoWait {
 		return nil
@@ -196,6 +211,11 @@ func (c *consumer) run(ctx context.Context) {
 	defer c.ch.wg.Done()
 	ch := c.ch
 	b := ch.c.s.b
+	select {
+	case <-c.active:
+	case <-ctx.Done():
+		return
+	}
 	for {
 		n, err := c.waitCredit(ctx)
 		if err != nil {
@@ -297,7 +317,7 @@ func (c *consumer) queueGone() {
 	if ch.c.clientCapable("consumer_cancel_notify") {
 		ch.sendMethod(&wire.BasicCancel{ConsumerTag: c.tag, NoWait: true})
 	}
-	ch.c.s.consumerRemoved(c.queue)
+	ch.c.s.consumerRemoved(c.queue, c)
 }
 
 // runStream consumes a stream queue (x-queue-type=stream): a reader from
@@ -398,6 +418,7 @@ func (ch *channel) get(m *wire.BasicGet) *amqpError {
 	if err != nil {
 		return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", m.Queue)
 	}
+	s.touch(m.Queue)
 	if info.Depth-int64(info.InFlight) <= 0 {
 		return ch.reply(&wire.BasicGetEmpty{})
 	}
@@ -449,6 +470,23 @@ func (ch *channel) settle(m wire.Method, tag uint64, multiple bool, how settleHo
 	}
 	for _, u := range taken {
 		delete(ch.unacked, u.tag)
+	}
+	if ch.tx != nil {
+		// Applied at tx.commit; until then they hold their prefetch.
+		ch.tx.settles = append(ch.tx.settles, txSettle{taken: taken, how: how})
+		ch.mu.Unlock()
+		return nil
+	}
+	ch.mu.Unlock()
+	ch.applySettle(taken, how)
+	return nil
+}
+
+// applySettle releases the prefetch of taken deliveries and settles them
+// with the broker on goroutines of their own (ch.settles).
+func (ch *channel) applySettle(taken []*unacked, how settleHow) {
+	ch.mu.Lock()
+	for _, u := range taken {
 		ch.held--
 		if u.cons != nil {
 			u.cons.held--
@@ -489,7 +527,6 @@ func (ch *channel) settle(m wire.Method, tag uint64, multiple bool, how settleHo
 			}
 		}()
 	}
-	return nil
 }
 
 // deadLetters reports whether a queue dead-letters rejected messages: it

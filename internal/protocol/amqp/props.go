@@ -75,7 +75,12 @@ func toRecord(exchange, routingKey string, p *wire.Properties, body []byte, now 
 	}
 	sortStrings(keys)
 	for _, k := range keys {
-		hs = append(hs, broker.Header{Key: k, Value: valueBytes(p.Headers[k])})
+		if k != headerAMQPTypes {
+			hs = append(hs, broker.Header{Key: k, Value: valueBytes(p.Headers[k])})
+		}
+	}
+	if h, ok := typesHeader(p.Headers); ok {
+		hs = append(hs, h)
 	}
 	if !p.Timestamp.IsZero() {
 		rec.Timestamp = p.Timestamp
@@ -191,9 +196,12 @@ func stringArgs(t wire.Table) map[string]string {
 func fromRecord(rec *broker.Record, now time.Time) wire.Properties {
 	var p wire.Properties
 	var death wire.Table
+	types := ""
 	for _, h := range rec.Headers {
 		v := string(h.Value)
 		switch h.Key {
+		case headerAMQPTypes:
+			types = v
 		case broker.HeaderContentType:
 			p.ContentType = v
 		case headerContentEncoding:
@@ -251,6 +259,9 @@ func fromRecord(rec *broker.Record, now time.Time) wire.Properties {
 				}
 			}
 		}
+	}
+	if types != "" && p.Headers != nil {
+		applyTypes(p.Headers, types)
 	}
 	if death != nil {
 		// RabbitMQ's x-death: one entry per queue and reason, with a count

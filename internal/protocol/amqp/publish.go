@@ -27,6 +27,9 @@ type pubJob struct {
 	mandatory  bool
 	props      wire.Properties
 	body       []byte
+	// barrier, when set, makes the job a marker: the publisher closes it
+	// once every job queued before it was handled (tx.commit waits so).
+	barrier chan struct{}
 }
 
 // publisher stores a channel's messages in order. Consecutive messages to
@@ -72,6 +75,10 @@ func (p *publisher) run() {
 				return
 			}
 		}
+		if j.barrier != nil {
+			close(j.barrier)
+			continue
+		}
 		batch := []*pubJob{j}
 		// Gather what is queued already for the same destination.
 	gather:
@@ -81,7 +88,7 @@ func (p *publisher) run() {
 				if !ok {
 					break gather
 				}
-				if k.exchange != j.exchange || k.routingKey != j.routingKey || k.mandatory != j.mandatory {
+				if k.barrier != nil || k.exchange != j.exchange || k.routingKey != j.routingKey || k.mandatory != j.mandatory {
 					next = k
 					break gather
 				}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,8 +81,10 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	queues    map[string]*queueState // exclusive and auto-delete queues, and consumer counts
-	wg        sync.WaitGroup
-	nextConn  uint64
+	// exchangeFlags are the flags exchanges were declared with in this run.
+	exchangeFlags map[string]declaredFlags
+	wg            sync.WaitGroup
+	nextConn      uint64
 }
 
 // queueState is what the front end knows of a queue beyond the broker:
@@ -92,6 +95,20 @@ type queueState struct {
 	autoDelete bool
 	consumers  int
 	consumed   bool // auto-delete: had a consumer
+	// x-expires and x-single-active-consumer, declared flags
+	// (queueopts.go).
+	opts     queueOpts
+	flags    *declaredFlags
+	lastUsed time.Time
+	expiry   *time.Timer
+	// sacLine holds a single-active-consumer queue's consumers in arrival
+	// order; the first is the active one.
+	sacLine []*consumer
+}
+
+// keep reports whether the state says more than a consumer count.
+func (q *queueState) keep() bool {
+	return q.owner != nil || q.autoDelete || q.opts != (queueOpts{}) || q.flags != nil || q.consumers > 0
 }
 
 // ErrServerClosed is returned by Serve once Close was called.
@@ -141,6 +158,7 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg: cfg, b: cfg.Broker, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}), queues: make(map[string]*queueState),
+		exchangeFlags: make(map[string]declaredFlags),
 	}, nil
 }
 
@@ -290,6 +308,14 @@ func (s *Server) queueLocked(name string, c *conn) bool {
 	return q != nil && q.owner != nil && q.owner != c
 }
 
+// queueOwned reports whether queue name is exclusive to a connection.
+func (s *Server) queueOwned(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queues[name]
+	return q != nil && q.owner != nil
+}
+
 // noteQueue records a declared queue's exclusive owner and auto-delete flag.
 func (s *Server) noteQueue(name string, owner *conn, autoDelete bool) {
 	if owner == nil && !autoDelete {
@@ -310,7 +336,7 @@ func (s *Server) noteQueue(name string, owner *conn, autoDelete bool) {
 
 // consumerAdded and consumerRemoved count a queue's AMQP consumers; the
 // last one going deletes an auto-delete queue.
-func (s *Server) consumerAdded(name string) {
+func (s *Server) consumerAdded(name string, c *consumer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queues[name]
@@ -320,9 +346,17 @@ func (s *Server) consumerAdded(name string) {
 	}
 	q.consumers++
 	q.consumed = true
+	s.used(name, q)
+	if q.opts.singleActive && !c.stream {
+		q.sacLine = append(q.sacLine, c)
+		if len(q.sacLine) > 1 {
+			return // waits its turn
+		}
+	}
+	close(c.active)
 }
 
-func (s *Server) consumerRemoved(name string) {
+func (s *Server) consumerRemoved(name string, c *consumer) {
 	s.mu.Lock()
 	q := s.queues[name]
 	if q == nil {
@@ -330,10 +364,17 @@ func (s *Server) consumerRemoved(name string) {
 		return
 	}
 	q.consumers--
+	if i := slices.Index(q.sacLine, c); i >= 0 {
+		q.sacLine = slices.Delete(q.sacLine, i, i+1)
+		if i == 0 && len(q.sacLine) > 0 {
+			close(q.sacLine[0].active) // the next in line takes over
+		}
+	}
 	remove := q.autoDelete && q.consumed && q.consumers <= 0
-	if q.consumers <= 0 && q.owner == nil && !q.autoDelete {
+	if !q.keep() {
 		delete(s.queues, name)
 	}
+	s.used(name, q)
 	s.mu.Unlock()
 	if remove {
 		s.deleteQueue(name, "auto-delete queue lost its last consumer")
@@ -367,9 +408,7 @@ func (s *Server) connClosed(c *conn) {
 // deleteQueue deletes a queue the front end manages (exclusive or
 // auto-delete) and forgets it.
 func (s *Server) deleteQueue(name, why string) {
-	s.mu.Lock()
-	delete(s.queues, name)
-	s.mu.Unlock()
+	s.forgetQueue(name)
 	if err := s.b.DeleteStream(context.Background(), name); err != nil && !errors.Is(err, broker.ErrStreamNotFound) && !errors.Is(err, broker.ErrClosed) {
 		s.log.Warn("could not delete queue", "queue", name, "why", why, "err", err)
 		return
@@ -380,6 +419,9 @@ func (s *Server) deleteQueue(name, why string) {
 // forgetQueue drops what the front end knows of a deleted queue.
 func (s *Server) forgetQueue(name string) {
 	s.mu.Lock()
+	if q := s.queues[name]; q != nil && q.expiry != nil {
+		q.expiry.Stop()
+	}
 	delete(s.queues, name)
 	s.mu.Unlock()
 }

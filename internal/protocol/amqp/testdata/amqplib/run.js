@@ -27,7 +27,8 @@ async function main() {
       outstanding++; received++;
       maxOutstanding = Math.max(maxOutstanding, outstanding);
       const i = Number(msg.content.toString().slice(1));
-      if (msg.properties.messageId !== 'id-' + i || String(msg.properties.headers.n) !== String(i)) headersOK = false;
+      // Header n comes back as the number it was (x-amqp-types).
+      if (msg.properties.messageId !== 'id-' + i || msg.properties.headers.n !== i) headersOK = false;
       setTimeout(() => {
         outstanding--;
         if (i % 5 === 0) { cons.reject(msg, false); rejected++; } else { cons.ack(msg); }
@@ -51,7 +52,7 @@ async function main() {
   const returned = new Promise((resolve) => ch2.on('return', (msg) => resolve(msg.content.toString())));
   ch2.publish('amq.direct', 'nowhere', Buffer.from('bounce'), { mandatory: true });
   await ch2.waitForConfirms();
-  res.returned = await Promise.race([returned, new Promise(r => setTimeout(() => r(null), 5000))]);
+  res.returned = await Promise.race([returned, new Promise(r => setTimeout(() => r(null), 5000).unref())]);
 
   // Topic exchange routing.
   await ch2.assertExchange('js-topic', 'topic', { durable: true });
@@ -67,6 +68,52 @@ async function main() {
     if (m) routed.push(m.content.toString()); else if (routed.length) break; else await new Promise(r => setTimeout(r, 50));
   }
   res.routed = routed;
+
+  // TTL: a per-message expiration drops the message; a queue's
+  // x-message-ttl with a dead-letter queue moves it there as "expired".
+  await ch2.assertQueue('js-ttl', { durable: true });
+  ch2.sendToQueue('js-ttl', Buffer.from('short'), { expiration: '100' });
+  ch2.sendToQueue('js-ttl', Buffer.from('long'), { expiration: '60000' });
+  await ch2.assertQueue('js-expired', { durable: true });
+  await ch2.assertQueue('js-ttl-dl', { durable: true, messageTtl: 100, deadLetterExchange: '', deadLetterRoutingKey: 'js-expired' });
+  ch2.sendToQueue('js-ttl-dl', Buffer.from('stale'));
+  await ch2.waitForConfirms();
+  await new Promise(r => setTimeout(r, 500));
+  const left = [];
+  for (;;) {
+    const m = await ch2.get('js-ttl', { noAck: true });
+    if (!m) break;
+    left.push(m.content.toString());
+  }
+  res.ttlLeft = left;
+  res.expired = null;
+  for (let tries = 0; tries < 50 && !res.expired; tries++) {
+    const m = await ch2.get('js-expired', { noAck: true });
+    if (m) {
+      const deaths = m.properties.headers['x-death'] || [];
+      res.expired = { body: m.content.toString(), reason: deaths.length ? deaths[0].reason : null };
+    } else {
+      await new Promise(r => setTimeout(r, 100));
+    }
+  }
+
+  // RPC over direct reply-to: the requester consumes amq.rabbitmq.reply-to
+  // without acks; a responder on another connection answers to the
+  // reply-to it sees.
+  await ch2.assertQueue('js-rpc', { durable: true });
+  const responderConn = await amqp.connect(url);
+  const responder = await responderConn.createChannel();
+  await responder.consume('js-rpc', (msg) => {
+    responder.sendToQueue(msg.properties.replyTo, Buffer.from('pong:' + msg.content.toString()), { correlationId: msg.properties.correlationId });
+    responder.ack(msg);
+  });
+  const requester = await conn.createChannel();
+  const reply = new Promise((resolve) => {
+    requester.consume('amq.rabbitmq.reply-to', (msg) => resolve([msg.properties.correlationId, msg.content.toString()]), { noAck: true });
+  });
+  requester.sendToQueue('js-rpc', Buffer.from('ping'), { replyTo: 'amq.rabbitmq.reply-to', correlationId: 'rpc-1' });
+  res.rpc = await Promise.race([reply, new Promise(r => setTimeout(() => r(null), 10000).unref())]);
+  await responderConn.close();
 
   await conn.close();
   process.stdout.write(JSON.stringify(res));

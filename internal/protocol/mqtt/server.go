@@ -1,0 +1,354 @@
+// Package mqtt is Weir's MQTT front end: MQTT 3.1, 3.1.1 and 5 clients
+// publish and subscribe through the broker's topic exchange "amq.topic"
+// (the one the AMQP front end predeclares), so MQTT, AMQP, Kafka and
+// native clients meet on the same records.
+//
+// packet.go, props.go and encode.go are the codec; topic.go maps topics
+// and filters onto routing keys; conn.go is a connection (CONNECT,
+// sessions, subscriptions); publish.go stores its publishes; deliver.go and
+// credit.go deliver records to it and map properties to headers; store.go
+// keeps the retained messages and the persistent sessions (compacted
+// streams); reason.go maps errors to reason codes; websocket.go serves MQTT
+// over WebSocket. docs/ARCHITECTURE.md ("MQTT front end") has the mapping
+// and decisions.
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/broker/route"
+)
+
+// Exchange is the topic exchange MQTT topics are routing keys of.
+const Exchange = "amq.topic"
+
+// Defaults of Config.
+const (
+	DefaultMaxPacketSize  = 1<<20 + 1<<10
+	DefaultReceiveMaximum = 64
+	DefaultConnectTimeout = 10 * time.Second
+)
+
+// Authenticator checks the credentials of a CONNECT: the client id, the
+// user name (nil: none given) and the password (nil: none given). An error
+// refuses the connection (3.1.1 return code 4, MQTT 5 reason 0x86 "bad user
+// name or password").
+type Authenticator interface {
+	Authenticate(clientID string, username *string, password []byte) error
+}
+
+// AllowAll accepts any credentials: the default until Weir has users.
+type AllowAll struct{}
+
+func (AllowAll) Authenticate(string, *string, []byte) error { return nil }
+
+// Config configures a Server.
+type Config struct {
+	Broker *broker.Broker
+	Logger *slog.Logger
+	// Authenticator checks credentials (nil: AllowAll).
+	Authenticator Authenticator
+	// MaxPacketSize bounds a packet from a client (0: the broker's record
+	// limit plus 1 KiB).
+	MaxPacketSize int
+	// ReceiveMaximum bounds the QoS 1 messages in flight to one client
+	// (0: DefaultReceiveMaximum; an MQTT 5 client may ask for fewer).
+	ReceiveMaximum int
+	// ConnectTimeout is how long a new connection may take to send
+	// CONNECT (0: DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+}
+
+// Server serves MQTT on listeners.
+type Server struct {
+	cfg Config
+	b   *broker.Broker
+	log *slog.Logger
+
+	retained *retainedStore
+	sessions *sessionStore
+	// sessionMu makes a connection's session setup and the expiry of a
+	// session atomic with respect to each other. It comes before mu and is
+	// held across broker calls.
+	sessionMu sync.Mutex
+	stop      chan struct{} // closed by Close: ends the expiry loop
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	byClient  map[string]*conn       // the live connection of each client id
+	wills     map[string]*time.Timer // delayed wills by client id (MQTT 5)
+	nextConn  uint64
+	wg        sync.WaitGroup
+}
+
+// ErrServerClosed is returned by Serve once Close was called.
+var ErrServerClosed = errors.New("mqtt: server closed")
+
+// New returns a server for cfg: it declares the exchange, loads the
+// retained messages and sessions, and removes the queues of sessions that
+// ended without being cleaned up (a crash).
+func New(cfg Config) (*Server, error) {
+	if cfg.Broker == nil {
+		return nil, errors.New("mqtt: no broker")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Authenticator == nil {
+		cfg.Authenticator = AllowAll{}
+	}
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.ReceiveMaximum <= 0 {
+		cfg.ReceiveMaximum = DefaultReceiveMaximum
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	ctx := context.Background()
+	if _, err := cfg.Broker.DeclareExchange(ctx, broker.ExchangeConfig{Name: Exchange, Type: route.Topic}); err != nil {
+		return nil, fmt.Errorf("mqtt: declare %s: %w", Exchange, err)
+	}
+	retained, err := openRetained(ctx, cfg.Broker)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := openSessions(ctx, cfg.Broker)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, b: cfg.Broker, log: cfg.Logger, retained: retained, sessions: sessions, stop: make(chan struct{}),
+		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, byClient: map[string]*conn{},
+		wills: map[string]*time.Timer{},
+	}
+	if err := s.expireSessions(ctx); err != nil {
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.expiryLoop()
+	return s, nil
+}
+
+// expiryInterval is how often expired MQTT 5 sessions are looked for.
+var expiryInterval = time.Second
+
+func (s *Server) expiryLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(expiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.expireSessions(context.Background()); err != nil {
+				s.log.Warn("session expiry", "err", err)
+			}
+		}
+	}
+}
+
+// expireSessions removes the sessions whose expiry interval has passed
+// since their connection ended: their queues and records.
+func (s *Server) expireSessions(ctx context.Context) error {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	var errs []error
+	for _, id := range s.sessions.expired(time.Now()) {
+		s.mu.Lock()
+		_, live := s.byClient[id]
+		s.mu.Unlock()
+		if live {
+			continue
+		}
+		if err := s.b.DeleteStream(ctx, sessionQueue(id)); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		if err := s.sessions.remove(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+		s.log.Debug("session expired", "client", id)
+	}
+	return errors.Join(errs...)
+}
+
+// Serve accepts connections on ln until Close, and closes ln when it
+// returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.ServeConn(nc)
+	}
+}
+
+// ServeConn serves one connection (a TCP connection, or a WebSocket one
+// adapted to net.Conn) on its own goroutine.
+func (s *Server) ServeConn(nc net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.nextConn++
+	c := newConn(s, nc, s.nextConn)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+}
+
+// Close stops the listeners and closes every connection (MQTT 5 clients
+// get DISCONNECT "server shutting down"; wills are not published, as the
+// clients did nothing wrong), then waits for them until ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.stop)
+	for id, t := range s.wills {
+		t.Stop() // delayed wills are not published at shutdown
+		delete(s.wills, id)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	// Not under s.mu: telling a client may wait for its socket.
+	for _, c := range conns {
+		c.shutdown(reasonServerShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// takeOver makes c the live connection of its client id, closing the one
+// before it (session taken over) and waiting until that one has finished.
+func (s *Server) takeOver(c *conn) error {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return ErrServerClosed
+		}
+		old := s.byClient[c.clientID]
+		if old == nil {
+			s.byClient[c.clientID] = c
+			if t := s.wills[c.clientID]; t != nil {
+				t.Stop() // reconnected within the will delay
+				delete(s.wills, c.clientID)
+			}
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		old.shutdown(reasonSessionTakenOver)
+		select {
+		case <-old.done:
+		case <-time.After(30 * time.Second):
+			return errors.New("previous connection of the client id did not end")
+		}
+	}
+}
+
+// release forgets c as its client id's live connection.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	if s.byClient[c.clientID] == c {
+		delete(s.byClient, c.clientID)
+	}
+	s.mu.Unlock()
+}
+
+// scheduleWill publishes a will after delay unless the client id connects
+// again first (or the server closes).
+func (s *Server) scheduleWill(clientID string, w *Will, delay time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if t := s.wills[clientID]; t != nil {
+		t.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		if s.closed || s.wills[clientID] != t {
+			s.mu.Unlock()
+			return
+		}
+		delete(s.wills, clientID)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.publishWill(ctx, clientID, w); err != nil {
+			s.log.Warn("will message not published", "client", clientID, "err", err)
+		}
+	})
+	s.wills[clientID] = t
+}
