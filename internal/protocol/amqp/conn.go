@@ -103,7 +103,12 @@ func (c *conn) forceClose(text string) {
 	c.nc.SetReadDeadline(time.Now().Add(closeTimeout))
 }
 
-func (c *conn) serve() {
+// Close ends the connection at shutdown with CONNECTION_FORCED
+// (tcpserve.Conn).
+func (c *conn) Close() { c.forceClose("CONNECTION_FORCED - broker shutdown") }
+
+// Serve runs the connection until it ends (tcpserve.Conn).
+func (c *conn) Serve() {
 	defer c.nc.Close()
 	defer c.cancel()
 	r := bufio.NewReaderSize(c.nc, 64<<10)

@@ -22,11 +22,13 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/broker/route"
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
+	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
 
 // Defaults of Config.
@@ -76,15 +78,14 @@ type Server struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	queues    map[string]*queueState // exclusive and auto-delete queues, and consumer counts
+	tcp      tcpserve.Server[*conn]
+	nextConn atomic.Uint64
+
+	mu     sync.Mutex
+	closed bool
+	queues map[string]*queueState // exclusive and auto-delete queues, and consumer counts
 	// exchangeFlags are the flags exchanges were declared with in this run.
 	exchangeFlags map[string]declaredFlags
-	wg            sync.WaitGroup
-	nextConn      uint64
 }
 
 // queueState is what the front end knows of a queue beyond the broker:
@@ -112,7 +113,7 @@ func (q *queueState) keep() bool {
 }
 
 // ErrServerClosed is returned by Serve once Close was called.
-var ErrServerClosed = errors.New("amqp: server closed")
+var ErrServerClosed = tcpserve.ErrClosed
 
 // predeclared are the exchanges every AMQP broker has.
 var predeclared = []broker.ExchangeConfig{
@@ -157,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, b: cfg.Broker, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		listeners: make(map[net.Listener]struct{}), conns: make(map[*conn]struct{}), queues: make(map[string]*queueState),
+		queues:        make(map[string]*queueState),
 		exchangeFlags: make(map[string]declaredFlags),
 	}, nil
 }
@@ -165,58 +166,7 @@ func New(cfg Config) (*Server, error) {
 // Serve accepts connections on ln until Close. It closes ln when it
 // returns.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			return ErrServerClosed
-		}
-		s.nextConn++
-		c := newConn(s, nc, s.nextConn)
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
-	}
+	return s.tcp.Serve(ln, func(nc net.Conn) *conn { return newConn(s, nc, s.nextConn.Add(1)) })
 }
 
 // Close stops the listeners, closes every connection (clients get
@@ -224,34 +174,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // until ctx ends.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
-		c.forceClose("CONNECTION_FORCED - broker shutdown")
-	}
-	s.cancel()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.tcp.Close(ctx, s.cancel)
 }
 
 // serverProperties is connection.start's server-properties table.

@@ -145,8 +145,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.cancel()
-	if err := s.tcp.Close(ctx); err != nil {
+	if err := s.tcp.Close(ctx, s.cancel); err != nil {
 		return err
 	}
 	done := make(chan struct{})

@@ -120,7 +120,12 @@ func (c *conn) write(p Packet) error {
 	return c.w.Flush()
 }
 
-func (c *conn) serve() {
+// Close ends the connection at shutdown: MQTT 5 clients are told the
+// server is shutting down (tcpserve.Conn).
+func (c *conn) Close() { c.shutdown(reasonServerShuttingDown) }
+
+// Serve runs the connection until it ends (tcpserve.Conn).
+func (c *conn) Serve() {
 	defer close(c.done)
 	defer c.nc.Close()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))

@@ -20,10 +20,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/broker/route"
+	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
 
 // Exchange is the topic exchange MQTT topics are routing keys of.
@@ -80,18 +82,18 @@ type Server struct {
 	sessionMu sync.Mutex
 	stop      chan struct{} // closed by Close: ends the expiry loop
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	byClient  map[string]*conn       // the live connection of each client id
-	wills     map[string]*time.Timer // delayed wills by client id (MQTT 5)
-	nextConn  uint64
-	wg        sync.WaitGroup
+	tcp      tcpserve.Server[*conn]
+	nextConn atomic.Uint64
+	bg       sync.WaitGroup // the session expiry loop and delayed wills being published
+
+	mu       sync.Mutex
+	closed   bool
+	byClient map[string]*conn       // the live connection of each client id
+	wills    map[string]*time.Timer // delayed wills by client id (MQTT 5)
 }
 
 // ErrServerClosed is returned by Serve once Close was called.
-var ErrServerClosed = errors.New("mqtt: server closed")
+var ErrServerClosed = tcpserve.ErrClosed
 
 // New returns a server for cfg: it declares the exchange, loads the
 // retained messages and sessions, and removes the queues of sessions that
@@ -129,13 +131,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, b: cfg.Broker, log: cfg.Logger, retained: retained, sessions: sessions, stop: make(chan struct{}),
-		listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}, byClient: map[string]*conn{},
-		wills: map[string]*time.Timer{},
+		byClient: map[string]*conn{},
+		wills:    map[string]*time.Timer{},
 	}
 	if err := s.expireSessions(ctx); err != nil {
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.bg.Add(1)
 	go s.expiryLoop()
 	return s, nil
 }
@@ -144,7 +146,7 @@ func New(cfg Config) (*Server, error) {
 var expiryInterval = time.Second
 
 func (s *Server) expiryLoop() {
-	defer s.wg.Done()
+	defer s.bg.Done()
 	t := time.NewTicker(expiryInterval)
 	defer t.Stop()
 	for {
@@ -187,65 +189,16 @@ func (s *Server) expireSessions(ctx context.Context) error {
 // Serve accepts connections on ln until Close, and closes ln when it
 // returns.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrServerClosed
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		s.ServeConn(nc)
-	}
+	return s.tcp.Serve(ln, s.newConn)
 }
 
 // ServeConn serves one connection (a TCP connection, or a WebSocket one
 // adapted to net.Conn) on its own goroutine.
 func (s *Server) ServeConn(nc net.Conn) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
-		return
-	}
-	s.nextConn++
-	c := newConn(s, nc, s.nextConn)
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		c.serve()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
+	s.tcp.Go(s.newConn(nc), nc)
 }
+
+func (s *Server) newConn(nc net.Conn) *conn { return newConn(s, nc, s.nextConn.Add(1)) }
 
 // Close stops the listeners and closes every connection (MQTT 5 clients
 // get DISCONNECT "server shutting down"; wills are not published, as the
@@ -262,20 +215,12 @@ func (s *Server) Close(ctx context.Context) error {
 		t.Stop() // delayed wills are not published at shutdown
 		delete(s.wills, id)
 	}
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	// Not under s.mu: telling a client may wait for its socket.
-	for _, c := range conns {
-		c.shutdown(reasonServerShuttingDown)
+	if err := s.tcp.Close(ctx, nil); err != nil {
+		return err
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.bg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -341,9 +286,9 @@ func (s *Server) scheduleWill(clientID string, w *Will, delay time.Duration) {
 			return
 		}
 		delete(s.wills, clientID)
-		s.wg.Add(1)
+		s.bg.Add(1)
 		s.mu.Unlock()
-		defer s.wg.Done()
+		defer s.bg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := s.publishWill(ctx, clientID, w); err != nil {

@@ -72,24 +72,37 @@ func (s *Server[C]) Serve(ln net.Listener, accept func(net.Conn) C) error {
 			return err
 		}
 		backoff = 0
-		c := accept(nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
+		if !s.Go(accept(nc), nc) {
 			return ErrClosed
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.Serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
 	}
+}
+
+// Go serves c, a connection over nc accepted elsewhere (a WebSocket, say),
+// on a goroutine of its own, tracked as Serve's are. It returns false, and
+// closes nc, when the server is closed.
+func (s *Server[C]) Go(c C, nc net.Conn) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	if s.conns == nil {
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[C]struct{})
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.Serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	return true
 }
 
 func (s *Server[C]) isClosed() bool {
@@ -109,9 +122,11 @@ func (s *Server[C]) Conns() []C {
 	return out
 }
 
-// Close stops the listeners, closes every connection and waits for their
-// goroutines until ctx ends. Calling it again returns nil at once.
-func (s *Server[C]) Close(ctx context.Context) error {
+// Close stops the listeners, closes every connection, calls then (when not
+// nil: e.g. to cancel what the connections wait on), and waits for the
+// connections' goroutines until ctx ends. Calling it again returns nil at
+// once.
+func (s *Server[C]) Close(ctx context.Context, then func()) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -124,6 +139,9 @@ func (s *Server[C]) Close(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, c := range s.Conns() {
 		c.Close()
+	}
+	if then != nil {
+		then()
 	}
 	done := make(chan struct{})
 	go func() {

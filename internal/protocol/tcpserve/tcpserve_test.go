@@ -66,8 +66,9 @@ func TestServeAndClose(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
+	thenCalled := false
+	if err := s.Close(ctx, func() { thenCalled = true }); err != nil || !thenCalled {
+		t.Fatalf("Close: %v (then called: %v)", err, thenCalled)
 	}
 	if err := <-served; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Serve after Close: %v, want ErrClosed", err)
@@ -83,7 +84,7 @@ func TestServeAndClose(t *testing.T) {
 			t.Fatal("a client could still read after shutdown")
 		}
 	}
-	if err := s.Close(ctx); err != nil {
+	if err := s.Close(ctx, nil); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
 	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -114,7 +115,7 @@ func TestCloseWaitsUntilCtx(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.Close(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a stuck connection: %v, want deadline exceeded", err)
 	}
 	close(release)
