@@ -74,6 +74,8 @@ type options struct {
 	backoff    backoff
 	skipCheck  bool
 	gzip       bool
+	// authorization is the Authorization header of every call (auth.go).
+	authorization string
 
 	tracerProvider trace.TracerProvider          // see WithTracerProvider
 	propagator     propagation.TextMapPropagator // see WithPropagator
@@ -176,6 +178,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		c.ownTransport = newTransport()
 		c.httpClient = &http.Client{Transport: c.ownTransport}
 	}
+	connectOpts = append(connectOpts, o.authOptions()...)
 	c.api = weirpbconnect.NewWeirClient(c.httpClient, base, connectOpts...)
 	if !o.skipCheck {
 		if _, err := c.api.ListStreams(ctx, connect.NewRequest(&weirpb.ListStreamsRequest{})); err != nil {

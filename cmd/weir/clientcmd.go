@@ -30,6 +30,7 @@ const callTimeout = 30 * time.Second
 // clientFlags are the flags of every client command.
 type clientFlags struct {
 	server string
+	token  string // bearer token for a server with authentication on
 }
 
 func bindClientFlags(fs *flag.FlagSet) *clientFlags {
@@ -39,13 +40,24 @@ func bindClientFlags(fs *flag.FlagSet) *clientFlags {
 		server = env
 	}
 	fs.StringVar(&f.server, "server", server, "Weir server, host:port or URL (env WEIR_SERVER)")
+	// The default is not taken from WEIR_TOKEN here, so that help never
+	// prints the secret; dial reads the variable.
+	fs.StringVar(&f.token, "token", "", "bearer token, from 'weir user token', for a server with authentication on (env WEIR_TOKEN)")
 	return f
 }
 
 // dial connects to the server. It does not call it: the command's first
 // call reports an unreachable server.
 func (f *clientFlags) dial(ctx context.Context) (*weir.Client, error) {
-	return weir.Dial(ctx, f.server, weir.WithoutDialCheck(), weir.WithTimeout(callTimeout))
+	opts := []weir.Option{weir.WithoutDialCheck(), weir.WithTimeout(callTimeout)}
+	token := f.token
+	if token == "" {
+		token = os.Getenv("WEIR_TOKEN")
+	}
+	if token != "" {
+		opts = append(opts, weir.WithToken(token))
+	}
+	return weir.Dial(ctx, f.server, opts...)
 }
 
 // run dials the server and calls fn with a context that SIGINT and SIGTERM

@@ -11,6 +11,7 @@
 //	weir sub ...           print records as they arrive
 //	weir group ...         list, describe and reset consumer groups
 //	weir bench ...         measure throughput and latency
+//	weir user ...          add, list and remove users and bearer tokens
 //	weir version           print the version
 //	weir help [command]    show help
 //
@@ -61,6 +62,7 @@ var commands = []command{
 	{name: "respond", summary: "answer the requests arriving in a queue", run: runRespond, usage: printRespondUsage},
 	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},
 	{name: "bench", summary: "measure publish and consume throughput and latency", run: runBench, usage: printBenchUsage},
+	{name: "user", summary: "add, list and remove users and their tokens (authentication)", run: runUser, usage: printUserUsage},
 	{name: "version", summary: "print the version of this build", run: runVersion, usage: printVersionUsage},
 }
 

@@ -16,6 +16,7 @@ func (s *Server) startAMQP(ctx context.Context) error {
 		Logger:         s.logger.With("listener", "amqp"),
 		MaxRecordBytes: int(s.cfg.MaxRecordBytes),
 		Version:        s.cfg.Version,
+		Authenticator:  s.amqpAuthenticator(),
 	})
 	if err != nil {
 		return err

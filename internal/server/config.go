@@ -57,6 +57,11 @@ type Config struct {
 	MaxRecordBytes ByteSize `yaml:"max-record-bytes" arg:"size" help:"largest record accepted (key, value and headers), in bytes or with a unit: 512KiB, 1MiB"`
 	LogLevel       string   `yaml:"log-level" arg:"level" help:"log level: debug, info, warn or error"`
 	LogFormat      string   `yaml:"log-format" arg:"format" help:"log format: text or json"`
+	// Users names the users file (internal/auth); empty turns
+	// authentication off, and then the listeners bind loopback only
+	// unless InsecureListenAny is "true" (see auth.go).
+	Users             string `yaml:"users" arg:"file" help:"users file (weir user add ...); every listener then requires authentication. Empty: no authentication, loopback only"`
+	InsecureListenAny string `yaml:"insecure-listen-any" arg:"bool" help:"without a users file, listen on the configured addresses anyway instead of loopback only: true or false"`
 
 	// Version is the build version reported by the weir_build_info metric
 	// and in the startup log. The program sets it; it is not an option.
@@ -70,9 +75,8 @@ type Config struct {
 	// 45 s). Not an option: tests shorten it.
 	KafkaShareSessionTimeout time.Duration `yaml:"-"`
 	// KafkaAuthenticator, when set, makes Kafka clients authenticate with
-	// SASL (PLAIN, SCRAM-SHA-256/512) against it. Not an option yet: the
-	// security work will configure it from a users file; embedders and
-	// tests set it.
+	// SASL (PLAIN, SCRAM-SHA-256/512) against it. Not an option: Start sets
+	// it from the users file (Users) unless an embedder or a test set it.
 	KafkaAuthenticator kafka.Authenticator `yaml:"-"`
 }
 
@@ -83,8 +87,9 @@ const (
 )
 
 // DefaultConfig returns the configuration Weir runs with when nothing is
-// configured: data in ./weir-data, every listener on its usual port, and
-// every write fsynced before it is acknowledged.
+// configured: data in ./weir-data, every listener on its usual port (on
+// loopback only, as there is no users file: see auth.go), and every write
+// fsynced before it is acknowledged.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:               "./weir-data",
@@ -98,6 +103,7 @@ func DefaultConfig() Config {
 		MaxRecordBytes:        DefaultMaxRecordBytes,
 		LogLevel:              "info",
 		LogFormat:             "text",
+		InsecureListenAny:     "false",
 		Version:               "dev",
 	}
 }
@@ -135,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseLogFormat(c.LogFormat); err != nil {
 		return invalidValue("log-format", c.LogFormat, err.Error())
+	}
+	if err := c.validateSafeDefault(); err != nil {
+		return err
 	}
 	return nil
 }

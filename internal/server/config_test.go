@@ -422,8 +422,8 @@ func TestOptionNames(t *testing.T) {
 			t.Errorf("option %s has no help or arg tag", o.key)
 		}
 	}
-	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format"}
-	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT"}
+	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format", "users", "insecure-listen-any"}
+	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT", "WEIR_USERS", "WEIR_INSECURE_LISTEN_ANY"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys = %q, want %q", keys, wantKeys)
 	}

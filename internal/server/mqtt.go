@@ -16,6 +16,7 @@ func (s *Server) startMQTT(ctx context.Context) error {
 		Broker:        s.Broker(),
 		Logger:        s.logger.With("listener", "mqtt"),
 		MaxPacketSize: int(s.cfg.MaxRecordBytes) + 64<<10,
+		Authenticator: s.mqttAuthenticator(),
 	})
 	if err != nil {
 		return err

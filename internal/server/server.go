@@ -8,11 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/weirmq/weir/internal/api"
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 )
 
@@ -28,11 +28,6 @@ type Endpoint struct {
 	Name string
 	Addr string
 }
-
-// notImplemented lists the listeners whose protocol front ends this build
-// lacks. Start reports a configured address for one of them instead of
-// binding it. Remove a name when Start wires its front end in.
-var notImplemented = []string{}
 
 // phase is where a Server is in its life. It only moves forward.
 type phase int
@@ -56,6 +51,7 @@ type Server struct {
 	httpServer *http.Server  // nil when HTTP is off or not started
 	httpDone   chan struct{} // closed when httpServer.Serve has returned
 	api        *api.Service  // nil until Start opened the broker
+	users      *auth.Users   // nil when authentication is off (auth.go)
 
 	mu         sync.Mutex // guards the fields below it
 	phase      phase
@@ -119,17 +115,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := s.setupAuth(); err != nil {
+		return err
+	}
 	if err := prepareDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
 	if err := s.openBroker(); err != nil {
 		return err
-	}
-	for _, l := range s.cfg.listenerAddrs() {
-		if l.Addr != "" && slices.Contains(notImplemented, l.Name) {
-			s.logger.Warn("listener configured but not yet implemented in this build; not listening",
-				"listener", l.Name, "addr", l.Addr)
-		}
 	}
 	if s.cfg.KafkaAddr != "" {
 		if err := s.startKafka(ctx); err != nil {
@@ -156,6 +149,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if httpListener != nil {
 		s.serveHTTP(httpListener)
 	}
+	s.logAuth()
 	s.logger.Info("weir started", "version", s.cfg.Version, "data", s.cfg.DataDir, "fsync", s.cfg.FSync)
 	return nil
 }
@@ -265,7 +259,7 @@ func (s *Server) serveHTTP(ln net.Listener) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           s.httpHandler(),
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -46,7 +46,7 @@ func init() {
 		int16(kmsg.DescribeConfigs):  {0, 4, handler(handleDescribeConfigs)},
 		int16(kmsg.CreatePartitions): {0, 3, handler(handleCreatePartitions)},
 		int16(kmsg.DeleteGroups):     {0, 2, handler(handleDeleteGroups)},
-		int16(kmsg.SASLHandshake):    {1, 1, handler(handleSASLHandshake)},
+		int16(kmsg.SASLHandshake):    {0, 1, handler(handleSASLHandshake)}, // v0 refused: see handleSASLHandshake
 		int16(kmsg.SASLAuthenticate): {0, 2, handler(handleSASLAuthenticate)},
 		// Share groups (KIP-932): v0 was Kafka 4.0's early access, removed in 4.1.
 		int16(kmsg.ShareGroupHeartbeat): {1, 1, handler(handleShareGroupHeartbeat)},

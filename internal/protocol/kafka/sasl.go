@@ -78,6 +78,14 @@ func handleSASLHandshake(c *conn, req *kmsg.SASLHandshakeRequest) (kmsg.Response
 		return resp, nil
 	}
 	resp.SupportedMechanisms = a.Mechanisms()
+	if req.Version < 1 {
+		// v0 is advertised only because librdkafka (kcat, confluent-kafka)
+		// turns SASL on only when ApiVersions lists SaslHandshake v0; it
+		// then sends v1. A v0 exchange (unframed tokens) is refused.
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		c.closeAfterResponse = true
+		return resp, nil
+	}
 	switch {
 	case c.sasl.authenticated || c.sasl.mechanism != "":
 		resp.ErrorCode = kerr.IllegalSaslState.Code

@@ -80,6 +80,7 @@ type scramExchange struct {
 	clientFirstBare string
 	serverFirst     string
 	nonce           string
+	clientNonce     string
 	creds           SCRAMCredentials
 	step2           bool
 }
@@ -139,6 +140,7 @@ func (x *scramExchange) first(msg string) ([]byte, bool, error) {
 	x.creds = creds
 	var sn [24]byte
 	rand.Read(sn[:])
+	x.clientNonce = attrs["r"]
 	x.nonce = attrs["r"] + base64.RawStdEncoding.EncodeToString(sn[:])
 	x.serverFirst = "r=" + x.nonce + ",s=" + base64.StdEncoding.EncodeToString(creds.Salt) + ",i=" + strconv.Itoa(creds.Iterations)
 	x.step2 = true
@@ -158,7 +160,11 @@ func (x *scramExchange) final(msg string) ([]byte, bool, error) {
 	if attrs["c"] != base64.StdEncoding.EncodeToString([]byte(x.gs2Header)) {
 		return nil, false, errors.New("SCRAM channel binding data differs")
 	}
-	if attrs["r"] != x.nonce {
+	// librdkafka (kcat, confluent-kafka clients) sends its own nonce again
+	// before the combined one; Apache Kafka accepts that (it checks that the
+	// nonce ends with the server's), so this accepts exactly that form too.
+	// The proof covers the message as sent either way.
+	if r := attrs["r"]; r != x.nonce && r != x.clientNonce+x.nonce {
 		return nil, false, errors.New("SCRAM nonce differs")
 	}
 	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
