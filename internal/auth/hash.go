@@ -148,7 +148,8 @@ type SCRAMKeys struct {
 	ServerKey  []byte // HMAC(SaltedPassword, "Server Key")
 }
 
-func scramHash(mechanism string) (func() hash.Hash, error) {
+// SCRAMHash is the hash function of a SCRAM mechanism.
+func SCRAMHash(mechanism string) (func() hash.Hash, error) {
 	switch mechanism {
 	case SCRAMSHA256:
 		return sha256.New, nil
@@ -164,7 +165,7 @@ func scramHash(mechanism string) (func() hash.Hash, error) {
 // SASLprep, so non-ASCII passwords must be typed in the same normalization
 // by every client.
 func DeriveSCRAMKeys(mechanism, password string, salt []byte, iterations int) (SCRAMKeys, error) {
-	h, err := scramHash(mechanism)
+	h, err := SCRAMHash(mechanism)
 	if err != nil {
 		return SCRAMKeys{}, err
 	}
@@ -175,14 +176,14 @@ func DeriveSCRAMKeys(mechanism, password string, salt []byte, iterations int) (S
 	if err != nil {
 		return SCRAMKeys{}, err
 	}
-	clientKey := hmacOf(h, salted, "Client Key")
+	clientKey := HMAC(h, salted, "Client Key")
 	stored := h()
 	stored.Write(clientKey)
 	return SCRAMKeys{
 		Salt:       salt,
 		Iterations: iterations,
 		StoredKey:  stored.Sum(nil),
-		ServerKey:  hmacOf(h, salted, "Server Key"),
+		ServerKey:  HMAC(h, salted, "Server Key"),
 	}, nil
 }
 
@@ -192,7 +193,8 @@ func newSCRAMKeys(mechanism, password string) (SCRAMKeys, error) {
 	return DeriveSCRAMKeys(mechanism, password, salt, DefaultSCRAMIterations)
 }
 
-func hmacOf(h func() hash.Hash, key []byte, msg string) []byte {
+// HMAC is HMAC(key, msg) with the hash function h (SCRAM's HMAC()).
+func HMAC(h func() hash.Hash, key []byte, msg string) []byte {
 	m := hmac.New(h, key)
 	m.Write([]byte(msg))
 	return m.Sum(nil)

@@ -253,7 +253,7 @@ func (u *Users) CheckToken(tok string) (string, error) {
 // SCRAM returns the stored keys of a user for a SCRAM mechanism, or
 // ErrUnauthenticated for an unknown user.
 func (u *Users) SCRAM(mechanism, name string) (SCRAMKeys, error) {
-	if _, err := scramHash(mechanism); err != nil {
+	if _, err := SCRAMHash(mechanism); err != nil {
 		return SCRAMKeys{}, err
 	}
 	x, ok := u.byName[name]
@@ -473,7 +473,7 @@ func Parse(name string, data []byte) (*Users, error) {
 // decode checks the stored keys of a SCRAM mechanism; on error it returns
 // the name of the bad field.
 func (f *fileSCRAM) decode(mech string) (SCRAMKeys, string, error) {
-	h, _ := scramHash(mech)
+	h, _ := SCRAMHash(mech)
 	size := h().Size()
 	salt, err := b64.DecodeString(f.Salt)
 	if err != nil || len(salt) < 8 {

@@ -31,7 +31,7 @@ func TestSCRAMKeysRFC7677(t *testing.T) {
 		serverSig       = "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 	)
 	authMessage := clientFirstBare + "," + serverFirst + "," + clientFinalBare
-	clientSig := hmacOf(sha256.New, keys.StoredKey, authMessage)
+	clientSig := HMAC(sha256.New, keys.StoredKey, authMessage)
 	p, _ := base64.StdEncoding.DecodeString(proof)
 	clientKey := make([]byte, len(p))
 	for i := range p {
@@ -40,7 +40,7 @@ func TestSCRAMKeysRFC7677(t *testing.T) {
 	if got := sha256.Sum256(clientKey); !hmac.Equal(got[:], keys.StoredKey) {
 		t.Errorf("the RFC's client proof does not verify against StoredKey")
 	}
-	if got := base64.StdEncoding.EncodeToString(hmacOf(sha256.New, keys.ServerKey, authMessage)); got != serverSig {
+	if got := base64.StdEncoding.EncodeToString(HMAC(sha256.New, keys.ServerKey, authMessage)); got != serverSig {
 		t.Errorf("server signature = %s, want %s", got, serverSig)
 	}
 }

@@ -153,7 +153,7 @@ func (k kafkaUsers) SCRAM(mechanism, user string) (kafka.SCRAMCredentials, error
 	if err != nil {
 		return kafka.SCRAMCredentials{}, err
 	}
-	return kafka.SCRAMCredentials{Salt: keys.Salt, Iterations: keys.Iterations, StoredKey: keys.StoredKey, ServerKey: keys.ServerKey}, nil
+	return keys, nil
 }
 
 // amqpUsers is the users file as an AMQP authenticator (PLAIN, AMQPLAIN).

@@ -1,72 +1,30 @@
 package kafka
 
 import (
-	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"strconv"
 	"strings"
+
+	"github.com/weirmq/weir/internal/auth"
 )
 
 // SCRAMCredentials are what a server stores for a SCRAM user (RFC 5802):
 // the salt and iteration count of the salted password and two keys derived
 // from it, from which the password cannot be recovered.
-type SCRAMCredentials struct {
-	Salt       []byte
-	Iterations int
-	StoredKey  []byte // H(HMAC(SaltedPassword, "Client Key"))
-	ServerKey  []byte // HMAC(SaltedPassword, "Server Key")
-}
-
-// scramMinIterations is the smallest iteration count accepted (RFC 7677
-// asks for at least 4096).
-const scramMinIterations = 4096
-
-func scramHash(mechanism string) (func() hash.Hash, error) {
-	switch mechanism {
-	case MechanismSCRAMSHA256:
-		return sha256.New, nil
-	case MechanismSCRAMSHA512:
-		return sha512.New, nil
-	}
-	return nil, fmt.Errorf("kafka: %q is not a SCRAM mechanism", mechanism)
-}
-
-func hmacSum(h func() hash.Hash, key []byte, msg string) []byte {
-	m := hmac.New(h, key)
-	m.Write([]byte(msg))
-	return m.Sum(nil)
-}
+type SCRAMCredentials = auth.SCRAMKeys
 
 // NewSCRAMCredentials derives the stored credentials of a password for a
 // SCRAM mechanism, with a random salt when salt is nil.
 func NewSCRAMCredentials(mechanism, password string, salt []byte, iterations int) (SCRAMCredentials, error) {
-	h, err := scramHash(mechanism)
-	if err != nil {
-		return SCRAMCredentials{}, err
-	}
-	if iterations < scramMinIterations {
-		return SCRAMCredentials{}, fmt.Errorf("kafka: SCRAM iterations %d, at least %d", iterations, scramMinIterations)
-	}
 	if salt == nil {
 		salt = make([]byte, 16)
 		rand.Read(salt)
 	}
-	salted, err := pbkdf2.Key(h, password, salt, iterations, h().Size())
-	if err != nil {
-		return SCRAMCredentials{}, err
-	}
-	clientKey := hmacSum(h, salted, "Client Key")
-	stored := h()
-	stored.Write(clientKey)
-	return SCRAMCredentials{Salt: salt, Iterations: iterations, StoredKey: stored.Sum(nil), ServerKey: hmacSum(h, salted, "Server Key")}, nil
+	return auth.DeriveSCRAMKeys(mechanism, password, salt, iterations)
 }
 
 // scramExchange is the server side of one SCRAM authentication: the
@@ -134,7 +92,7 @@ func (x *scramExchange) first(msg string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if creds.Iterations < scramMinIterations || len(creds.Salt) == 0 {
+	if creds.Iterations < auth.MinSCRAMIterations || len(creds.Salt) == 0 {
 		return nil, false, fmt.Errorf("SCRAM credentials of %q are unusable", user)
 	}
 	x.creds = creds
@@ -168,12 +126,12 @@ func (x *scramExchange) final(msg string) ([]byte, bool, error) {
 		return nil, false, errors.New("SCRAM nonce differs")
 	}
 	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
-	h, _ := scramHash(x.mechanism)
+	h, _ := auth.SCRAMHash(x.mechanism)
 	if err != nil || len(proof) != h().Size() {
 		return nil, false, errSCRAMMalformed
 	}
 	authMessage := x.clientFirstBare + "," + x.serverFirst + "," + withoutProof
-	signature := hmacSum(h, x.creds.StoredKey, authMessage)
+	signature := auth.HMAC(h, x.creds.StoredKey, authMessage)
 	clientKey := make([]byte, len(proof))
 	for k := range proof {
 		clientKey[k] = proof[k] ^ signature[k]
@@ -183,7 +141,7 @@ func (x *scramExchange) final(msg string) ([]byte, bool, error) {
 	if subtle.ConstantTimeCompare(stored.Sum(nil), x.creds.StoredKey) != 1 {
 		return nil, false, ErrAuthenticationFailed
 	}
-	return []byte("v=" + base64.StdEncoding.EncodeToString(hmacSum(h, x.creds.ServerKey, authMessage))), true, nil
+	return []byte("v=" + base64.StdEncoding.EncodeToString(auth.HMAC(h, x.creds.ServerKey, authMessage))), true, nil
 }
 
 // scramAttributes parses "k=v,k=v" (values may contain '=').
