@@ -60,6 +60,16 @@ func bindUserFileFlags(fs *flag.FlagSet) *userFileFlags {
 
 // path is the users file: --users, WEIR_USERS, or the users option of the
 // --config file.
+// load reads the users file the flags name.
+func (f *userFileFlags) load() (string, *auth.Users, error) {
+	path, err := f.path()
+	if err != nil {
+		return "", nil, err
+	}
+	u, err := auth.Load(path)
+	return path, u, err
+}
+
 func (f *userFileFlags) path() (string, error) {
 	if f.users != "" {
 		return f.users, nil
@@ -174,11 +184,7 @@ func userRemove(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	path, err := ff.path()
-	if err != nil {
-		return err
-	}
-	u, err := auth.Load(path)
+	path, u, err := ff.load()
 	if err != nil {
 		return err
 	}
@@ -198,11 +204,7 @@ func userList(args []string, stdout io.Writer) error {
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
-	path, err := ff.path()
-	if err != nil {
-		return err
-	}
-	u, err := auth.Load(path)
+	_, u, err := ff.load()
 	if err != nil {
 		return err
 	}
@@ -226,11 +228,7 @@ func userToken(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	path, err := ff.path()
-	if err != nil {
-		return err
-	}
-	u, err := auth.Load(path)
+	path, u, err := ff.load()
 	if err != nil {
 		return err
 	}
