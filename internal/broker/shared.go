@@ -70,6 +70,8 @@ type pending struct {
 	deadLetter bool // settling by dead-lettering
 	heapIndex  int  // in sharedSub.timed; -1: not there
 	expIndex   int  // in sharedSub.expiring; -1: not there
+	// flightIndex is p's index in sharedSub.inflight (-1: not in flight).
+	flightIndex int
 }
 
 type sharedPart struct {
@@ -140,7 +142,7 @@ type sharedSub struct {
 	// settled, by that time: the timer loop expires them even when no
 	// consumer asks for records (so that they leave the depth).
 	expiring  pendingHeap
-	inflight  map[*pending]struct{}
+	inflight  pendingHeap // records with a consumer, by ack deadline
 	keys      map[string]*keyQueue
 	consumers map[string]*sharedConsumer
 	buffered  int // live records never delivered (fresh, parked, delayed)
@@ -262,7 +264,7 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 			}
 			p.count++
 			p.state, p.consumer, p.deadline = stateInFlight, c, now.Add(ss.cfg.AckTimeout)
-			ss.inflight[p] = struct{}{}
+			heap.Push(&ss.inflight, p)
 			c.inflight++
 			picked = append(picked, p)
 		}
@@ -337,8 +339,10 @@ func (ss *sharedSub) release(p *pending) {
 }
 
 func (ss *sharedSub) takeFromConsumer(p *pending) {
+	if p.flightIndex >= 0 {
+		heap.Remove(&ss.inflight, p.flightIndex)
+	}
 	if p.state == stateInFlight {
-		delete(ss.inflight, p)
 		p.consumer.inflight--
 		p.consumer = nil
 	}
@@ -468,6 +472,9 @@ func (b *Broker) Extend(ctx context.Context, streamName, sub, consumerID string,
 		deadline := b.now().Add(d)
 		for _, p := range ps {
 			p.deadline = deadline
+			if p.flightIndex >= 0 {
+				heap.Fix(&ss.inflight, p.flightIndex)
+			}
 		}
 		ss.wakeTimer()
 	})
@@ -487,10 +494,14 @@ func (b *Broker) CloseConsumer(streamName, sub, consumerID string) {
 	if !ok {
 		return
 	}
-	for p := range ss.inflight {
+	var held []*pending
+	for _, p := range ss.inflight.items {
 		if p.consumer == c {
-			ss.release(p)
+			held = append(held, p)
 		}
+	}
+	for _, p := range held {
+		ss.release(p)
 	}
 	delete(ss.consumers, consumerID)
 	ss.signal()
@@ -509,10 +520,8 @@ func (ss *sharedSub) tick() {
 	defer ss.mu.Unlock()
 	now := ss.b.now()
 	moved := false
-	for p := range ss.inflight {
-		if now.Before(p.deadline) {
-			continue
-		}
+	for ss.inflight.Len() > 0 && !now.Before(ss.inflight.items[0].deadline) {
+		p := ss.inflight.items[0]
 		ss.takeFromConsumer(p)
 		p.lastError = "ack deadline passed"
 		if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
@@ -586,10 +595,8 @@ func (ss *sharedSub) nextTimer() time.Duration {
 	if ss.expiring.Len() > 0 && (next.IsZero() || ss.expiring.items[0].expires.Before(next)) {
 		next = ss.expiring.items[0].expires
 	}
-	for p := range ss.inflight {
-		if next.IsZero() || p.deadline.Before(next) {
-			next = p.deadline
-		}
+	if ss.inflight.Len() > 0 && (next.IsZero() || ss.inflight.items[0].deadline.Before(next)) {
+		next = ss.inflight.items[0].deadline
 	}
 	if next.IsZero() {
 		return maxTimerSleep
@@ -620,28 +627,43 @@ func (h *offsetHeap) Pop() any {
 	return x
 }
 
-// pendingHeap is a min-heap of records by their due time, or with byExpiry
-// by their expiry time; each record knows its index in it, so that it can
-// be removed.
+// pendingHeap is a min-heap of records by one of their times (order);
+// each record knows its index in it, so that it can be moved or removed.
 type pendingHeap struct {
-	items    []*pending
-	byExpiry bool
+	items []*pending
+	order heapOrder
 }
 
+type heapOrder int
+
+const (
+	byDue      heapOrder = iota // waiting and delayed records: p.due, p.heapIndex
+	byExpiry                    // records that expire: p.expires, p.expIndex
+	byDeadline                  // records in flight: p.deadline, p.flightIndex
+)
+
 func (h *pendingHeap) index(p *pending) *int {
-	if h.byExpiry {
+	switch h.order {
+	case byExpiry:
 		return &p.expIndex
+	case byDeadline:
+		return &p.flightIndex
 	}
 	return &p.heapIndex
 }
 
-func (h *pendingHeap) Len() int { return len(h.items) }
-func (h *pendingHeap) Less(i, j int) bool {
-	if h.byExpiry {
-		return h.items[i].expires.Before(h.items[j].expires)
+func (h *pendingHeap) time(i int) time.Time {
+	switch h.order {
+	case byExpiry:
+		return h.items[i].expires
+	case byDeadline:
+		return h.items[i].deadline
 	}
-	return h.items[i].due.Before(h.items[j].due)
+	return h.items[i].due
 }
+
+func (h *pendingHeap) Len() int           { return len(h.items) }
+func (h *pendingHeap) Less(i, j int) bool { return h.time(i).Before(h.time(j)) }
 func (h *pendingHeap) Swap(i, j int) {
 	h.items[i], h.items[j] = h.items[j], h.items[i]
 	*h.index(h.items[i]), *h.index(h.items[j]) = i, j

@@ -151,8 +151,8 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(b.ctx)
 	ss := &sharedSub{
-		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, temporary: s.meta.Temporary, expiring: pendingHeap{byExpiry: true},
-		inflight: make(map[*pending]struct{}), keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
+		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, temporary: s.meta.Temporary, expiring: pendingHeap{order: byExpiry}, inflight: pendingHeap{order: byDeadline},
+		keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
 		changed: make(chan struct{}), room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
 	for p, l := range s.parts {
@@ -343,7 +343,7 @@ func (ss *sharedSub) lengthForLimit() int64 { return ss.depth() - int64(ss.settl
 func (ss *sharedSub) info() SubscriptionInfo {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: len(ss.inflight), DeadLettered: ss.deadLettered, Depth: ss.depth(), DepthBytes: ss.depthBytes()}
+	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: ss.inflight.Len(), DeadLettered: ss.deadLettered, Depth: ss.depth(), DepthBytes: ss.depthBytes()}
 	for _, part := range ss.parts {
 		for _, p := range part.live {
 			switch p.state {

@@ -139,7 +139,7 @@ func (ss *sharedSub) admit(part *sharedPart, rec *Record, now time.Time) {
 	if ss.filter != nil && !ss.matches(rec) {
 		return // settled for this subscription; the filter decides the same way after a restart
 	}
-	p := &pending{part: part, rec: *rec, bytes: int64(recordSize(rec)), heapIndex: -1, expIndex: -1}
+	p := &pending{part: part, rec: *rec, bytes: int64(recordSize(rec)), heapIndex: -1, expIndex: -1, flightIndex: -1}
 	ss.liveBytes += p.bytes
 	ss.seenRecords++
 	ss.seenBytes += p.bytes
@@ -250,6 +250,9 @@ func (ss *sharedSub) settle(p *pending) {
 	p.state = stateSettled
 	if p.expIndex >= 0 {
 		heap.Remove(&ss.expiring, p.expIndex)
+	}
+	if p.flightIndex >= 0 {
+		heap.Remove(&ss.inflight, p.flightIndex)
 	}
 	delete(p.part.live, p.rec.Offset)
 	ss.liveBytes -= p.bytes
