@@ -105,20 +105,11 @@ func TestQueueCrashKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	const cycles = 8
 	for cycle := range cycles {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), queueCrashChildEnv+"="+dir)
-		cmd.Stderr = os.Stderr
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		kill := time.AfterFunc(time.Duration(50+rng.IntN(250))*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
-		for sc.Scan() {
+		runKilledChild(t, queueCrashChildEnv, dir, time.Duration(50+rng.IntN(250))*time.Millisecond, func(line string) {
 			var kind string
 			var r ref
-			if _, err := fmt.Sscanf(sc.Text(), "%s %d %d", &kind, &r.Partition, &r.Offset); err != nil {
-				continue
+			if _, err := fmt.Sscanf(line, "%s %d %d", &kind, &r.Partition, &r.Offset); err != nil {
+				return
 			}
 			switch kind {
 			case "recv":
@@ -130,9 +121,7 @@ func TestQueueCrashKill(t *testing.T) {
 				acked[r] = true
 				delete(unconfirmed, r)
 			}
-		}
-		kill.Stop()
-		cmd.Wait()
+		})
 
 		// Restart in-process: the depth is what was not confirmed acked,
 		// give or take the acks under way at the kill.
@@ -262,28 +251,17 @@ func TestDeliveryCountCrashKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 	lost := 0
 	for cycle := range 6 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), countCrashChildEnv+"="+dir)
-		cmd.Stderr = os.Stderr
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		kill := time.AfterFunc(time.Duration(100+rng.IntN(300))*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
-		for sc.Scan() {
+		runKilledChild(t, countCrashChildEnv, dir, time.Duration(100+rng.IntN(300))*time.Millisecond, func(line string) {
 			var r DeliveryRef
 			var count int32
-			if _, err := fmt.Sscanf(sc.Text(), "recv %d %d %d", &r.Partition, &r.Offset, &count); err != nil {
-				continue
+			if _, err := fmt.Sscanf(line, "recv %d %d %d", &r.Partition, &r.Offset, &count); err != nil {
+				return
 			}
 			if count <= seen[r] {
 				t.Fatalf("cycle %d: record %+v delivered with count %d after count %d", cycle, r, count, seen[r])
 			}
 			seen[r] = count
-		}
-		kill.Stop()
-		cmd.Wait()
+		})
 
 		b := openBroker(t, dir)
 		ds := receiveAll(t, b, "q", "check", countCrashRecords, 10*time.Second)
@@ -309,4 +287,31 @@ func TestDeliveryCountCrashKill(t *testing.T) {
 		highest = max(highest, c)
 	}
 	t.Logf("%d records, counts up to %d; %d deliveries under way at a kill were not counted", countCrashRecords, highest, lost)
+}
+
+// runKilledChild runs this test binary as a child with env=dir set (the
+// child's role), passes each line it prints to line, and kills it with
+// SIGKILL after killAfter; it returns once the child is gone.
+func runKilledChild(t *testing.T, env, dir string, killAfter time.Duration, line func(string)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := time.AfterFunc(killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
+	defer func() { // also when line fails the test
+		kill.Stop()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line(sc.Text())
+	}
 }
