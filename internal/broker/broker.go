@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirmq/weir/internal/state"
@@ -55,6 +56,10 @@ type Broker struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
+
+	// stateFault, set by tests, fails shared subscriptions' state writes
+	// with its error while it is not nil.
+	stateFault atomic.Pointer[error]
 }
 
 // Open opens (creating if needed) the broker in cfg.DataDir: the state store,

@@ -72,6 +72,9 @@ type pending struct {
 	expIndex   int  // in sharedSub.expiring; -1: not there
 	// flightIndex is p's index in sharedSub.inflight (-1: not in flight).
 	flightIndex int
+	// committing: p's ack is in the committer's transaction under way,
+	// which stores the floor as if p were settled (sharedPart.floorPast).
+	committing bool
 }
 
 type sharedPart struct {
@@ -109,6 +112,31 @@ func (p *sharedPart) floor() int64 {
 		heap.Pop(&p.unsettled)
 	}
 	return p.fetch
+}
+
+// floorPast is the offset below which every record is settled or
+// committing (its ack in the transaction under way). It takes the
+// committing records' offsets off the heap, appending them to taken: the
+// caller puts them back (restore) if the transaction fails.
+func (p *sharedPart) floorPast(taken []int64) (int64, []int64) {
+	for p.unsettled.Len() > 0 {
+		off := p.unsettled[0]
+		if q, ok := p.live[off]; ok {
+			if !q.committing {
+				return off, taken
+			}
+			taken = append(taken, off)
+		}
+		heap.Pop(&p.unsettled)
+	}
+	return p.fetch, taken
+}
+
+// restore puts back offsets floorPast took off the heap.
+func (p *sharedPart) restore(taken []int64) {
+	for _, off := range taken {
+		heap.Push(&p.unsettled, off)
+	}
 }
 
 type sharedConsumer struct {
@@ -210,8 +238,9 @@ func (ss *sharedSub) take(now time.Time) *pending {
 		if p.count > p.durable {
 			// The count of its previous delivery is not durable yet:
 			// handing it out again now could leave two deliveries
-			// uncounted after a crash. It waits for the committer,
-			// which is writing that count (p is dirty).
+			// uncounted after a crash. It waits for the committer to
+			// write that count.
+			ss.markDirty(p)
 			ss.unconfirmed = append(ss.unconfirmed, p)
 			continue
 		}
@@ -273,7 +302,12 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 			ss.wakeTimer()
 			out := make([]Delivery, len(picked))
 			for i, p := range picked {
-				ss.markDirty(p)
+				if p.count > 1 {
+					// A first delivery's count is written only if the
+					// record comes back unacknowledged (see returned):
+					// most are acked first, and then it needs no key.
+					ss.markDirty(p)
+				}
 				out[i] = Delivery{Record: p.rec, DeliveryCount: p.count, Deadline: p.deadline}
 			}
 			ss.mu.Unlock()
@@ -334,8 +368,18 @@ func (ss *sharedSub) markDirty(p *pending) {
 // deliverable again at once; s.mu is held.
 func (ss *sharedSub) release(p *pending) {
 	ss.takeFromConsumer(p)
+	ss.returned(p)
 	p.state = stateReady
 	ss.again = append(ss.again, p)
+}
+
+// returned writes the delivery state of a record that came back from a
+// consumer unacknowledged, if the store lacks it (a first delivery's count
+// is not written at the hand-out); s.mu is held.
+func (ss *sharedSub) returned(p *pending) {
+	if p.count > p.durable {
+		ss.markDirty(p)
+	}
 }
 
 func (ss *sharedSub) takeFromConsumer(p *pending) {
@@ -524,6 +568,7 @@ func (ss *sharedSub) tick() {
 		p := ss.inflight.items[0]
 		ss.takeFromConsumer(p)
 		p.lastError = "ack deadline passed"
+		ss.markDirty(p) // the count, if a first delivery, and the error
 		if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
 			ss.deadLetter(p, ReasonMaxDeliveries)
 		} else {

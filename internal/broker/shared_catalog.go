@@ -234,6 +234,13 @@ func (ss *sharedSub) stop() {
 		return // deleted (its state is gone), or nothing to keep
 	}
 	ss.mu.Lock()
+	for _, part := range ss.parts {
+		for _, p := range part.live {
+			// First deliveries still with their consumers: their counts
+			// are written only when they come back, which is now.
+			ss.returned(p)
+		}
+	}
 	notes := ss.takeDirty()
 	ss.mu.Unlock()
 	if len(notes) == 0 {

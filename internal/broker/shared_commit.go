@@ -126,14 +126,26 @@ func (ss *sharedSub) wroteDirty(notes []deliveryNote, ok bool) {
 }
 
 func (ss *sharedSub) commitBatch(ops []*commitOp) {
-	// Floors are taken before this batch settles anything, so each is at
-	// most the offset of any record this batch acknowledges, and of any
-	// unsettled record whose delivery state it writes.
+	// Each partition's floor is stored as it will be once this batch's
+	// acks are settled, in the same transaction: the acks below it need no
+	// key of their own (in-order acks, the common case, write none), and
+	// the floor is at most the offset of any unsettled record whose
+	// delivery state the batch writes.
 	ss.mu.Lock()
-	floors := make(map[*sharedPart]int64)
+	for _, op := range ops {
+		for _, p := range op.acks {
+			p.committing = true
+		}
+	}
+	type partFloor struct {
+		floor int64
+		taken []int64 // committing offsets floorPast took off the heap
+	}
+	floors := make(map[*sharedPart]*partFloor)
 	for _, part := range ss.parts {
-		if f := part.floor(); f > part.durableFloor {
-			floors[part] = f
+		f, taken := part.floorPast(nil)
+		if f > part.durableFloor || len(taken) > 0 {
+			floors[part] = &partFloor{floor: f, taken: taken}
 		}
 	}
 	notes := ss.takeDirty()
@@ -149,14 +161,24 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 		}
 		for _, op := range ops {
 			for _, p := range op.acks {
+				if pf := floors[p.part]; pf != nil && p.rec.Offset < pf.floor {
+					continue // below the floor stored with it
+				}
 				if err := tx.AckCursor(ss.id, p.part.id, p.rec.Offset); err != nil {
 					return err
 				}
+				if p.durable > 0 {
+					if err := tx.DeleteDelivery(ss.id, p.part.id, p.rec.Offset); err != nil {
+						return err
+					}
+				}
 			}
 		}
-		for part, f := range floors {
-			if err := tx.SetCursorFloor(ss.id, part.id, f); err != nil {
-				return err
+		for part, pf := range floors {
+			if pf.floor > part.durableFloor {
+				if err := tx.SetCursorFloor(ss.id, part.id, pf.floor); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -165,6 +187,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 	ss.wroteDirty(notes, err == nil)
 	for _, op := range ops {
 		for _, p := range op.acks {
+			p.committing = false
 			if err == nil {
 				if p.deadLetter {
 					ss.deadLettered++ // counted as the record leaves the depth
@@ -178,15 +201,16 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 			}
 		}
 	}
-	settled := false
+	raised := false
 	if err == nil {
-		for part, f := range floors {
-			part.durableFloor = f
+		for part, pf := range floors {
+			part.durableFloor = max(part.durableFloor, pf.floor)
 		}
-		for _, op := range ops {
-			settled = settled || len(op.acks) > 0
-		}
+		raised = len(floors) > 0
 	} else {
+		for part, pf := range floors {
+			part.restore(pf.taken)
+		}
 		ss.b.cfg.Logger.Error("shared subscription state write failed", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "err", err)
 	}
 	ss.signal()
@@ -196,21 +220,8 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 			op.done <- err
 		}
 	}
-	if err == nil && len(floors) > 0 {
+	if raised {
 		ss.b.trimUntilAcked(ss.s)
-	}
-	if settled {
-		// The acks may have raised floors that were taken before them:
-		// store those too, without waiting for the next ack.
-		ss.mu.Lock()
-		raised := false
-		for _, part := range ss.parts {
-			raised = raised || part.floor() > part.durableFloor
-		}
-		ss.mu.Unlock()
-		if raised {
-			ss.commitAsync(&commitOp{})
-		}
 	}
 }
 

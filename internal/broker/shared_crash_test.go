@@ -144,10 +144,22 @@ func TestQueueCrashKill(t *testing.T) {
 	b = openBroker(t, dir)
 	defer b.Close()
 	rest := map[ref]bool{}
-	for {
+	// Until nothing is left to settle: a quiet spell alone could be a
+	// slow start of the fetcher (under -race on a loaded machine).
+	for deadline := time.Now().Add(time.Minute); ; {
 		ds := receive(t, b, "q", "final", 200, 300*time.Millisecond)
 		if len(ds) == 0 {
-			break
+			info, err := b.DescribeSubscription("q", "q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Depth == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("draining: %d records left to settle, none delivered", info.Depth)
+			}
+			continue
 		}
 		for _, d := range ds {
 			r := ref{d.Partition, d.Offset}
@@ -304,14 +316,22 @@ func runKilledChild(t *testing.T, env, dir string, killAfter time.Duration, line
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	kill := time.AfterFunc(killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
+	// The clock starts at the child's first line ("ready": its broker is
+	// open), so that a slow start (-race, a loaded machine) does not eat
+	// the time it has to work.
+	var kill *time.Timer
 	defer func() { // also when line fails the test
-		kill.Stop()
+		if kill != nil {
+			kill.Stop()
+		}
 		cmd.Process.Kill()
 		cmd.Wait()
 	}()
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
+		if kill == nil {
+			kill = time.AfterFunc(killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
+		}
 		line(sc.Text())
 	}
 }

@@ -94,6 +94,9 @@ func (ss *sharedSub) writeState(fn func(*state.Tx) error) error {
 	if ss.temporary {
 		return nil
 	}
+	if err := ss.b.stateFault.Load(); err != nil {
+		return *err
+	}
 	return ss.b.state.Update(fn)
 }
 

@@ -118,8 +118,8 @@ func (tx *Tx) SetCursorFloor(sub string, partition int32, floor int64) error {
 	return tx.set(cursorKey(sub, partition, cursorFloor, 0, false), binary.BigEndian.AppendUint64(nil, uint64(floor)))
 }
 
-// AckCursor records one settled offset above the floor (its delivery record
-// goes).
+// AckCursor records one settled offset above the floor. A delivery record
+// of that offset, if one was written, goes with DeleteDelivery.
 func (tx *Tx) AckCursor(sub string, partition int32, offset int64) error {
 	if err := tx.check(); err != nil {
 		return err
@@ -127,10 +127,18 @@ func (tx *Tx) AckCursor(sub string, partition int32, offset int64) error {
 	if err := checkName("subscription", sub); err != nil {
 		return err
 	}
-	if err := tx.delete(cursorKey(sub, partition, cursorDelivery, offset, true)); err != nil {
+	return tx.set(cursorKey(sub, partition, cursorAcked, offset, true), nil)
+}
+
+// DeleteDelivery deletes the delivery record of an offset.
+func (tx *Tx) DeleteDelivery(sub string, partition int32, offset int64) error {
+	if err := tx.check(); err != nil {
 		return err
 	}
-	return tx.set(cursorKey(sub, partition, cursorAcked, offset, true), nil)
+	if err := checkName("subscription", sub); err != nil {
+		return err
+	}
+	return tx.delete(cursorKey(sub, partition, cursorDelivery, offset, true))
 }
 
 // SetDelivery records the delivery state of an unsettled record.

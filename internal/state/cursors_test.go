@@ -43,9 +43,12 @@ func TestCursors(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", st, want)
 	}
 	// Raising the floor forgets what is below it; acking a delivered record
-	// removes its delivery record.
+	// removes its delivery record with DeleteDelivery.
 	err = s.Update(func(tx *Tx) error {
 		if err := tx.AckCursor("sub1", 0, 9); err != nil {
+			return err
+		}
+		if err := tx.DeleteDelivery("sub1", 0, 9); err != nil {
 			return err
 		}
 		return tx.SetCursorFloor("sub1", 0, 8)
