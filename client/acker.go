@@ -158,8 +158,8 @@ func (a *acker) close(flush bool) {
 		a.send(items)
 	} else {
 		for _, it := range items {
-			if it.done != nil {
-				it.done <- it.m.gone("ack")
+			if it.done != nil || a.s.cons.cfg.onAcked != nil {
+				a.report(it, it.m.gone("ack"))
 			}
 		}
 	}
@@ -199,6 +199,10 @@ func (a *acker) sendOne(ctx context.Context, it ackItem) {
 func (a *acker) report(it ackItem, err error) {
 	if it.done != nil {
 		it.done <- err
+		return
+	}
+	if fn := a.s.cons.cfg.onAcked; fn != nil {
+		fn(it.m, err)
 		return
 	}
 	if err != nil && a.s.ctx.Err() == nil {

@@ -91,6 +91,7 @@ type consumeConfig struct {
 	filter             string
 	ackBatch           int
 	ackInterval        time.Duration
+	onAcked            func(*Message, error)
 }
 
 func (c *consumeConfig) setMode(m consumeMode) {

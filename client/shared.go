@@ -71,6 +71,16 @@ func AckBatching(records int, interval time.Duration) ConsumeOption {
 	return func(c *consumeConfig) { c.ackBatch, c.ackInterval = records, interval }
 }
 
+// OnAcked makes a shared consumer call fn with the outcome of every ack it
+// sends for a handler's nil return: err is nil once the server stored the
+// ack, and the error otherwise (the server then delivers the message
+// again). Without it, failed acks are logged. fn runs on the goroutine
+// that made the Ack call, after the call: it must be quick and must not
+// block. Message.Ack reports its own outcome and does not call fn.
+func OnAcked(fn func(m *Message, err error)) ConsumeOption {
+	return func(c *consumeConfig) { c.onAcked = fn }
+}
+
 // Ack acknowledges the message now, with the acks of the consumer's other
 // messages, and returns once the server stored it. It is for handlers
 // that settle their messages themselves; a handler's nil return does it

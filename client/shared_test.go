@@ -512,3 +512,73 @@ func TestSharedRestart(t *testing.T) {
 	default:
 	}
 }
+
+// TestSharedOnAcked: OnAcked reports each ack of a handler's nil return
+// once the server stored it, and an ack the server could not take (its
+// queue was deleted meanwhile) as failed.
+func TestSharedOnAcked(t *testing.T) {
+	srv := startServer(t)
+	c := srv.dial(t)
+	ctx := t.Context()
+	createQueue(t, c, weir.QueueConfig{Name: "confirmed", Partitions: 2})
+	values := make([]string, 500)
+	for i := range values {
+		values[i] = strconv.Itoa(i)
+	}
+	publishValues(t, c, "confirmed", nil, values...)
+	publishValues(t, c, "confirmed", nil, "held")
+	var mu sync.Mutex
+	stored := make(map[string]int)
+	var failed []string
+	release := make(chan struct{})
+	cons, err := c.Consume(ctx, "confirmed", func(_ context.Context, m *weir.Message) error {
+		if string(m.Value) == "held" {
+			<-release
+		}
+		return nil
+	}, weir.Shared(""), weir.Prefetch(50), weir.OnAcked(func(m *weir.Message, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed = append(failed, string(m.Value)+": "+err.Error())
+			return
+		}
+		stored[string(m.Value)]++
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(ctx)
+	eventually(t, 20*time.Second, "every ack but the held one's confirmed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(stored) == len(values)
+	})
+	// Confirmed means stored: only the held record is left to settle.
+	info, err := c.DescribeSubscription(ctx, "confirmed", "confirmed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Depth != 1 {
+		t.Errorf("depth %d once every other ack was confirmed, want 1", info.Depth)
+	}
+	if err := c.DeleteStream(ctx, "confirmed"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	eventually(t, 20*time.Second, "the held record's ack reported failed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(failed) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for v, n := range stored {
+		if n != 1 {
+			t.Errorf("record %s confirmed %d times", v, n)
+		}
+	}
+	if len(failed) != 1 || !strings.HasPrefix(failed[0], "held: ") || stored["held"] != 0 {
+		t.Errorf("failed acks %q, want the held record's only", failed)
+	}
+}

@@ -62,6 +62,8 @@ type Config struct {
 	// unless InsecureListenAny is "true" (see auth.go).
 	Users             string `yaml:"users" arg:"file" help:"users file (weir user add ...); every listener then requires authentication. Empty: no authentication, loopback only"`
 	InsecureListenAny string `yaml:"insecure-listen-any" arg:"bool" help:"without a users file, listen on the configured addresses anyway instead of loopback only: true or false"`
+	// PprofAddr serves Go's runtime profiles (pprof.go); empty: off.
+	PprofAddr string `yaml:"pprof-addr" arg:"addr" help:"address that serves Go runtime profiles (/debug/pprof/) for diagnosis; empty turns it off; loopback only, as profiles are not authenticated"`
 
 	// Version is the build version reported by the weir_build_info metric
 	// and in the startup log. The program sets it; it is not an option.
@@ -118,6 +120,12 @@ func (c *Config) Validate() error {
 		if err := validateAddr(l.Addr); err != nil {
 			return invalidValue(l.Name+"-addr", l.Addr, err.Error())
 		}
+	}
+	if err := validateAddr(c.PprofAddr); err != nil {
+		return invalidValue("pprof-addr", c.PprofAddr, err.Error())
+	}
+	if host, _, _ := net.SplitHostPort(c.PprofAddr); c.PprofAddr != "" && !loopback(host) {
+		return invalidValue("pprof-addr", c.PprofAddr, "must be a loopback address (127.0.0.1, ::1 or localhost): profiles are not authenticated")
 	}
 	if _, err := strconv.ParseBool(c.KafkaAutoCreateTopics); err != nil {
 		return invalidValue("kafka-auto-create-topics", c.KafkaAutoCreateTopics, "must be true or false")

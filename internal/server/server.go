@@ -139,6 +139,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if s.cfg.PprofAddr != "" {
+		if err := s.startPprof(ctx); err != nil {
+			return err
+		}
+	}
 	httpListener := s.cfg.HTTPListener
 	if httpListener == nil && s.cfg.HTTPAddr != "" {
 		if httpListener, err = s.listen(ctx, "http", s.cfg.HTTPAddr); err != nil {
