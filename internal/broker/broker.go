@@ -52,6 +52,7 @@ type Broker struct {
 	// Kafka front end support (rawbatch.go, producers.go, classic.go).
 	producers producerRegistry
 	classic   classicRegistry
+	txns      txnCoordinator
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -99,6 +100,9 @@ func Open(cfg Config) (*Broker, error) {
 	if err == nil {
 		err = b.loadExchanges()
 	}
+	if err == nil {
+		err = b.txns.load(b)
+	}
 	if err != nil {
 		b.closeStreams()
 		st.Close()
@@ -109,6 +113,8 @@ func Open(cfg Config) (*Broker, error) {
 	go b.groups.expireLoop()
 	b.bg.Add(1)
 	go b.classic.loop()
+	b.bg.Add(1)
+	go b.txns.loop()
 	return b, nil
 }
 

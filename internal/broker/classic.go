@@ -32,6 +32,9 @@ var (
 	ErrMemberIDRequired      = errors.New("member id required")
 	ErrInconsistentGroup     = errors.New("inconsistent group protocol")
 	ErrInvalidSessionTimeout = errors.New("invalid session timeout")
+	// ErrFencedInstanceID: a static member's instance id now belongs to a
+	// newer member (the instance restarted and joined again).
+	ErrFencedInstanceID = errors.New("static member fenced by a newer instance")
 )
 
 // ClassicProtocol is one assignment protocol a member supports, with its
@@ -53,7 +56,14 @@ type ClassicJoinRequest struct {
 	RebalanceTimeout time.Duration
 	// RequireKnownMemberID: a new member first gets ErrMemberIDRequired
 	// with its id, and joins with it (Kafka's JoinGroup v4 and later).
+	// Static members skip that round trip.
 	RequireKnownMemberID bool
+	// InstanceID makes the member static (Kafka's group.instance.id,
+	// KIP-345): see classic_static.go.
+	InstanceID string
+	// SkipAssignmentSupported: the member understands SkipAssignment
+	// (Kafka's JoinGroup v9, KIP-814).
+	SkipAssignmentSupported bool
 }
 
 // ClassicMember is a member as the leader sees it at a join.
@@ -70,6 +80,9 @@ type ClassicJoinResult struct {
 	Leader       string
 	MemberID     string
 	Members      []ClassicMember // for the leader only
+	// SkipAssignment tells a static leader that rejoined a stable group
+	// that the assignment stands: it must not assign again.
+	SkipAssignment bool
 }
 
 // ClassicSyncResult is a member's assignment for its generation.
@@ -86,12 +99,14 @@ type ClassicGroupInfo struct {
 	ProtocolType string
 	Protocol     string
 	Generation   int32
+	Leader       string
 	Members      []ClassicMemberInfo
 }
 
 // ClassicMemberInfo describes one member of a classic group.
 type ClassicMemberInfo struct {
 	MemberID, ClientID, ClientHost string
+	InstanceID                     string // "" for a dynamic member
 	Metadata, Assignment           []byte
 }
 
@@ -129,6 +144,7 @@ type classicGroup struct {
 	generation   int32
 	leader       string
 	members      map[string]*classicMember
+	static       map[string]string    // instance id → member id of static members
 	pending      map[string]time.Time // ids handed out, not yet joined, until
 	deadline     time.Time            // of the rebalance under way
 	joinSeq      int
@@ -136,6 +152,7 @@ type classicGroup struct {
 
 type classicMember struct {
 	id, clientID, clientHost string
+	instanceID               string // "" for a dynamic member
 	protocols                []ClassicProtocol
 	session, rebalance       time.Duration
 	lastSeen                 time.Time
@@ -211,7 +228,7 @@ func (r *classicRegistry) tick() {
 			if m.joinCh == nil && now.Sub(m.lastSeen) > m.session {
 				r.b.cfg.Logger.Info("kafka group member session expired", "group", name, "member", id)
 				m.failWaits(ErrUnknownMember)
-				delete(g.members, id)
+				g.remove(id)
 				changed = true
 			}
 		}
@@ -222,7 +239,7 @@ func (r *classicRegistry) tick() {
 			for id, m := range g.members {
 				if m.joinCh == nil {
 					m.failWaits(ErrUnknownMember)
-					delete(g.members, id)
+					g.remove(id)
 				}
 			}
 			g.completeJoin(now)
@@ -321,15 +338,33 @@ func (b *Broker) ClassicJoin(ctx context.Context, req ClassicJoinRequest) (Class
 	r.mu.Lock()
 	g, ok := r.groups[req.Group]
 	if !ok {
-		g = &classicGroup{name: req.Group, members: make(map[string]*classicMember), pending: make(map[string]time.Time)}
+		g = &classicGroup{name: req.Group, members: make(map[string]*classicMember),
+			static: make(map[string]string), pending: make(map[string]time.Time)}
 		r.groups[req.Group] = g
 	}
-	if len(g.members) > 0 && (req.ProtocolType != g.protocolType || !g.compatible(req.Protocols, req.MemberID)) {
+	staticID, isStatic := g.static[req.InstanceID]
+	isStatic = isStatic && req.InstanceID != ""
+	except := req.MemberID
+	if isStatic && req.MemberID == "" {
+		except = staticID // the member it replaces
+	}
+	if len(g.members) > 0 && (req.ProtocolType != g.protocolType || !g.compatible(req.Protocols, except)) {
 		r.mu.Unlock()
 		return ClassicJoinResult{}, fmt.Errorf("%w: group %q uses protocol type %q and protocols its members share", ErrInconsistentGroup, req.Group, g.protocolType)
 	}
+	if err := g.fenced(req.MemberID, req.InstanceID); err != nil && req.MemberID != "" {
+		r.mu.Unlock()
+		return ClassicJoinResult{}, err
+	}
+	if isStatic && req.MemberID == "" {
+		return r.rejoinStatic(ctx, g, staticID, req, now) // releases r.mu
+	}
 	m, known := g.members[req.MemberID]
 	switch {
+	case req.MemberID == "" && req.InstanceID != "":
+		// A new static member: no member-id round trip (Kafka's rule);
+		// its id starts with its instance id, as Kafka's do.
+		m = &classicMember{id: newMemberID(req.InstanceID)}
 	case req.MemberID == "" && req.RequireKnownMemberID:
 		id := newMemberID(req.ClientID)
 		g.pending[id] = now.Add(req.SessionTimeout)
@@ -350,13 +385,28 @@ func (b *Broker) ClassicJoin(ctx context.Context, req ClassicJoinRequest) (Class
 		g.joinSeq++
 		m.seq = g.joinSeq
 		g.members[m.id] = m
+		if req.InstanceID != "" {
+			m.instanceID = req.InstanceID
+			g.static[req.InstanceID] = m.id
+		}
 	}
-	m.clientID, m.clientHost, m.protocols = req.ClientID, req.ClientHost, slices.Clone(req.Protocols)
-	m.session, m.rebalance, m.lastSeen = req.SessionTimeout, req.RebalanceTimeout, now
+	m.update(req, now)
 	if len(g.members) == 1 {
 		g.protocolType = req.ProtocolType
 	}
 	m.failWaits(ErrRebalanceInProgress) // an earlier join or sync of this member
+	return r.joinAndWait(ctx, g, m, now)
+}
+
+// update takes a join's settings.
+func (m *classicMember) update(req ClassicJoinRequest, now time.Time) {
+	m.clientID, m.clientHost, m.protocols = req.ClientID, req.ClientHost, slices.Clone(req.Protocols)
+	m.session, m.rebalance, m.lastSeen = req.SessionTimeout, req.RebalanceTimeout, now
+}
+
+// joinAndWait makes m wait in a rebalance (starting one if none is under
+// way) until it completes. Called with r.mu held; releases it.
+func (r *classicRegistry) joinAndWait(ctx context.Context, g *classicGroup, m *classicMember, now time.Time) (ClassicJoinResult, error) {
 	ch := make(chan classicJoinOutcome, 1)
 	m.joinCh = ch
 	if g.state != classicPreparing {
@@ -413,11 +463,49 @@ func (g *classicGroup) completeJoin(now time.Time) {
 		g.state, g.protocol, g.leader = classicEmpty, "", ""
 		return
 	}
+	members := g.sortedMembers()
+	g.protocol = g.selectProtocol(members)
+	if _, ok := g.members[g.leader]; !ok {
+		g.leader = members[0].id
+	}
+	g.state = classicCompleting
+	for _, m := range members {
+		m.assignment = nil
+		m.lastSeen = now
+		res := ClassicJoinResult{Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol, Leader: g.leader, MemberID: m.id}
+		if m.id == g.leader {
+			res.Members = g.memberMetadata(members)
+		}
+		if m.joinCh != nil {
+			m.joinCh <- classicJoinOutcome{res: res}
+			m.joinCh = nil
+		}
+	}
+}
+
+// sortedMembers lists the members in the order they joined.
+func (g *classicGroup) sortedMembers() []*classicMember {
 	members := make([]*classicMember, 0, len(g.members))
 	for _, m := range g.members {
 		members = append(members, m)
 	}
 	slices.SortFunc(members, func(a, b *classicMember) int { return a.seq - b.seq })
+	return members
+}
+
+// memberMetadata is what the leader gets: every member's metadata for the
+// group's protocol.
+func (g *classicGroup) memberMetadata(members []*classicMember) []ClassicMember {
+	out := make([]ClassicMember, 0, len(members))
+	for _, o := range members {
+		out = append(out, ClassicMember{MemberID: o.id, Metadata: o.metadata(g.protocol)})
+	}
+	return out
+}
+
+// selectProtocol is the protocol every member supports that the most
+// members list first among those (members sorted by join order).
+func (g *classicGroup) selectProtocol(members []*classicMember) string {
 	votes := make(map[string]int)
 	var candidates []string
 	for _, p := range members[0].protocols {
@@ -433,30 +521,13 @@ func (g *classicGroup) completeJoin(now time.Time) {
 			}
 		}
 	}
-	g.protocol = ""
+	protocol := ""
 	for _, c := range candidates {
-		if g.protocol == "" || votes[c] > votes[g.protocol] {
-			g.protocol = c
+		if protocol == "" || votes[c] > votes[protocol] {
+			protocol = c
 		}
 	}
-	if _, ok := g.members[g.leader]; !ok {
-		g.leader = members[0].id
-	}
-	g.state = classicCompleting
-	for _, m := range members {
-		m.assignment = nil
-		m.lastSeen = now
-		res := ClassicJoinResult{Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol, Leader: g.leader, MemberID: m.id}
-		if m.id == g.leader {
-			for _, o := range members {
-				res.Members = append(res.Members, ClassicMember{MemberID: o.id, Metadata: o.metadata(g.protocol)})
-			}
-		}
-		if m.joinCh != nil {
-			m.joinCh <- classicJoinOutcome{res: res}
-			m.joinCh = nil
-		}
-	}
+	return protocol
 }
 
 func (m *classicMember) metadata(protocol string) []byte {
@@ -470,7 +541,7 @@ func (m *classicMember) metadata(protocol string) []byte {
 
 // ClassicSync hands the leader's assignments (by member id) to the group
 // and returns the member's own, waiting for the leader's if needed.
-func (b *Broker) ClassicSync(ctx context.Context, groupName, memberID string, generation int32, assignments map[string][]byte) (ClassicSyncResult, error) {
+func (b *Broker) ClassicSync(ctx context.Context, groupName, memberID, instanceID string, generation int32, assignments map[string][]byte) (ClassicSyncResult, error) {
 	r := &b.classic
 	now := b.now()
 	r.mu.Lock()
@@ -479,7 +550,7 @@ func (b *Broker) ClassicSync(ctx context.Context, groupName, memberID string, ge
 		r.mu.Unlock()
 		return ClassicSyncResult{}, err
 	}
-	m, err := g.member(memberID)
+	m, err := g.staticMember(memberID, instanceID)
 	if err != nil {
 		r.mu.Unlock()
 		return ClassicSyncResult{}, err
@@ -527,7 +598,7 @@ func (b *Broker) ClassicSync(ctx context.Context, groupName, memberID string, ge
 
 // ClassicHeartbeat keeps a member's session alive. During a rebalance it
 // answers ErrRebalanceInProgress, telling the member to join again.
-func (b *Broker) ClassicHeartbeat(groupName, memberID string, generation int32) error {
+func (b *Broker) ClassicHeartbeat(groupName, memberID, instanceID string, generation int32) error {
 	r := &b.classic
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -535,7 +606,7 @@ func (b *Broker) ClassicHeartbeat(groupName, memberID string, generation int32) 
 	if err != nil {
 		return err
 	}
-	m, err := g.member(memberID)
+	m, err := g.staticMember(memberID, instanceID)
 	if err != nil {
 		return err
 	}
@@ -549,8 +620,10 @@ func (b *Broker) ClassicHeartbeat(groupName, memberID string, generation int32) 
 	return nil
 }
 
-// ClassicLeave removes a member; the others rebalance.
-func (b *Broker) ClassicLeave(groupName, memberID string) error {
+// ClassicLeave removes a member; the others rebalance. A static member
+// may be named by its instance id alone (memberID "": an administrator
+// removing it); with both, they must match (ErrFencedInstanceID).
+func (b *Broker) ClassicLeave(groupName, memberID, instanceID string) error {
 	r := &b.classic
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -558,12 +631,19 @@ func (b *Broker) ClassicLeave(groupName, memberID string) error {
 	if err != nil {
 		return err
 	}
-	m, err := g.member(memberID)
+	if instanceID != "" && memberID == "" {
+		id, ok := g.static[instanceID]
+		if !ok {
+			return fmt.Errorf("%w: no static member %q in group %q", ErrUnknownMember, instanceID, groupName)
+		}
+		memberID = id
+	}
+	m, err := g.staticMember(memberID, instanceID)
 	if err != nil {
 		return err
 	}
 	m.failWaits(ErrUnknownMember)
-	delete(g.members, memberID)
+	g.remove(memberID)
 	now := r.b.now()
 	g.prepareRebalance(now)
 	g.maybeCompleteJoin(now)
@@ -574,51 +654,19 @@ func (b *Broker) ClassicLeave(groupName, memberID string) error {
 // current generation, or, with memberID "" and generation -1, anyone while
 // the group has no members (tools, consumers that assign themselves).
 // The result holds one error (or nil) per offset.
-func (b *Broker) ClassicCommit(ctx context.Context, groupName, memberID string, generation int32, offsets []OffsetCommit) ([]error, error) {
+func (b *Broker) ClassicCommit(ctx context.Context, groupName, memberID, instanceID string, generation int32, offsets []OffsetCommit) ([]error, error) {
 	if err := ValidateGroupName(groupName); err != nil {
 		return nil, err
 	}
-	r := &b.classic
-	r.mu.Lock()
-	g := r.groups[groupName]
-	var err error
-	switch {
-	case memberID == "" && generation < 0:
-		if g != nil && len(g.members) > 0 {
-			err = fmt.Errorf("%w: group %q has members", ErrUnknownMember, groupName)
-		}
-	case g == nil:
-		err = fmt.Errorf("%w: %q in group %q", ErrUnknownMember, memberID, groupName)
-	default:
-		var m *classicMember
-		if m, err = g.member(memberID); err == nil {
-			m.lastSeen = b.now()
-			switch {
-			case generation != g.generation:
-				err = fmt.Errorf("%w: generation %d, the group is at %d", ErrStaleGeneration, generation, g.generation)
-			case g.state == classicCompleting:
-				err = ErrRebalanceInProgress
-			}
-		}
-	}
-	r.mu.Unlock()
-	if err != nil {
+	if err := b.checkClassicMember(groupName, memberID, instanceID, generation); err != nil {
 		return nil, err
 	}
 	if memberID == "" && b.nativeGroupActive(groupName) {
 		return nil, fmt.Errorf("%w: group %q has native members", ErrGroupBusy, groupName)
 	}
-	errs := make([]error, len(offsets))
+	errs := b.checkOffsets(offsets)
 	var ok []int
-	for i, o := range offsets {
-		s, err := b.stream(o.Stream)
-		if err == nil {
-			_, err = s.partition(o.Partition)
-		}
-		if err == nil && o.Offset < 0 {
-			err = fmt.Errorf("%w: offset %d", ErrOffsetOutOfRange, o.Offset)
-		}
-		errs[i] = err
+	for i, err := range errs {
 		if err == nil {
 			ok = append(ok, i)
 		}
@@ -627,7 +675,7 @@ func (b *Broker) ClassicCommit(ctx context.Context, groupName, memberID string, 
 		return errs, nil
 	}
 	now := b.now()
-	err = b.state.Update(func(tx *state.Tx) error {
+	err := b.state.Update(func(tx *state.Tx) error {
 		for _, i := range ok {
 			o := offsets[i]
 			err := tx.CommitOffset(state.OffsetKey{Group: groupName, Stream: o.Stream, Partition: o.Partition},
@@ -639,6 +687,54 @@ func (b *Broker) ClassicCommit(ctx context.Context, groupName, memberID string, 
 		return nil
 	})
 	return errs, err
+}
+
+// checkClassicMember checks that a commit may be made for a classic group:
+// by a member with its current generation, or, with memberID "" and
+// generation -1, by anyone while the group has no members.
+func (b *Broker) checkClassicMember(groupName, memberID, instanceID string, generation int32) error {
+	r := &b.classic
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.groups[groupName]
+	var err error
+	switch {
+	case memberID == "" && generation < 0:
+		if g != nil && len(g.members) > 0 {
+			err = fmt.Errorf("%w: group %q has members", ErrUnknownMember, groupName)
+		}
+	case g == nil:
+		err = fmt.Errorf("%w: %q in group %q", ErrUnknownMember, memberID, groupName)
+	default:
+		var m *classicMember
+		if m, err = g.staticMember(memberID, instanceID); err == nil {
+			m.lastSeen = b.now()
+			switch {
+			case generation != g.generation:
+				err = fmt.Errorf("%w: generation %d, the group is at %d", ErrStaleGeneration, generation, g.generation)
+			case g.state == classicCompleting:
+				err = ErrRebalanceInProgress
+			}
+		}
+	}
+	return err
+}
+
+// checkOffsets checks that each offset's partition exists and the offset
+// is not negative: one error (or nil) per offset.
+func (b *Broker) checkOffsets(offsets []OffsetCommit) []error {
+	errs := make([]error, len(offsets))
+	for i, o := range offsets {
+		s, err := b.stream(o.Stream)
+		if err == nil {
+			_, err = s.partition(o.Partition)
+		}
+		if err == nil && o.Offset < 0 {
+			err = fmt.Errorf("%w: offset %d", ErrOffsetOutOfRange, o.Offset)
+		}
+		errs[i] = err
+	}
+	return errs
 }
 
 // CommittedOffset returns a group's committed offset of one partition;
@@ -677,15 +773,10 @@ func (b *Broker) DescribeClassicGroup(groupName string) (ClassicGroupInfo, bool)
 	if !ok {
 		return ClassicGroupInfo{}, false
 	}
-	info := ClassicGroupInfo{Group: g.name, State: g.state.String(), ProtocolType: g.protocolType, Protocol: g.protocol, Generation: g.generation}
-	members := make([]*classicMember, 0, len(g.members))
-	for _, m := range g.members {
-		members = append(members, m)
-	}
-	slices.SortFunc(members, func(a, b *classicMember) int { return a.seq - b.seq })
-	for _, m := range members {
+	info := ClassicGroupInfo{Group: g.name, State: g.state.String(), ProtocolType: g.protocolType, Protocol: g.protocol, Generation: g.generation, Leader: g.leader}
+	for _, m := range g.sortedMembers() {
 		info.Members = append(info.Members, ClassicMemberInfo{
-			MemberID: m.id, ClientID: m.clientID, ClientHost: m.clientHost,
+			MemberID: m.id, ClientID: m.clientID, ClientHost: m.clientHost, InstanceID: m.instanceID,
 			Metadata: m.metadata(g.protocol), Assignment: m.assignment,
 		})
 	}

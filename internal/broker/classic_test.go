@@ -41,7 +41,7 @@ func TestClassicGroup(t *testing.T) {
 	if err != nil || r1.Generation != 1 || r1.Leader != id1 || len(r1.Members) != 1 {
 		t.Fatalf("join alone: %v %+v", err, r1)
 	}
-	if _, err := b.ClassicSync(ctx, "cg", id1, 1, map[string][]byte{id1: []byte("all")}); err != nil {
+	if _, err := b.ClassicSync(ctx, "cg", id1, "", 1, map[string][]byte{id1: []byte("all")}); err != nil {
 		t.Fatal(err)
 	}
 	// A second member (supporting only range) makes the first rejoin.
@@ -53,7 +53,7 @@ func TestClassicGroup(t *testing.T) {
 		defer wg.Done()
 		r2, err2 = b.ClassicJoin(ctx, classicJoin("", "range"))
 	}()
-	waitUntil(t, func() bool { return errors.Is(b.ClassicHeartbeat("cg", id1, 1), ErrRebalanceInProgress) })
+	waitUntil(t, func() bool { return errors.Is(b.ClassicHeartbeat("cg", id1, "", 1), ErrRebalanceInProgress) })
 	r1, err = b.ClassicJoin(ctx, classicJoin(id1, "roundrobin", "range"))
 	wg.Wait()
 	if err != nil || err2 != nil {
@@ -76,12 +76,12 @@ func TestClassicGroup(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s2, err2 = b.ClassicSync(ctx, "cg", id2, 2, nil)
+		s2, err2 = b.ClassicSync(ctx, "cg", id2, "", 2, nil)
 	}()
-	if _, err := b.ClassicSync(ctx, "cg", id1, 1, nil); !errors.Is(err, ErrStaleGeneration) {
+	if _, err := b.ClassicSync(ctx, "cg", id1, "", 1, nil); !errors.Is(err, ErrStaleGeneration) {
 		t.Errorf("sync with generation 1: %v", err)
 	}
-	s1, err := b.ClassicSync(ctx, "cg", id1, 2, map[string][]byte{id1: []byte("p0"), id2: []byte("p1")})
+	s1, err := b.ClassicSync(ctx, "cg", id1, "", 2, map[string][]byte{id1: []byte("p0"), id2: []byte("p1")})
 	wg.Wait()
 	if err != nil || err2 != nil || string(s1.Assignment) != "p0" || string(s2.Assignment) != "p1" {
 		t.Fatalf("sync: %v %v %q %q", err, err2, s1.Assignment, s2.Assignment)
@@ -94,16 +94,16 @@ func TestClassicGroup(t *testing.T) {
 	// Commits are fenced by generation; a group with members refuses
 	// commits from outside.
 	commit := []OffsetCommit{{Stream: "s", Partition: 0, Offset: 0}}
-	if _, err := b.ClassicCommit(ctx, "cg", id1, 1, commit); !errors.Is(err, ErrStaleGeneration) {
+	if _, err := b.ClassicCommit(ctx, "cg", id1, "", 1, commit); !errors.Is(err, ErrStaleGeneration) {
 		t.Errorf("commit with generation 1: %v", err)
 	}
-	if _, err := b.ClassicCommit(ctx, "cg", "", -1, commit); !errors.Is(err, ErrUnknownMember) {
+	if _, err := b.ClassicCommit(ctx, "cg", "", "", -1, commit); !errors.Is(err, ErrUnknownMember) {
 		t.Errorf("commit without a member while members are in: %v", err)
 	}
 	if err := b.CommitOffsets(ctx, "cg", "", 0, commit); !errors.Is(err, ErrGroupBusy) {
 		t.Errorf("native commit without a member while Kafka members are in: %v", err)
 	}
-	errs, err := b.ClassicCommit(ctx, "cg", id2, 2, append(commit, OffsetCommit{Stream: "nope", Partition: 0}))
+	errs, err := b.ClassicCommit(ctx, "cg", id2, "", 2, append(commit, OffsetCommit{Stream: "nope", Partition: 0}))
 	if err != nil || errs[0] != nil || !errors.Is(errs[1], ErrStreamNotFound) {
 		t.Errorf("commit: %v %v", err, errs)
 	}
@@ -115,7 +115,7 @@ func TestClassicGroup(t *testing.T) {
 	// leader is told to rejoin.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		err := b.ClassicHeartbeat("cg", id1, 2)
+		err := b.ClassicHeartbeat("cg", id1, "", 2)
 		if errors.Is(err, ErrRebalanceInProgress) {
 			break
 		}
@@ -128,7 +128,7 @@ func TestClassicGroup(t *testing.T) {
 	if err != nil || r1.Generation != 3 || len(r1.Members) != 1 {
 		t.Fatalf("after the expiry: %v %+v", err, r1)
 	}
-	if err := b.ClassicLeave("cg", id1); err != nil {
+	if err := b.ClassicLeave("cg", id1, ""); err != nil {
 		t.Fatal(err)
 	}
 	if info, ok := b.DescribeClassicGroup("cg"); ok && len(info.Members) != 0 {

@@ -17,7 +17,7 @@ var (
 	ErrInvalidBatch           = errors.New("invalid record batch")
 	ErrOutOfOrderSequence     = errors.New("out of order producer sequence number")
 	ErrInvalidProducerEpoch   = errors.New("producer epoch is older than the current one")
-	ErrUnsupportedTransaction = errors.New("transactional batches are not supported")
+	ErrUnsupportedTransaction = errors.New("control batches are written by the transaction coordinator only")
 )
 
 // batchOverhead is what a batch may hold beyond MaxRecordBytes of record
@@ -71,8 +71,12 @@ func (b *Broker) AppendBatches(ctx context.Context, streamName string, partition
 		if size > b.cfg.MaxRecordBytes+batchOverhead {
 			return AppendResult{}, fmt.Errorf("%w: a batch of %d bytes, the limit is %d", ErrRecordTooLarge, size, b.cfg.MaxRecordBytes+batchOverhead)
 		}
-		if h.Attributes&record.TransactionalFlag != 0 || h.IsControl() {
+		if h.IsControl() {
+			// Only the transaction coordinator writes control batches.
 			return AppendResult{}, ErrUnsupportedTransaction
+		}
+		if h.Attributes&record.TransactionalFlag != 0 && (h.ProducerID < 0 || h.BaseSequence < 0) {
+			return AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id and sequence", ErrInvalidBatch)
 		}
 		headers = append(headers, h)
 		count += int(h.RecordCount)
@@ -89,15 +93,26 @@ func (b *Broker) AppendBatches(ctx context.Context, streamName string, partition
 		if len(headers) != 1 {
 			return AppendResult{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition and request", ErrInvalidBatch)
 		}
-		return b.producers.append(b.now(), s, partition, first, func() (AppendResult, error) {
-			return b.appendBatches(ctx, s, streamName, l, partition, data)
-		})
+		store := func() (AppendResult, error) {
+			return b.producers.append(b.now(), s, partition, first, func() (AppendResult, error) {
+				return b.appendBatches(ctx, s, streamName, l, partition, data)
+			})
+		}
+		if first.Attributes&record.TransactionalFlag != 0 {
+			s.mu.RLock()
+			streamID := s.meta.ID
+			s.mu.RUnlock()
+			return b.txns.transactionalAppend(streamID, partition, first.ProducerID, first.ProducerEpoch, store)
+		}
+		return store()
 	}
 	return b.appendBatches(ctx, s, streamName, l, partition, data)
 }
 
 func (b *Broker) appendBatches(ctx context.Context, s *stream, streamName string, l *storage.Log, partition int32, data []byte) (AppendResult, error) {
-	if s.dedup != nil {
+	// A transactional batch is stored as sent: its producer fields are
+	// what commits or aborts it (its message-ids are not deduplicated).
+	if s.dedup != nil && !isTransactional(data) {
 		recs, hasID, err := decodeForDedup(data, partition)
 		if err != nil {
 			return AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
@@ -131,6 +146,12 @@ func (b *Broker) appendBatches(ctx context.Context, s *stream, streamName string
 	}
 	s.afterPublish()
 	return AppendResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, StartOffset: l.StartOffset()}, nil
+}
+
+// isTransactional reports whether data's first batch is transactional.
+func isTransactional(data []byte) bool {
+	h, err := record.ParseHeader(data)
+	return err == nil && h.Attributes&record.TransactionalFlag != 0
 }
 
 // decodeForDedup decodes the records of data and reports whether any
@@ -180,6 +201,11 @@ type PartitionRead struct {
 	Data        []byte
 	HighWater   int64
 	StartOffset int64
+	// LastStable is the last stable offset: HighWater unless a
+	// transaction is open on the partition (txn_index.go).
+	LastStable int64
+	// Aborted lists the aborted transactions of Data (ReadCommitted only).
+	Aborted []AbortedTxn
 }
 
 // ReadBatches appends to dst the stored batches of one partition from
@@ -195,6 +221,13 @@ func (b *Broker) ReadBatches(streamName string, partition int32, offset int64, m
 		return PartitionRead{}, err
 	}
 	out := PartitionRead{HighWater: l.EndOffset(), StartOffset: l.StartOffset()}
+	out.LastStable = out.HighWater
+	if b.txns.index.used.Load() {
+		s.mu.RLock()
+		key := partitionKey{s.meta.ID, partition}
+		s.mu.RUnlock()
+		out.LastStable = b.txns.index.lastStable(key, out.HighWater)
+	}
 	data, err := l.Read(dst, offset, maxBytes)
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):

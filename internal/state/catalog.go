@@ -17,6 +17,16 @@ const (
 	KindExchange     Kind = 3
 	KindBinding      Kind = 4
 	KindSubscription Kind = 5
+	// KindConnector is a connector created through the API (its
+	// configuration); KindConnectorProgress what a connector remembers
+	// of its progress (internal/connector).
+	KindConnector         Kind = 6
+	KindConnectorProgress Kind = 7
+	// KindGroupConfig is a group's stored settings; KindTransaction a
+	// transactional producer's state (the Kafka front end's groups and
+	// transactions, kept by internal/broker).
+	KindGroupConfig Kind = 8
+	KindTransaction Kind = 9
 )
 
 // String returns the kind's name, e.g. "stream".
@@ -32,12 +42,20 @@ func (k Kind) String() string {
 		return "binding"
 	case KindSubscription:
 		return "subscription"
+	case KindConnector:
+		return "connector"
+	case KindConnectorProgress:
+		return "connector progress"
+	case KindGroupConfig:
+		return "group config"
+	case KindTransaction:
+		return "transaction"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
 
 func checkKind(k Kind) error {
-	if k < KindStream || k > KindSubscription {
+	if k < KindStream || k > KindTransaction {
 		return fmt.Errorf("%w: %d", ErrInvalidKind, uint8(k))
 	}
 	return nil

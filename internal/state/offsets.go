@@ -235,6 +235,17 @@ func (tx *Tx) CommitOffset(key OffsetKey, c CommittedOffset) error {
 	return tx.set(offsetKey(key), v)
 }
 
+// DeleteOffset deletes one committed offset (none is not an error).
+func (tx *Tx) DeleteOffset(key OffsetKey) error {
+	if err := tx.check(); err != nil {
+		return err
+	}
+	if err := checkOffsetKey(key); err != nil {
+		return err
+	}
+	return tx.delete(offsetKey(key))
+}
+
 // DeleteOffsets deletes every committed offset of the group, including those
 // committed earlier in this transaction.
 func (tx *Tx) DeleteOffsets(group string) error {

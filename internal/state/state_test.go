@@ -64,7 +64,7 @@ func catalogNames(t *testing.T, s *Store, kind Kind) []string {
 }
 
 func TestCatalogRoundTrip(t *testing.T) {
-	kinds := []Kind{KindStream, KindQueue, KindExchange, KindBinding, KindSubscription}
+	kinds := []Kind{KindStream, KindQueue, KindExchange, KindBinding, KindSubscription, KindConnector, KindConnectorProgress, KindGroupConfig, KindTransaction}
 	s := openMem(t)
 	// Insert out of order, with names that are prefixes of one another and
 	// the same names under every kind.
@@ -147,7 +147,7 @@ func TestInvalidArguments(t *testing.T) {
 		want error
 	}{
 		{"kind zero", func(*Tx) error { _, err := s.GetCatalog(0, "x"); return err }, ErrInvalidKind},
-		{"kind unknown", func(*Tx) error { _, err := s.ListCatalog(KindSubscription + 1); return err }, ErrInvalidKind},
+		{"kind unknown", func(*Tx) error { _, err := s.ListCatalog(KindTransaction + 1); return err }, ErrInvalidKind},
 		{"put kind zero", func(tx *Tx) error { return tx.PutCatalog(0, "x", nil) }, ErrInvalidKind},
 		{"empty catalog name", func(tx *Tx) error { return tx.PutCatalog(KindStream, "", nil) }, ErrInvalidName},
 		{"delete empty name", func(tx *Tx) error { return tx.DeleteCatalog(KindStream, "") }, ErrInvalidName},

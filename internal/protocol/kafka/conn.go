@@ -41,6 +41,9 @@ type conn struct {
 	port       int32
 	clientID   string // of the request being handled
 	sasl       saslState
+	// fetchSessions are the connection's fetch sessions (KIP-227), used
+	// only by the serving goroutine.
+	fetchSessions map[int32]*fetchSession
 	// closeAfterResponse closes the connection once the response being
 	// written is flushed (a failed SASL authentication).
 	closeAfterResponse bool

@@ -10,7 +10,8 @@ import (
 )
 
 // handleDescribeConfigs answers DescribeConfigs (key 32) for topics (their
-// stream settings as Kafka configurations) and the broker (node 0).
+// stream settings as Kafka configurations), the broker (node 0) and groups
+// (groupconfig.go).
 func handleDescribeConfigs(c *conn, req *kmsg.DescribeConfigsRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, r := range req.Resources {
@@ -38,6 +39,8 @@ func handleDescribeConfigs(c *conn, req *kmsg.DescribeConfigsRequest) (kmsg.Resp
 				{"message.max.bytes", strconv.Itoa(c.s.cfg.MaxRecordBytes + 1024)},
 				{"socket.request.max.bytes", strconv.Itoa(c.s.cfg.MaxRequestBytes)},
 			}
+		case kmsg.ConfigResourceTypeGroupConfig:
+			describeGroupConfigs(c, &r, &rr)
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 			rr.ErrorMessage = errorMessage(fmt.Errorf("resource type %v is not supported", r.ResourceType))

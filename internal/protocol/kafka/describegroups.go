@@ -27,6 +27,9 @@ func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Respon
 			for _, m := range info.Members {
 				rm := kmsg.NewDescribeGroupsResponseGroupMember()
 				rm.MemberID, rm.ClientID, rm.ClientHost = m.MemberID, m.ClientID, m.ClientHost
+				if m.InstanceID != "" {
+					rm.InstanceID = &m.InstanceID
+				}
 				rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
 				rg.Members = append(rg.Members, rm)
 			}

@@ -24,7 +24,13 @@ var errorCodes = []struct {
 	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
 	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
-	{broker.ErrUnsupportedTransaction, kerr.InvalidTxnState},
+	{broker.ErrUnsupportedTransaction, kerr.InvalidRecord},
+	{broker.ErrProducerFenced, kerr.ProducerFenced},
+	{broker.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{broker.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{broker.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{broker.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
+	{broker.ErrOperationNotAttempted, kerr.OperationNotAttempted},
 	{broker.ErrQueueFull, kerr.PolicyViolation},
 	{broker.ErrNotInFlight, kerr.InvalidRecordState},
 	{broker.ErrUnknownMember, kerr.UnknownMemberID},
@@ -33,8 +39,11 @@ var errorCodes = []struct {
 	{broker.ErrMemberIDRequired, kerr.MemberIDRequired},
 	{broker.ErrInconsistentGroup, kerr.InconsistentGroupProtocol},
 	{broker.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
+	{broker.ErrFencedInstanceID, kerr.FencedInstanceID},
 	{broker.ErrGroupBusy, kerr.InconsistentGroupProtocol},
 	{broker.ErrGroupNotFound, kerr.GroupIDNotFound},
+	{broker.ErrGroupSubscribed, kerr.GroupSubscribedToTopic},
+	{broker.ErrGroupNotEmpty, kerr.NonEmptyGroup},
 	{broker.ErrInvalidArgument, kerr.InvalidRequest},
 	{broker.ErrClosed, kerr.BrokerNotAvailable},
 	{context.Canceled, kerr.RequestTimedOut},
@@ -55,6 +64,26 @@ func errorCode(err error) int16 {
 		}
 	}
 	return kerr.UnknownServerError.Code
+}
+
+// commitErrorCode is the code of the i-th offset of a commit that failed
+// as a whole with err, or else with errs[i].
+func commitErrorCode(err error, errs []error, i int) int16 {
+	switch {
+	case errors.Is(err, broker.ErrInvalidArgument):
+		return errorCodeInvalidGroup
+	case err != nil:
+		return errorCode(err)
+	}
+	return errorCode(errs[i])
+}
+
+// deref is *s, or "" for nil (optional strings of requests).
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // errorMessage is err's text for responses that carry one (nil for nil).

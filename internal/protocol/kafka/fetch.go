@@ -18,13 +18,22 @@ const defaultFetchMaxBytes = 50 << 20
 // across the partitions (a long poll). Budgets: PartitionMaxBytes per
 // partition and MaxBytes per response, except that the first batch of the
 // first partition with data is returned whole, so a consumer always makes
-// progress. Fetch sessions (KIP-227) are not kept: the session id is always
-// 0, so clients send full fetches.
+// progress. A read-committed fetch (isolation level 1) stops at the last
+// stable offset and lists the aborted transactions it covers. From v7 a
+// fetch may open or use a fetch session (KIP-227, fetchsession.go).
 func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
-	if req.Version >= 7 && req.SessionID != 0 {
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, nil
+	var sess *fetchSession
+	incremental := false
+	if req.Version >= 7 {
+		var code int16
+		if sess, incremental, code = c.fetchSession(req); code != 0 {
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = code
+			return resp, nil
+		}
+		if sess != nil {
+			req = sess.request(req)
+		}
 	}
 	maxWait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
 	deadline := time.Now().Add(maxWait)
@@ -37,6 +46,9 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		resp, bytes, failed := fetchOnce(c, req, names, codes)
 		remaining := time.Until(deadline)
 		if failed || bytes >= int(max(req.MinBytes, 1)) || remaining <= 0 || c.ctx.Err() != nil {
+			if sess != nil {
+				sess.answer(req.Version, resp, incremental)
+			}
 			return resp, nil
 		}
 		// Wait for records past what each partition holds now.
@@ -47,8 +59,31 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 				positions = append(positions, broker.PartitionPosition{Stream: names[i], Partition: p.Partition, Offset: at})
 			}
 		}
+		if len(positions) == 0 {
+			// Nothing to wait for (an empty session): just the wait.
+			t := time.NewTimer(remaining)
+			select {
+			case <-t.C:
+			case <-c.ctx.Done():
+			}
+			t.Stop()
+			continue
+		}
 		c.s.cfg.Broker.WaitAny(c.ctx, positions, remaining)
 	}
+}
+
+// isolationReadCommitted is the isolation level of read-committed
+// consumers: they get records below the last stable offset only, and the
+// aborted transactions among them (which they drop).
+const isolationReadCommitted = 1
+
+// readPartition reads one partition for a fetch.
+func readPartition(b *broker.Broker, topic string, partition int32, offset int64, maxBytes int, committed bool) (broker.PartitionRead, error) {
+	if committed {
+		return b.ReadCommitted(topic, partition, offset, maxBytes, nil)
+	}
+	return b.ReadBatches(topic, partition, offset, maxBytes, nil)
 }
 
 // fetchOnce reads every partition of the request once, without waiting.
@@ -63,6 +98,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, names []string, codes []int16) (
 	}
 	total := 0
 	failed := false
+	committed := req.IsolationLevel == isolationReadCommitted
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
@@ -83,17 +119,23 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, names []string, codes []int16) (
 				rt.Partitions[j] = rp
 				continue
 			}
-			read, err := b.ReadBatches(names[i], p.Partition, p.FetchOffset, max(limit, 1), nil)
+			read, err := readPartition(b, names[i], p.Partition, p.FetchOffset, max(limit, 1), committed)
 			if err != nil {
 				rp.ErrorCode = errorCode(err)
 				if rp.ErrorCode == kerr.OffsetOutOfRange.Code {
-					rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = read.HighWater, read.HighWater, read.StartOffset
+					rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = read.HighWater, read.LastStable, read.StartOffset
 				}
 				failed = true
 				rt.Partitions[j] = rp
 				continue
 			}
-			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = read.HighWater, read.HighWater, read.StartOffset
+			rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset = read.HighWater, read.LastStable, read.StartOffset
+			if committed {
+				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+				for _, a := range read.Aborted {
+					rp.AbortedTransactions = append(rp.AbortedTransactions, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.First})
+				}
+			}
 			if len(read.Data) > 0 && (limit > 0 && len(read.Data) <= limit || total == 0) {
 				rp.RecordBatches = read.Data
 				total += len(read.Data)

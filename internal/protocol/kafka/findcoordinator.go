@@ -10,24 +10,25 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 )
 
-// coordinatorGroup is FindCoordinator's key type for consumer groups (1 is
-// transactions, which Weir does not coordinate).
+// FindCoordinator's key types: consumer groups and transactional ids.
 const (
 	coordinatorGroup       = 0
 	coordinatorTransaction = 1
 )
 
 // handleFindCoordinator answers FindCoordinator (key 10): this node
-// coordinates every group, at the address the client connected to.
+// coordinates every group and transactional id, at the address the client
+// connected to.
 func handleFindCoordinator(c *conn, req *kmsg.FindCoordinatorRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	answer := func(key string) (code int16, msg *string) {
 		switch {
+		case req.CoordinatorType == coordinatorTransaction && key == "":
+			return kerr.InvalidRequest.Code, errorMessage(errors.New("empty transactional id"))
 		case req.CoordinatorType == coordinatorTransaction:
-			// Not retriable, so a transactional producer fails at once.
-			return kerr.TransactionalIDAuthorizationFailed.Code, errorMessage(errors.New("Weir does not support Kafka transactions"))
+			return 0, nil
 		case req.CoordinatorType != coordinatorGroup:
-			return kerr.InvalidRequest.Code, errorMessage(fmt.Errorf("coordinator type %d: Weir coordinates consumer groups only", req.CoordinatorType))
+			return kerr.InvalidRequest.Code, errorMessage(fmt.Errorf("coordinator type %d: Weir coordinates groups and transactions", req.CoordinatorType))
 		case broker.ValidateGroupName(key) != nil:
 			return kerr.InvalidGroupID.Code, errorMessage(broker.ValidateGroupName(key))
 		}

@@ -8,6 +8,6 @@ import (
 // the member to join again.
 func handleHeartbeat(c *conn, req *kmsg.HeartbeatRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	resp.ErrorCode = errorCode(c.s.cfg.Broker.ClassicHeartbeat(req.Group, req.MemberID, req.Generation))
+	resp.ErrorCode = errorCode(c.s.cfg.Broker.ClassicHeartbeat(req.Group, req.MemberID, deref(req.InstanceID), req.Generation))
 	return resp, nil
 }

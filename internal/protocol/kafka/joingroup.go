@@ -11,8 +11,9 @@ import (
 
 // handleJoinGroup answers JoinGroup (key 11) once the group's rebalance
 // completes (see broker.ClassicJoin). From v4 a new member first gets
-// MEMBER_ID_REQUIRED with its id. Static membership (group.instance.id) is
-// not supported: such members join as dynamic ones.
+// MEMBER_ID_REQUIRED with its id. From v5 a member may be static
+// (group.instance.id, KIP-345): see broker/classic_static.go; from v9 a
+// restarted static leader is told to skip the assignment (KIP-814).
 func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	rebalance := req.RebalanceTimeoutMillis
@@ -21,10 +22,12 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 	}
 	jr := broker.ClassicJoinRequest{
 		Group: req.Group, MemberID: req.MemberID, ClientID: c.clientID, ClientHost: c.clientHost,
-		ProtocolType:         req.ProtocolType,
-		SessionTimeout:       time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
-		RebalanceTimeout:     time.Duration(rebalance) * time.Millisecond,
-		RequireKnownMemberID: req.Version >= 4,
+		ProtocolType:            req.ProtocolType,
+		SessionTimeout:          time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
+		RebalanceTimeout:        time.Duration(rebalance) * time.Millisecond,
+		RequireKnownMemberID:    req.Version >= 4,
+		SkipAssignmentSupported: req.Version >= 9,
+		InstanceID:              deref(req.InstanceID),
 	}
 	for _, p := range req.Protocols {
 		jr.Protocols = append(jr.Protocols, broker.ClassicProtocol{Name: p.Name, Metadata: p.Metadata})
@@ -50,6 +53,7 @@ func handleJoinGroup(c *conn, req *kmsg.JoinGroupRequest) (kmsg.Response, error)
 	resp.Protocol = &res.Protocol
 	resp.LeaderID = res.Leader
 	resp.MemberID = res.MemberID
+	resp.SkipAssignment = res.SkipAssignment
 	for _, m := range res.Members {
 		rm := kmsg.NewJoinGroupResponseMember()
 		rm.MemberID, rm.ProtocolMetadata = m.MemberID, m.Metadata

@@ -16,7 +16,8 @@ const (
 )
 
 // handleListOffsets answers ListOffsets (key 2): a partition's earliest
-// offset (-2), its end (-1), or the first offset whose record timestamp is
+// offset (-2), its end (-1; for read-committed clients the last stable
+// offset), or the first offset whose record timestamp is
 // at or after a time (found with the time index), with that record's
 // timestamp; -1 when every record is older.
 func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, error) {
@@ -40,6 +41,9 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 				switch ts := p.Timestamp; {
 				case ts == listEarliest:
 					rp.Offset = part.StartOffset
+				case ts == listLatest && req.IsolationLevel == isolationReadCommitted:
+					lso, err := b.LastStableOffset(t.Topic, p.Partition)
+					rp.Offset, rp.ErrorCode = lso, errorCode(err)
 				case ts == listLatest:
 					rp.Offset = part.EndOffset
 				case ts >= 0:

@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"errors"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/internal/broker"
@@ -28,7 +26,7 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 			commits = append(commits, oc)
 		}
 	}
-	errs, err := c.s.cfg.Broker.ClassicCommit(c.ctx, req.Group, member, generation, commits)
+	errs, err := c.s.cfg.Broker.ClassicCommit(c.ctx, req.Group, member, deref(req.InstanceID), generation, commits)
 	i := 0
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
@@ -36,14 +34,7 @@ func handleOffsetCommit(c *conn, req *kmsg.OffsetCommitRequest) (kmsg.Response, 
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
-			switch {
-			case err != nil && errors.Is(err, broker.ErrInvalidArgument):
-				rp.ErrorCode = errorCodeInvalidGroup
-			case err != nil:
-				rp.ErrorCode = errorCode(err)
-			default:
-				rp.ErrorCode = errorCode(errs[i])
-			}
+			rp.ErrorCode = commitErrorCode(err, errs, i)
 			i++
 			rt.Partitions = append(rt.Partitions, rp)
 		}

@@ -20,8 +20,6 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		ackErr = kerr.InvalidRequiredAcks.Code
-	case req.TransactionID != nil:
-		ackErr = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 	b := c.s.cfg.Broker
 	var wg sync.WaitGroup

@@ -43,6 +43,14 @@ func handleShareGroupHeartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest) (k
 		return fail(kerr.InvalidRequest.Code, fmt.Errorf("a joining member names the topics it subscribes to"))
 	}
 
+	// The group's configuration (IncrementalAlterConfigs) may shorten or
+	// lengthen the session and the heartbeat interval.
+	session, interval := c.s.cfg.ShareSessionTimeout, c.s.cfg.ShareHeartbeatInterval
+	if gs, err := c.s.cfg.Broker.GroupSettings(req.GroupID); err == nil && (gs.SessionTimeout > 0 || gs.HeartbeatInterval > 0) {
+		session = cmpOr(gs.SessionTimeout, session)
+		interval = cmpOr(gs.HeartbeatInterval, min(interval, session/3))
+	}
+
 	// Check the member before the (possibly slow) subscription creation.
 	topics := req.SubscribedTopicNames
 	sc.mu.Lock()
@@ -63,7 +71,7 @@ func handleShareGroupHeartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest) (k
 		if topics == nil {
 			topics = m.topics
 		}
-		m.deadline = time.Now().Add(c.s.cfg.ShareSessionTimeout) // the assignment below may take a while
+		m.deadline = time.Now().Add(session) // the assignment below may take a while
 	}
 	sc.mu.Unlock()
 	topics = slices.Compact(slices.Sorted(slices.Values(topics)))
@@ -90,7 +98,7 @@ func handleShareGroupHeartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest) (k
 		m.rack = req.RackID
 	}
 	m.topics = topics
-	m.deadline = time.Now().Add(c.s.cfg.ShareSessionTimeout)
+	m.deadline = time.Now().Add(session)
 	changed := req.MemberEpoch == 0 || !sameAssignment(m.assigned, assigned)
 	if changed {
 		g.epoch++
@@ -101,7 +109,7 @@ func handleShareGroupHeartbeat(c *conn, req *kmsg.ShareGroupHeartbeatRequest) (k
 
 	resp.MemberID = &req.MemberID
 	resp.MemberEpoch = m.epoch
-	resp.HeartbeatIntervalMillis = int32(c.s.cfg.ShareHeartbeatInterval / time.Millisecond)
+	resp.HeartbeatIntervalMillis = int32(interval / time.Millisecond)
 	if changed || req.SubscribedTopicNames != nil {
 		a := kmsg.NewShareGroupHeartbeatResponseAssignment()
 		for _, t := range m.assigned {

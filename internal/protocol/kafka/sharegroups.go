@@ -147,17 +147,27 @@ func (sc *shareCoordinator) assignment(ctx context.Context, group string, topics
 // unless it exists: Kafka's defaults, a record is delivered at most
 // group.share.delivery.count.limit (5) times and then dead-lettered, and
 // the acquisition lock is the ack timeout (30 s, as
-// group.share.record.lock.duration.ms).
+// group.share.record.lock.duration.ms), unless the group's configuration
+// (share.auto.offset.reset, share.record.lock.duration.ms) says otherwise.
 func (sc *shareCoordinator) ensureSubscription(ctx context.Context, topic, group string) error {
 	b := sc.s.cfg.Broker
 	_, err := b.DescribeSubscription(topic, group)
 	if !errors.Is(err, broker.ErrSubscriptionNotFound) {
 		return err
 	}
+	gs, err := b.GroupSettings(group)
+	if err != nil {
+		return err
+	}
+	start := broker.StartLatest
+	if gs.SharedStart != nil {
+		start = *gs.SharedStart
+	}
 	_, err = b.CreateSubscription(ctx, broker.SubscriptionConfig{
 		Stream: topic, Name: group,
-		Start:         broker.StartPosition{Kind: broker.StartLatest},
+		Start:         broker.StartPosition{Kind: start},
 		MaxDeliveries: shareDeliveryCountLimit,
+		AckTimeout:    gs.AckTimeout,
 	})
 	if errors.Is(err, broker.ErrSubscriptionExists) {
 		return nil

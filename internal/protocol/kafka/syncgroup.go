@@ -12,7 +12,7 @@ func handleSyncGroup(c *conn, req *kmsg.SyncGroupRequest) (kmsg.Response, error)
 	for _, a := range req.GroupAssignment {
 		assignments[a.MemberID] = a.MemberAssignment
 	}
-	res, err := c.s.cfg.Broker.ClassicSync(c.ctx, req.Group, req.MemberID, req.Generation, assignments)
+	res, err := c.s.cfg.Broker.ClassicSync(c.ctx, req.Group, req.MemberID, deref(req.InstanceID), req.Generation, assignments)
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return nil, c.ctx.Err()
