@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
+	"time"
 
 	"github.com/weirmq/weir/internal/protocol/mqtt"
 )
@@ -17,21 +17,24 @@ func (s *Server) startMQTT(ctx context.Context) error {
 		Logger:        s.logger.With("listener", "mqtt"),
 		MaxPacketSize: int(s.cfg.MaxRecordBytes) + 64<<10,
 		Authenticator: s.mqttAuthenticator(),
+		SysInterval:   mqttSysInterval(s.cfg.MQTTSysInterval),
+		Version:       s.cfg.Version,
 	})
 	if err != nil {
 		return err
 	}
-	ln, err := s.listen(ctx, "mqtt", s.cfg.MQTTAddr)
-	if err != nil {
-		return err
-	}
+	s.metrics.mqtt.set(ms)
 	s.Register(ComponentFunc("mqtt", ms.Close))
-	// MQTT over WebSocket on the HTTP port, at /mqtt.
+	// MQTT over WebSocket on the HTTP and HTTPS ports (WSS), at /mqtt.
 	s.mux.Handle("GET /mqtt", ms.WebSocketHandler())
-	go func() {
-		if err := ms.Serve(ln); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
-			s.logger.Error("mqtt listener stopped", "err", err)
-		}
-	}()
-	return nil
+	return s.serveFrontEnd(ctx, "mqtt", s.cfg.MQTTAddr, s.cfg.MQTTTLSAddr, ms.Serve, mqtt.ErrServerClosed)
+}
+
+// mqttSysInterval is the option mqtt-sys-interval as mqtt.Config takes it:
+// there 0 is the default and a negative interval turns $SYS off.
+func mqttSysInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

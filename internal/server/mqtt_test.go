@@ -265,3 +265,44 @@ func TestMQTTWebSocket(t *testing.T) {
 		t.Errorf("plain GET /mqtt: %v %v", resp, err)
 	}
 }
+
+// TestMQTTQoS2: mosquitto_sub at QoS 2 receives QoS 2 publishes of
+// mosquitto_pub at QoS 2, through the whole PUBREC/PUBREL/PUBCOMP
+// handshake, each once.
+func TestMQTTQoS2(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.KafkaAddr, cfg.AMQPAddr, cfg.HTTPAddr = "", "", ""
+	s := newTestServer(t, cfg)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h, p := hostPort(t, s.Addr("mqtt"))
+	conn := []string{"-h", h, "-p", p}
+	for _, version := range []string{"mqttv311", "mqttv5"} {
+		wait := mosquittoSub(t, append(conn, "-V", version, "-i", "exact-"+version, "-c", "-q", "2", "-t", "exact/#", "-C", "3", "-d")...)
+		waitRoute(t, s.Broker(), "exact.x", "mqtt.session.c.exact-"+version)
+		for i := range 3 {
+			mosquittoPub(t, append(conn, "-V", version, "-q", "2", "-t", fmt.Sprint("exact/", i), "-m", fmt.Sprint("m", i))...)
+		}
+		out := wait()
+		for _, want := range []string{"q2, r0", "received PUBREL", "sending PUBCOMP"} {
+			if got := strings.Count(out, want); got != 3 {
+				t.Errorf("%s: %d times %q, want 3:\n%s", version, got, want, out)
+			}
+		}
+		for i := range 3 {
+			if !strings.Contains(out, fmt.Sprint("\nm", i, "\n")) {
+				t.Errorf("%s: message m%d missing:\n%s", version, i, out)
+			}
+		}
+		// Published while the persistent session is away: delivered at
+		// QoS 2 when it is back.
+		for i := range 2 {
+			mosquittoPub(t, append(conn, "-V", version, "-q", "2", "-t", "exact/later", "-m", fmt.Sprint("later", i))...)
+		}
+		out = mosquittoSub(t, append(conn, "-V", version, "-i", "exact-"+version, "-c", "-q", "2", "-t", "exact/#", "-C", "2", "-d")...)()
+		if strings.Count(out, "q2, r0") != 2 || strings.Count(out, "sending PUBCOMP") != 2 || !strings.Contains(out, "\nlater0\n") || !strings.Contains(out, "\nlater1\n") {
+			t.Errorf("%s: after the session was away:\n%s", version, out)
+		}
+	}
+}

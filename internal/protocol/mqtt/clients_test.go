@@ -337,6 +337,14 @@ func TestV5Properties(t *testing.T) {
 	}
 	s311, msgs, _ := pahoClient(t, n.addr, "sub311", true)
 	wait(t, s311.Subscribe("req/#", 1, nil))
+	// A stream bound to amq.topic keeps the record as stored (the session
+	// queues drop it once acknowledged).
+	if _, err := n.b.CreateStream(ctx, broker.StreamConfig{Name: "req-log"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.b.Bind(ctx, Exchange, broker.Binding{Destination: "req-log", Key: "req.#"}); err != nil {
+		t.Fatal(err)
+	}
 	pub := paho5Client(t, n.addr, "pub5", func(*paho5.Publish) {})
 	expiry := uint32(3600)
 	format := byte(1)
@@ -362,12 +370,8 @@ func TestV5Properties(t *testing.T) {
 	if m := recvMsg(t, msgs); m.topic != "req/1" || m.payload != "{}" {
 		t.Errorf("3.1.1 subscriber: %+v", m)
 	}
-	// Stored as Weir headers: the record of the session's queue.
-	info, err := n.b.DescribeStream(sessionQueue("sub311"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := n.b.Fetch(ctx, info.Config.Name, 0, 0, 1<<20, 0)
+	// Stored as Weir headers.
+	fr, err := n.b.Fetch(ctx, "req-log", 0, 0, 1<<20, 0)
 	if err != nil || len(fr.Records) != 1 {
 		t.Fatalf("fetch: %v %+v", err, fr)
 	}

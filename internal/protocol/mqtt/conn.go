@@ -24,12 +24,34 @@ const noExpiry = 0xFFFFFFFF
 // reading cannot hold a delivery goroutine forever.
 const writeTimeout = 30 * time.Second
 
-// inflightMsg is a QoS 1 message sent and not acknowledged yet: the queue
-// record to acknowledge (none for a retained message).
+// inflightMsg is a message sent and not acknowledged yet: at QoS 1 the
+// queue record to acknowledge (none for a retained message), at QoS 2 its
+// entry (qos2.go).
 type inflightMsg struct {
 	queue  string
 	ref    broker.DeliveryRef
-	credit bool // holds a credit of the receive maximum
+	credit bool      // holds a credit of the receive maximum
+	out    *outEntry // QoS 2
+}
+
+// ackKind is what an ackItem asks of ackLoop.
+type ackKind uint8
+
+const (
+	ackPuback   ackKind = iota // QoS 1: acknowledge the queue record
+	ackReleased                // PUBREC: store the released state, acknowledge, PUBREL
+	ackRefused                 // PUBREC with an error: acknowledge, forget
+	ackForget                  // PUBCOMP of an acknowledged entry: forget it
+	ackPubrel                  // PUBREL of a QoS 2 publish received: forget its packet id, PUBCOMP
+)
+
+// ackItem is an acknowledgement from the client for ackLoop.
+type ackItem struct {
+	kind  ackKind
+	queue string
+	ref   broker.DeliveryRef
+	out   *outEntry
+	id    uint16 // ackPubrel
 }
 
 // conn is one client connection and, while it lasts, its session.
@@ -53,6 +75,7 @@ type conn struct {
 	clientID      string
 	consumerID    string
 	queue         string // the session's queue
+	queueID       string // its stream ID, hex (qos2.go)
 	persistent    bool   // the session outlives the connection
 	expiry        uint32 // MQTT 5 session expiry interval (s); 0xFFFFFFFF (and 3.1.1): never
 	maxOutPacket  int    // the client's maximum packet size (0: none)
@@ -60,13 +83,16 @@ type conn struct {
 	ctx           context.Context // the connection's life; cancelled at its end
 	cancel        context.CancelFunc
 	credits       *creditPool           // the receive maximum: QoS 1 messages in flight
-	acks          chan inflightMsg      // PUBACKed records, to ackLoop
+	acks          chan ackItem          // PUBACKs, PUBRECs, PUBCOMPs, to ackLoop
 	pubs          chan *pendingPublish  // PUBLISHes, to publishLoop
 	pubDone       chan struct{}         // closed when publishLoop has ended
 	pubErr        atomic.Pointer[error] // a publish failure that ends the connection
 	ackDone       chan struct{}         // closed when ackLoop has ended
 	done          chan struct{}         // closed when serve has cleaned up
 	registered    bool                  // byClient holds this connection
+	counted       bool                  // counted in Stats.Connections
+	live          atomic.Bool           // CONNACK sent: $SYS messages may be sent
+	sysBusy       atomic.Bool           // $SYS messages are being sent
 	closeOnce     sync.Once
 	normalEnd     bool // DISCONNECT without will; guarded by mu
 	serverStopped bool // closed by the server's Close; guarded by mu
@@ -76,7 +102,10 @@ type conn struct {
 	consumers map[string]context.CancelFunc // delivery loops by queue
 	inflight  map[uint16]inflightMsg
 	nextID    uint16
-	inQoS2    map[uint16]bool // QoS 2 publishes received and not yet released
+	inQoS2    map[uint16]bool      // QoS 2 publishes received and not yet released
+	aliases   map[uint16]string    // MQTT 5 topic aliases of the client's publishes (the reader's only)
+	out       map[uint64]*outEntry // QoS 2 messages sent and not completed, by sequence number
+	nextSeq   uint64
 	loops     sync.WaitGroup
 }
 
@@ -88,7 +117,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		consumerID: fmt.Sprintf("mqtt-%d-%d", time.Now().UnixNano(), id),
 		subs:       map[string]subState{}, consumers: map[string]context.CancelFunc{},
-		inflight: map[uint16]inflightMsg{}, inQoS2: map[uint16]bool{},
+		inflight: map[uint16]inflightMsg{}, inQoS2: map[uint16]bool{}, out: map[uint64]*outEntry{}, nextSeq: 1,
 	}
 }
 
@@ -109,7 +138,13 @@ func (c *conn) shutdown(reason byte) {
 }
 
 // write encodes and sends one packet.
-func (c *conn) write(p Packet) error {
+func (c *conn) write(p Packet) error { return c.writePacket(p, true) }
+
+// writePacket encodes one packet into the connection's buffer and, with
+// flush, sends what the buffer holds. Writers of several packets in a row
+// (a batch of deliveries or acknowledgements) flush after the last, so
+// they cost one system call rather than one each.
+func (c *conn) writePacket(p Packet, flush bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wbuf = AppendPacket(c.wbuf[:0], p, c.version())
@@ -117,6 +152,20 @@ func (c *conn) write(p Packet) error {
 	if _, err := c.w.Write(c.wbuf); err != nil {
 		return err
 	}
+	if flush {
+		if err := c.w.Flush(); err != nil {
+			return err
+		}
+	}
+	c.s.counters.packet(p, false)
+	return nil
+}
+
+// flush sends what writePacket left in the buffer.
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return c.w.Flush()
 }
 
@@ -134,6 +183,7 @@ func (c *conn) Serve() {
 		c.log.Debug("no CONNECT", "err", err)
 		return
 	}
+	c.s.counters.packet(p, true)
 	connect := p.(*Connect)
 	if err := c.connect(connect); err != nil {
 		c.log.Debug("CONNECT refused", "err", err)
@@ -245,7 +295,14 @@ func (c *conn) connect(p *Connect) error {
 	if err != nil && !errors.Is(err, broker.ErrStreamExists) {
 		return refuse(returnServerUnavailable, reasonServerUnavailable, err)
 	}
+	if err := c.loadQueueID(); err != nil {
+		return refuse(returnServerUnavailable, reasonServerUnavailable, err)
+	}
 	if existed {
+		c.resumeQoS2()
+		for _, id := range c.s.qos2.receivedIn(c.clientID) {
+			c.inQoS2[id] = true
+		}
 		for f, st := range stored.Subs {
 			c.subs[f] = st
 			// The bindings are stored with the exchange; binding again
@@ -273,18 +330,24 @@ func (c *conn) connect(p *Connect) error {
 		ack.Props.Set(propReceiveMaximum)
 		ack.Props.MaximumPacketSize = uint32(c.s.cfg.MaxPacketSize)
 		ack.Props.Set(propMaximumPacketSize)
-		ack.Props.SubIDAvailable = 0
-		ack.Props.Set(propSubIDAvailable)
+		ack.Props.TopicAliasMaximum = uint16(c.s.cfg.TopicAliasMaximum)
+		ack.Props.Set(propTopicAliasMaximum)
 	}
 	if err := c.write(&ack); err != nil {
 		return err
 	}
-	c.acks = make(chan inflightMsg, 256)
+	c.s.counters.connected()
+	c.counted = true
+	c.live.Store(true)
+	c.acks = make(chan ackItem, 256)
 	c.ackDone = make(chan struct{})
 	go c.ackLoop()
 	c.pubs = make(chan *pendingPublish, 64)
 	c.pubDone = make(chan struct{})
 	go c.publishLoop()
+	if err := c.resendQoS2(); err != nil {
+		c.nc.Close() // the reader fails, and end cleans up
+	}
 	c.startConsumer(c.queue)
 	for _, st := range c.subs {
 		if st.Group != "" {
@@ -299,6 +362,9 @@ func (c *conn) connect(p *Connect) error {
 // (and so its bindings) and its record.
 func (c *conn) discardSession(ctx context.Context) error {
 	if err := c.s.b.DeleteStream(ctx, c.queue); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
+		return err
+	}
+	if err := c.s.qos2.remove(ctx, c.clientID, nil); err != nil {
 		return err
 	}
 	return c.s.sessions.remove(ctx, c.clientID)
@@ -321,6 +387,7 @@ func (c *conn) readLoop(keepAlive time.Duration) error {
 			}
 			return err
 		}
+		c.s.counters.packet(p, true)
 		if d, ok := p.(*Disconnect); ok {
 			if d.Props.Has(propSessionExpiry) {
 				if c.expiry == 0 && d.Props.SessionExpiry != 0 {
@@ -409,6 +476,9 @@ func (c *conn) end(err error) {
 	if c.registered {
 		c.s.release(c)
 	}
+	if c.counted {
+		c.s.counters.disconnected()
+	}
 }
 
 // publishWill publishes a will message (and retains it when flagged).
@@ -434,18 +504,15 @@ func (c *conn) handle(p Packet) error {
 		case typePuback:
 			c.handlePuback(p.PacketID)
 			return nil
+		case typePubrec:
+			return c.handlePubrec(p)
+		case typePubcomp:
+			c.handlePubcomp(p.PacketID)
+			return nil
 		case typePubrel:
-			c.mu.Lock()
-			_, ok := c.inQoS2[p.PacketID]
-			delete(c.inQoS2, p.PacketID)
-			c.mu.Unlock()
-			ack := &Ack{Type: typePubcomp, PacketID: p.PacketID}
-			if !ok {
-				ack.ReasonCode = reasonPacketIDNotFound
-			}
-			return c.write(ack)
+			c.acks <- ackItem{kind: ackPubrel, id: p.PacketID} // to ackLoop: PUBCOMP (qos2in.go)
+			return nil
 		default:
-			// The server sends QoS 1 at most: no PUBREC or PUBCOMP is due.
 			return protocolErr("unexpected packet type %d", p.Type)
 		}
 	case *Subscribe:
@@ -463,7 +530,9 @@ func (c *conn) handle(p Packet) error {
 func (c *conn) handlePublish(p *Publish) error {
 	v5 := c.version() == Version5
 	if v5 && p.Props.Has(propTopicAlias) {
-		return closeWith(reasonTopicAliasInvalid, protocolErr("topic alias (the maximum is 0)"))
+		if err := c.resolveAlias(p); err != nil {
+			return err
+		}
 	}
 	if v5 && p.Props.Has(propSubscriptionID) {
 		return protocolErr("subscription identifier in PUBLISH")
@@ -474,24 +543,59 @@ func (c *conn) handlePublish(p *Publish) error {
 	if err := c.publishFailure(); err != nil {
 		return err
 	}
-	pp := &pendingPublish{p: p}
+	pp := &pendingPublish{p: p, denied: isSysTopic(p.Topic)}
+	if pp.denied {
+		c.log.Debug("publish to $SYS refused", "client", c.clientID, "topic", p.Topic)
+	}
 	if p.QoS == 2 {
 		c.mu.Lock()
 		pp.resent = c.inQoS2[p.PacketID]
 		c.inQoS2[p.PacketID] = true
 		c.mu.Unlock()
 	}
-	if !pp.resent {
+	if !pp.resent && !pp.denied {
 		pp.rec = toRecord(p, c.clientID)
 	}
 	c.pubs <- pp // to publishLoop
 	return nil
 }
 
+// resolveAlias applies an MQTT 5 topic alias of a PUBLISH: with a topic it
+// sets the alias, without one it stands for the topic it was set to. The
+// alias is taken out of the properties (it is not stored).
+func (c *conn) resolveAlias(p *Publish) error {
+	alias := p.Props.TopicAlias
+	if alias == 0 || int(alias) > c.s.cfg.TopicAliasMaximum {
+		return closeWith(reasonTopicAliasInvalid, protocolErr("topic alias %d (the maximum is %d)", alias, c.s.cfg.TopicAliasMaximum))
+	}
+	p.Props.TopicAlias = 0
+	p.Props.Clear(propTopicAlias)
+	if p.Topic == "" {
+		topic, ok := c.aliases[alias]
+		if !ok {
+			return protocolErr("topic alias %d was not set", alias)
+		}
+		p.Topic = topic
+		return nil
+	}
+	if !ValidTopicName(p.Topic) {
+		return closeWith(reasonTopicNameInvalid, malformed("topic name %q", p.Topic))
+	}
+	if c.aliases == nil {
+		c.aliases = map[uint16]string{}
+	}
+	c.aliases[alias] = p.Topic
+	return nil
+}
+
 func (c *conn) handlePuback(id uint16) {
 	c.mu.Lock()
 	m, ok := c.inflight[id]
-	delete(c.inflight, id)
+	if ok && m.out != nil {
+		ok = false // QoS 2 in flight: PUBREC is due, not PUBACK
+	} else {
+		delete(c.inflight, id)
+	}
 	c.mu.Unlock()
 	if !ok {
 		return
@@ -500,19 +604,37 @@ func (c *conn) handlePuback(id uint16) {
 		c.credits.put()
 	}
 	if m.queue != "" {
-		c.acks <- m // to ackLoop, which batches them
+		c.acks <- ackItem{kind: ackPuback, queue: m.queue, ref: m.ref} // to ackLoop, which batches them
 	}
 }
 
 // ackLoop acknowledges the records of the PUBACKs handlePuback passes on,
 // all that are waiting in one call per queue, so a subscriber's stream of
 // PUBACKs costs one state commit per batch rather than one each, and the
-// reader does not wait for them. It ends when acks is closed (the reader
-// has ended), after the last batch.
+// reader does not wait for them; and settles the QoS 2 messages of PUBRECs
+// and PUBCOMPs (settleQoS2). It ends when acks is closed (the reader has
+// ended), after the last batch.
 func (c *conn) ackLoop() {
 	defer close(c.ackDone)
-	for m := range c.acks {
-		batch := map[string][]broker.DeliveryRef{m.queue: {m.ref}}
+	for first := range c.acks {
+		batch := map[string][]broker.DeliveryRef{}
+		var released, forget, refused []*outEntry
+		var pubrels []uint16
+		add := func(m ackItem) {
+			switch m.kind {
+			case ackPuback:
+				batch[m.queue] = append(batch[m.queue], m.ref)
+			case ackReleased:
+				released = append(released, m.out)
+			case ackRefused:
+				refused = append(refused, m.out)
+			case ackForget:
+				forget = append(forget, m.out)
+			case ackPubrel:
+				pubrels = append(pubrels, m.id)
+			}
+		}
+		add(first)
 	more:
 		for {
 			select {
@@ -520,10 +642,26 @@ func (c *conn) ackLoop() {
 				if !ok {
 					break more
 				}
-				batch[m.queue] = append(batch[m.queue], m.ref)
+				add(m)
 			default:
 				break more
 			}
+		}
+		if len(released)+len(forget)+len(refused) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := c.settleQoS2(ctx, released, forget, refused); err != nil {
+				c.log.Warn("QoS 2 acknowledgement failed; closing the connection", "err", err)
+				c.shutdown(reasonOf(err))
+			}
+			cancel()
+		}
+		if len(pubrels) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := c.release(ctx, pubrels); err != nil {
+				c.log.Debug("PUBREL not answered; closing the connection", "err", err)
+				c.shutdown(reasonOf(err))
+			}
+			cancel()
 		}
 		for q, refs := range batch {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -537,14 +675,17 @@ func (c *conn) ackLoop() {
 
 func (c *conn) handleSubscribe(p *Subscribe) error {
 	v5 := c.version() == Version5
+	var subID int // MQTT 5: the subscription identifier of every filter of the packet
 	if v5 && p.Props.Has(propSubscriptionID) {
-		return closeWith(reasonSubIDsNotSupported, protocolErr("subscription identifiers are not supported"))
+		if len(p.Props.SubscriptionIDs) != 1 {
+			return protocolErr("SUBSCRIBE with %d subscription identifiers", len(p.Props.SubscriptionIDs))
+		}
+		subID = p.Props.SubscriptionIDs[0]
 	}
 	codes := make([]byte, len(p.Subscriptions))
 	type retainedSend struct {
 		filter string
 		qos    byte
-		rap    bool
 	}
 	var sends []retainedSend
 	changed := false
@@ -564,7 +705,13 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 		if shared && sub.NoLocal {
 			return protocolErr("no local on a shared subscription")
 		}
-		granted := min(sub.QoS, 1)
+		// Shared subscriptions are granted QoS 1 at most: a QoS 2 message
+		// handed back to the group when a member leaves could reach the
+		// application twice.
+		granted := min(sub.QoS, 2)
+		if shared {
+			granted = min(granted, 1)
+		}
 		dest, err := c.bindFilter(sub.Filter, group, filter)
 		if err != nil {
 			c.log.Warn("subscribe", "filter", sub.Filter, "err", err)
@@ -574,7 +721,7 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 			}
 			continue
 		}
-		st := subState{QoS: granted, NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished}
+		st := subState{QoS: granted, NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished, SubID: subID}
 		if shared {
 			st.Group, st.Filter = group, filter
 		}
@@ -587,7 +734,7 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 		if shared {
 			c.startConsumer(dest)
 		} else if sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed {
-			sends = append(sends, retainedSend{filter, granted, sub.RetainAsPublished})
+			sends = append(sends, retainedSend{filter, granted})
 		}
 	}
 	if changed {
@@ -601,7 +748,7 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 	var recs []broker.Record
 	var granted []byte
 	for _, s := range sends {
-		for _, rec := range c.s.retained.matching(s.filter) {
+		for _, rec := range append(c.s.retained.matching(s.filter), c.s.sysRetained(s.filter)...) {
 			recs = append(recs, rec)
 			granted = append(granted, s.qos)
 		}
@@ -613,7 +760,11 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 		go func() {
 			defer c.loops.Done()
 			for i, rec := range recs {
-				if err := c.sendRetained(rec, granted[i]); err != nil {
+				var ids []int
+				if subID != 0 {
+					ids = []int{subID}
+				}
+				if err := c.sendRetained(rec, granted[i], ids); err != nil {
 					c.shutdown(reasonUnspecified)
 					return
 				}

@@ -23,18 +23,36 @@ func TestBadInput(t *testing.T) {
 		{"bad flags", Version5, []byte{0xC3, 0}, nil, reasonMalformed},
 		{"second CONNECT", Version5, nil, &Connect{ProtocolName: "MQTT", Version: Version5, ClientID: "x"}, reasonProtocolError},
 		{"wildcard topic", Version5, nil, &Publish{Topic: "a/+", QoS: 0}, reasonTopicNameInvalid},
-		{"topic alias", Version5, nil, func() Packet {
+		{"topic alias 0", Version5, nil, func() Packet {
 			p := &Publish{Topic: "a", QoS: 0}
-			p.Props.TopicAlias = 1
+			p.Props.TopicAlias = 0
 			p.Props.Set(propTopicAlias)
 			return p
 		}(), reasonTopicAliasInvalid},
-		{"subscription identifier", Version5, nil, func() Packet {
+		{"topic alias over the maximum", Version5, nil, func() Packet {
+			p := &Publish{Topic: "a", QoS: 0}
+			p.Props.TopicAlias = DefaultTopicAliasMaximum + 1
+			p.Props.Set(propTopicAlias)
+			return p
+		}(), reasonTopicAliasInvalid},
+		{"topic alias not set", Version5, nil, func() Packet {
+			p := &Publish{Topic: "", QoS: 0}
+			p.Props.TopicAlias = 3
+			p.Props.Set(propTopicAlias)
+			return p
+		}(), reasonProtocolError},
+		{"two subscription identifiers", Version5, nil, func() Packet {
 			p := &Subscribe{PacketID: 1, Subscriptions: []Subscription{{Filter: "a"}}}
+			p.Props.SubscriptionIDs = []int{1, 2}
+			p.Props.Set(propSubscriptionID)
+			return p
+		}(), reasonProtocolError},
+		{"subscription identifier in PUBLISH", Version5, nil, func() Packet {
+			p := &Publish{Topic: "a", QoS: 0}
 			p.Props.SubscriptionIDs = []int{1}
 			p.Props.Set(propSubscriptionID)
 			return p
-		}(), reasonSubIDsNotSupported},
+		}(), reasonProtocolError},
 		{"too large", Version5, []byte{0x30, 0xff, 0xff, 0xff, 0x7f}, nil, reasonPacketTooLarge},
 		{"server packet", Version5, []byte{0x90, 3, 0, 1, 0}, nil, reasonProtocolError},
 		{"bad utf-8 3.1.1", Version311, []byte{0x30, 4, 0, 2, 0xc3, 0x28}, nil, 0},
@@ -119,13 +137,12 @@ func TestSessionTakeover(t *testing.T) {
 }
 
 // TestQoS2Inbound: a QoS 2 publish is stored once even when resent before
-// PUBREL; PUBREL completes it.
+// PUBREL; PUBREL completes it; a QoS 1 subscriber gets it at QoS 1.
 func TestQoS2Inbound(t *testing.T) {
 	n := startNode(t)
 	sub := dialRaw(t, n.addr, Version5)
 	sub.connect(&Connect{ClientID: "sub", CleanStart: true, KeepAlive: 30})
-	// QoS 2 is granted as 1.
-	if codes := sub.subscribe(1, Subscription{Filter: "q2/#", QoS: 2}); codes[0] != reasonGrantedQoS1 {
+	if codes := sub.subscribe(1, Subscription{Filter: "q2/#", QoS: 1}); codes[0] != reasonGrantedQoS1 {
 		t.Fatalf("SUBACK %v", codes)
 	}
 	pub := dialRaw(t, n.addr, Version311)

@@ -5,7 +5,7 @@ import (
 	"sync"
 )
 
-// creditPool counts the QoS 1 messages the client may still be sent (its
+// creditPool counts the QoS 1 and 2 messages the client may still be sent (its
 // receive maximum less those in flight). Delivery loops wait for a credit
 // to be available without holding one while the queue is empty, so a
 // loop waiting on an idle queue does not starve another.
@@ -54,6 +54,26 @@ func (p *creditPool) take(ctx context.Context) bool {
 			return false
 		}
 	}
+}
+
+// tryTake takes a credit if there is one, without waiting.
+func (p *creditPool) tryTake() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.n > 0 {
+		p.n--
+		return true
+	}
+	return false
+}
+
+// takeNow takes a credit without waiting, even the pool's last: for
+// messages a resumed session owes the client, which are in flight again
+// whatever its receive maximum is now.
+func (p *creditPool) takeNow() {
+	p.mu.Lock()
+	p.n--
+	p.mu.Unlock()
 }
 
 // put gives a credit back.

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -54,10 +55,15 @@ func toRecord(p *Publish, clientID string) broker.Record {
 }
 
 // fromRecord makes the PUBLISH a record is delivered as (without QoS and
-// packet id). ok is false when the record has expired.
-func (c *conn) fromRecord(rec *broker.Record, topic string, retain bool) (*Publish, bool) {
+// packet id), with the subscription identifiers of the subscriptions it
+// matched. ok is false when the record has expired.
+func (c *conn) fromRecord(rec *broker.Record, topic string, retain bool, subIDs []int) (*Publish, bool) {
 	p := &Publish{Topic: topic, Payload: rec.Value, Retain: retain}
 	v5 := c.version() == Version5
+	if len(subIDs) > 0 {
+		p.Props.SubscriptionIDs = subIDs
+		p.Props.Set(propSubscriptionID)
+	}
 	for _, h := range rec.Headers {
 		switch h.Key {
 		case headerQoS, headerRetain, headerPublisher:
@@ -197,19 +203,34 @@ func (c *conn) deliverLoop(ctx context.Context, queue string) {
 		var settled []broker.DeliveryRef
 		for i := range ds {
 			// Others (retained sends, other loops) may have taken the
-			// credits seen: wait for PUBACKs to give them back.
-			if !c.credits.take(ctx) {
-				return
+			// credits seen: wait for PUBACKs to give them back, after
+			// sending what is buffered.
+			if !c.credits.tryTake() {
+				if c.flush() != nil {
+					c.shutdown(reasonUnspecified)
+					return
+				}
+				if !c.credits.take(ctx) {
+					return
+				}
 			}
-			sent, err := c.deliver(queue, &ds[i])
+			outcome, err := c.deliver(queue, &ds[i])
 			if err != nil {
-				c.shutdown(reasonUnspecified)
+				c.log.Debug("delivery failed", "queue", queue, "err", err)
+				c.shutdown(reasonOf(err))
 				return
 			}
-			if !sent {
+			switch outcome {
+			case deliverSettle:
 				settled = append(settled, broker.DeliveryRef{Partition: ds[i].Partition, Offset: ds[i].Offset})
 				c.credits.put()
+			case deliverKept:
+				c.credits.put() // its QoS 2 entry holds one
 			}
+		}
+		if err := c.flush(); err != nil {
+			c.shutdown(reasonUnspecified)
+			return
 		}
 		if len(settled) > 0 {
 			if err := c.s.b.Ack(ctx, queue, queue, c.consumerID, settled); err != nil && ctx.Err() == nil {
@@ -219,43 +240,70 @@ func (c *conn) deliverLoop(ctx context.Context, queue string) {
 	}
 }
 
-// deliver sends one record of a queue. sent is false when it needs no
-// acknowledgement from the client (QoS 0, or not for this client: the
-// binding matched but no MQTT filter does, or it expired); the caller then
-// acknowledges it.
-func (c *conn) deliver(queue string, d *broker.Delivery) (sent bool, err error) {
+// deliverOutcome says what became of a record deliver was given.
+type deliverOutcome uint8
+
+const (
+	deliverSettle deliverOutcome = iota // needs no acknowledgement from the client: the caller acknowledges it
+	deliverSent                         // sent at QoS 1 or 2: acknowledged at PUBACK or PUBREC
+	deliverKept                         // the record of a QoS 2 message sent before: kept until its PUBREC
+)
+
+// deliver sends one record of a queue. It needs no acknowledgement from
+// the client at QoS 0, or when it is not for this client (the binding
+// matched but no MQTT filter does, or it expired).
+func (c *conn) deliver(queue string, d *broker.Delivery) (deliverOutcome, error) {
 	if d.Key == nil {
-		return false, nil
+		return deliverSettle, nil
+	}
+	if queue == c.queue {
+		if _, found := c.matchQoS2(d); found {
+			return deliverKept, nil
+		}
 	}
 	topic := TopicOf(string(d.Key))
-	granted, rap, ok := c.grantedQoS(queue, topic, headerValue(&d.Record, headerPublisher))
+	m, ok := c.matching(queue, topic, headerValue(&d.Record, headerPublisher))
 	if !ok {
-		return false, nil
+		return deliverSettle, nil
 	}
-	p, ok := c.fromRecord(&d.Record, topic, rap && hasRetainHeader(&d.Record))
+	p, ok := c.fromRecord(&d.Record, topic, m.rap && hasRetainHeader(&d.Record), m.subIDs)
 	if !ok {
-		return false, nil
+		return deliverSettle, nil
 	}
-	p.QoS = min(granted, recordQoS(&d.Record))
+	p.QoS = min(m.qos, recordQoS(&d.Record))
+	if queue != c.queue {
+		p.QoS = min(p.QoS, 1) // QoS 2 only from the session's queue
+	}
 	if c.maxOutPacket > 0 && len(AppendPacket(nil, p, c.version())) > c.maxOutPacket {
-		return false, nil // MQTT 5: discarded as if delivered
+		return deliverSettle, nil // MQTT 5: discarded as if delivered
 	}
-	if p.QoS == 0 {
-		return false, c.write(p)
+	switch p.QoS {
+	case 0:
+		return deliverSettle, c.writePacket(p, false)
+	case 2:
+		return deliverSent, c.sendQoS2(p, &d.Record, m.subIDs, d.Offset)
 	}
 	p.Dup = d.DeliveryCount > 1
 	c.mu.Lock()
 	p.PacketID = c.allocID()
 	c.inflight[p.PacketID] = inflightMsg{queue: queue, ref: broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}, credit: true}
 	c.mu.Unlock()
-	return true, c.write(p)
+	return deliverSent, c.writePacket(p, false)
 }
 
-// grantedQoS is the highest QoS of the session's subscriptions that match
-// topic and deliver through queue (leaving out no-local ones when the
-// client published it), and whether retain-as-published is set on one of
-// them.
-func (c *conn) grantedQoS(queue, topic, publisher string) (qos byte, rap, ok bool) {
+// match is what the session's subscriptions matching a message ask of
+// its delivery: the highest granted QoS, retain-as-published if one of
+// them sets it, their subscription identifiers.
+type match struct {
+	qos    byte
+	rap    bool
+	subIDs []int
+}
+
+// matching returns what the session's subscriptions that match topic and
+// deliver through queue ask (leaving out no-local ones when the client
+// published it); ok is false when none matches.
+func (c *conn) matching(queue, topic, publisher string) (m match, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for f, st := range c.subs {
@@ -270,11 +318,15 @@ func (c *conn) grantedQoS(queue, topic, publisher string) (qos byte, rap, ok boo
 		}
 		if match {
 			ok = true
-			qos = max(qos, st.QoS)
-			rap = rap || st.RetainAsPublished
+			m.qos = max(m.qos, st.QoS)
+			m.rap = m.rap || st.RetainAsPublished
+			if st.SubID != 0 && !slices.Contains(m.subIDs, st.SubID) {
+				m.subIDs = append(m.subIDs, st.SubID)
+			}
 		}
 	}
-	return qos, rap, ok
+	slices.Sort(m.subIDs)
+	return m, ok
 }
 
 // allocID returns a packet identifier not in flight. The caller holds c.mu;
@@ -292,10 +344,10 @@ func (c *conn) allocID() uint16 {
 }
 
 // sendRetained sends a retained message to a new subscription; at QoS 1
-// it waits for a credit of the receive maximum.
-func (c *conn) sendRetained(rec broker.Record, granted byte) error {
+// and 2 it waits for a credit of the receive maximum.
+func (c *conn) sendRetained(rec broker.Record, granted byte, subIDs []int) error {
 	topic := string(rec.Key)
-	p, ok := c.fromRecord(&rec, topic, true)
+	p, ok := c.fromRecord(&rec, topic, true, subIDs)
 	if !ok {
 		return nil
 	}
@@ -306,6 +358,9 @@ func (c *conn) sendRetained(rec broker.Record, granted byte) error {
 	if p.QoS > 0 {
 		if !c.credits.take(c.ctx) {
 			return nil
+		}
+		if p.QoS == 2 {
+			return c.sendQoS2(p, &rec, subIDs, -1)
 		}
 		c.mu.Lock()
 		p.PacketID = c.allocID()

@@ -18,7 +18,8 @@ type node struct {
 	t    testing.TB
 	dir  string
 	addr string
-	cfg  Config // without the broker
+	cfg  Config        // without the broker
+	bcfg broker.Config // without the data directory
 	b    *broker.Broker
 	s    *Server
 }
@@ -38,7 +39,9 @@ func startNodeWith(t testing.TB, cfg Config) *node {
 
 func (n *node) start() {
 	n.t.Helper()
-	b, err := broker.Open(broker.Config{DataDir: n.dir})
+	bcfg := n.bcfg
+	bcfg.DataDir = n.dir
+	b, err := broker.Open(bcfg)
 	if err != nil {
 		n.t.Fatal(err)
 	}

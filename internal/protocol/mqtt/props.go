@@ -102,6 +102,9 @@ func (p *Properties) Has(id byte) bool { return p.set&(1<<id) != 0 }
 // Set marks property id present; its field must hold the value.
 func (p *Properties) Set(id byte) { p.set |= 1 << id }
 
+// Clear marks property id absent.
+func (p *Properties) Clear(id byte) { p.set &^= 1 << id }
+
 // properties reads a property list: its length, then the properties.
 // A property given twice (other than user properties and subscription
 // identifiers) is a protocol error, an unknown one malformed.

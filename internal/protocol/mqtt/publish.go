@@ -19,6 +19,7 @@ type pendingPublish struct {
 	p       *Publish
 	rec     broker.Record
 	resent  bool // QoS 2 resend of a packet id not released yet: not stored again
+	denied  bool // to a $SYS topic: not stored; MQTT 5 is told "not authorized"
 	reached bool
 	err     error
 }
@@ -61,7 +62,7 @@ func (c *conn) storeBatch(batch []*pendingPublish) {
 	var topics []string
 	byTopic := map[string][]*pendingPublish{}
 	for _, pp := range batch {
-		if pp.resent {
+		if pp.resent || pp.denied {
 			continue
 		}
 		t := pp.p.Topic
@@ -100,16 +101,23 @@ func (c *conn) storeTopic(topic string, pps []*pendingPublish) {
 	}
 }
 
-// answerBatch sends the PUBACKs and PUBRECs of a stored batch in order. A
-// failure that MQTT cannot answer (any in 3.1.1, QoS 0 in MQTT 5) is
-// returned: it ends the connection.
+// answerBatch sends the PUBACKs and PUBRECs of a stored batch in order,
+// in one write. A failure that MQTT cannot answer (any in 3.1.1, QoS 0 in
+// MQTT 5) is returned: it ends the connection.
 func (c *conn) answerBatch(batch []*pendingPublish) error {
 	v5 := c.version() == Version5
+	if err := c.markReceived(batch); err != nil {
+		return err
+	}
 	for _, pp := range batch {
 		p := pp.p
 		var reason byte
 		switch {
 		case pp.resent:
+		case pp.denied:
+			if v5 {
+				reason = reasonNotAuthorized
+			}
 		case pp.err != nil:
 			if !v5 || p.QoS == 0 {
 				return fmt.Errorf("publish to %q: %w", p.Topic, pp.err)
@@ -119,26 +127,26 @@ func (c *conn) answerBatch(batch []*pendingPublish) error {
 				reason = reasonImplementationSpecific
 			}
 			c.log.Warn("publish failed", "topic", p.Topic, "err", pp.err)
-			if p.QoS == 2 {
-				c.mu.Lock()
-				delete(c.inQoS2, p.PacketID) // not stored: a resend may try again
-				c.mu.Unlock()
-			}
 		case !pp.reached:
 			reason = reasonNoMatchingSubscribers
+		}
+		if p.QoS == 2 && reason >= 0x80 {
+			c.mu.Lock()
+			delete(c.inQoS2, p.PacketID) // not stored: a resend may try again
+			c.mu.Unlock()
 		}
 		var err error
 		switch p.QoS {
 		case 1:
-			err = c.write(&Ack{Type: typePuback, PacketID: p.PacketID, ReasonCode: reason})
+			err = c.writePacket(&Ack{Type: typePuback, PacketID: p.PacketID, ReasonCode: reason}, false)
 		case 2:
-			err = c.write(&Ack{Type: typePubrec, PacketID: p.PacketID, ReasonCode: reason})
+			err = c.writePacket(&Ack{Type: typePubrec, PacketID: p.PacketID, ReasonCode: reason}, false)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return c.flush()
 }
 
 // failPublishes ends the connection after a publish failure; the reader

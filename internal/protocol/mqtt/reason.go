@@ -20,6 +20,7 @@ const (
 	reasonUnsupportedVersion     = 0x84
 	reasonClientIDNotValid       = 0x85
 	reasonBadUserOrPassword      = 0x86
+	reasonNotAuthorized          = 0x87
 	reasonServerUnavailable      = 0x88
 	reasonBadAuthMethod          = 0x8C
 	reasonServerShuttingDown     = 0x8B
@@ -31,7 +32,6 @@ const (
 	reasonTopicAliasInvalid      = 0x94
 	reasonPacketTooLarge         = 0x95
 	reasonQuotaExceeded          = 0x97
-	reasonSubIDsNotSupported     = 0xA1
 )
 
 // MQTT 3.1.1 CONNACK return codes (section 3.2.2.3) and the SUBACK

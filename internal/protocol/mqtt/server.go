@@ -6,10 +6,12 @@
 // packet.go, props.go and encode.go are the codec; topic.go maps topics
 // and filters onto routing keys; conn.go is a connection (CONNECT,
 // sessions, subscriptions); publish.go stores its publishes; deliver.go and
-// credit.go deliver records to it and map properties to headers; store.go
-// keeps the retained messages and the persistent sessions (compacted
-// streams); reason.go maps errors to reason codes; websocket.go serves MQTT
-// over WebSocket. docs/ARCHITECTURE.md ("MQTT front end") has the mapping
+// credit.go deliver records to it and map properties to headers; qos2.go
+// and qos2in.go keep the QoS 2 state of sessions (server-sent and received);
+// store.go keeps the retained messages and the persistent sessions
+// (compacted streams); sys.go publishes the $SYS topics from the counters
+// of stats.go; reason.go maps errors to reason codes; websocket.go serves
+// MQTT over WebSocket. docs/ARCHITECTURE.md ("MQTT front end") has the mapping
 // and decisions.
 package mqtt
 
@@ -36,6 +38,9 @@ const (
 	DefaultMaxPacketSize  = 1<<20 + 1<<10
 	DefaultReceiveMaximum = 64
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultTopicAliasMaximum is the Topic Alias Maximum of CONNACK: the
+	// aliases an MQTT 5 client may set on one connection.
+	DefaultTopicAliasMaximum = 64
 )
 
 // Authenticator checks the credentials of a CONNECT: the client id, the
@@ -60,12 +65,20 @@ type Config struct {
 	// MaxPacketSize bounds a packet from a client (0: the broker's record
 	// limit plus 1 KiB).
 	MaxPacketSize int
-	// ReceiveMaximum bounds the QoS 1 messages in flight to one client
+	// ReceiveMaximum bounds the QoS 1 and 2 messages in flight to one client
 	// (0: DefaultReceiveMaximum; an MQTT 5 client may ask for fewer).
 	ReceiveMaximum int
 	// ConnectTimeout is how long a new connection may take to send
 	// CONNECT (0: DefaultConnectTimeout).
 	ConnectTimeout time.Duration
+	// TopicAliasMaximum bounds the topic aliases of an MQTT 5 client's
+	// publishes (0: DefaultTopicAliasMaximum; at most 65535).
+	TopicAliasMaximum int
+	// SysInterval is how often the $SYS topics are published (0:
+	// DefaultSysInterval; negative: never).
+	SysInterval time.Duration
+	// Version is the server's version, for $SYS/broker/version.
+	Version string
 }
 
 // Server serves MQTT on listeners.
@@ -76,6 +89,7 @@ type Server struct {
 
 	retained *retainedStore
 	sessions *sessionStore
+	qos2     *qos2Store
 	// sessionMu makes a connection's session setup and the expiry of a
 	// session atomic with respect to each other. It comes before mu and is
 	// held across broker calls.
@@ -84,6 +98,8 @@ type Server struct {
 
 	tcp      tcpserve.Server[*conn]
 	nextConn atomic.Uint64
+	counters counters       // Stats
+	sys      sysTree        // $SYS topics (sys.go)
 	bg       sync.WaitGroup // the session expiry loop and delayed wills being published
 
 	mu       sync.Mutex
@@ -117,6 +133,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
+	if cfg.TopicAliasMaximum <= 0 {
+		cfg.TopicAliasMaximum = DefaultTopicAliasMaximum
+	}
+	cfg.TopicAliasMaximum = min(cfg.TopicAliasMaximum, 65535)
+	if cfg.SysInterval == 0 {
+		cfg.SysInterval = DefaultSysInterval
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
 	ctx := context.Background()
 	if _, err := cfg.Broker.DeclareExchange(ctx, broker.ExchangeConfig{Name: Exchange, Type: route.Topic}); err != nil {
 		return nil, fmt.Errorf("mqtt: declare %s: %w", Exchange, err)
@@ -129,16 +155,34 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	qos2, err := openQoS2(ctx, cfg.Broker)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
-		cfg: cfg, b: cfg.Broker, log: cfg.Logger, retained: retained, sessions: sessions, stop: make(chan struct{}),
+		cfg: cfg, b: cfg.Broker, log: cfg.Logger, retained: retained, sessions: sessions, qos2: qos2, stop: make(chan struct{}),
 		byClient: map[string]*conn{},
 		wills:    map[string]*time.Timer{},
+	}
+	// QoS 2 state without a session: left by a crash while the session
+	// was removed.
+	for _, id := range qos2.clients() {
+		if _, ok := sessions.get(id); !ok {
+			if err := qos2.remove(ctx, id, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := s.expireSessions(ctx); err != nil {
 		return nil, err
 	}
 	s.bg.Add(1)
 	go s.expiryLoop()
+	s.sys = sysTree{start: time.Now(), values: map[string]string{}}
+	if cfg.SysInterval > 0 {
+		s.bg.Add(1)
+		go s.sysLoop(cfg.SysInterval)
+	}
 	return s, nil
 }
 
@@ -178,6 +222,10 @@ func (s *Server) expireSessions(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		if err := s.qos2.remove(ctx, id, nil); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if err := s.sessions.remove(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
@@ -198,7 +246,10 @@ func (s *Server) ServeConn(nc net.Conn) {
 	s.tcp.Go(s.newConn(nc), nc)
 }
 
-func (s *Server) newConn(nc net.Conn) *conn { return newConn(s, nc, s.nextConn.Add(1)) }
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.counters.connectionsTotal.Add(1)
+	return newConn(s, countingConn{nc, &s.counters}, s.nextConn.Add(1))
+}
 
 // Close stops the listeners and closes every connection (MQTT 5 clients
 // get DISCONNECT "server shutting down"; wills are not published, as the
@@ -256,6 +307,17 @@ func (s *Server) takeOver(c *conn) error {
 			return errors.New("previous connection of the client id did not end")
 		}
 	}
+}
+
+// liveConns returns the live connection of each client id.
+func (s *Server) liveConns() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*conn, 0, len(s.byClient))
+	for _, c := range s.byClient {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // release forgets c as its client id's live connection.

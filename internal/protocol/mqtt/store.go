@@ -104,6 +104,12 @@ func (rs *retainedStore) set(ctx context.Context, topic string, rec broker.Recor
 	return nil
 }
 
+func (rs *retainedStore) count() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.m)
+}
+
 // matching returns the retained messages whose topics match filter.
 func (rs *retainedStore) matching(filter string) []broker.Record {
 	rs.mu.Lock()
@@ -124,6 +130,7 @@ type subState struct {
 	RetainAsPublished bool   `json:"rap,omitempty"`
 	Group             string `json:"group,omitempty"`  // shared: the group
 	Filter            string `json:"filter,omitempty"` // shared: the filter without $share/group/
+	SubID             int    `json:"subId,omitempty"`  // MQTT 5 subscription identifier (0: none)
 }
 
 // sessionState is a persistent session as stored in mqtt.sessions (its
@@ -198,6 +205,12 @@ func (ss *sessionStore) put(ctx context.Context, clientID string, st sessionStat
 	}
 	ss.m[clientID] = st
 	return nil
+}
+
+func (ss *sessionStore) count() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.m)
 }
 
 // expired returns the client ids whose sessions expired by now.
