@@ -40,6 +40,8 @@ func runUser(args []string, stdout, stderr io.Writer) int {
 		return report("user ls", userList(rest, stdout), printUserUsage, stdout, stderr)
 	case "token":
 		return report("user token", userToken(rest, stdout), printUserUsage, stdout, stderr)
+	case "vhosts":
+		return report("user vhosts", userVhosts(rest, stdout), printUserUsage, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "weir user: unknown subcommand %q\nRun 'weir user -h' for usage.\n", sub)
 	return exitUsage
@@ -261,6 +263,7 @@ func printUserUsage(w io.Writer) {
   weir user rm NAME
   weir user ls
   weir user token NAME [--revoke-all]
+  weir user vhosts NAME [VHOST ...] [--all]
 
 Edits the users file, which turns authentication on when the server's users
 option names it (--users FILE, WEIR_USERS, or users: in the YAML file).
@@ -274,11 +277,15 @@ creates a bearer token for the HTTP API and the SDK and prints it once
 ('weir stream ls --token TOKEN', WEIR_TOKEN, weir.WithToken). A running
 server reads the file when it starts: restart it after editing.
 
+vhosts limits the AMQP virtual hosts the user may open to those named (a
+new user may open all); --all lifts the limit; with neither it prints them.
+
 Flags:
 `)
 	fs := flag.NewFlagSet("user", flag.ContinueOnError)
 	bindUserFileFlags(fs)
 	fs.Bool("password-stdin", false, "user add, user passwd: read the password from the first line of stdin")
 	fs.Bool("revoke-all", false, "user token: remove every token of the user instead of creating one")
+	fs.Bool("all", false, "user vhosts: let the user open every vhost")
 	printFlags(w, fs)
 }

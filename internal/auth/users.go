@@ -63,6 +63,8 @@ type user struct {
 	password passwordHash
 	scram    map[string]SCRAMKeys // mechanism → keys
 	tokens   []token
+	// vhosts are the AMQP virtual hosts the user may open; nil: all.
+	vhosts []string
 }
 
 type token struct {
@@ -117,6 +119,44 @@ func (u *Users) Info() []UserInfo {
 		out[i] = UserInfo{Name: x.name, Created: x.created, Tokens: len(x.tokens)}
 	}
 	return out
+}
+
+// SetVhosts limits the AMQP virtual hosts a user may open; nil lifts the
+// limit (every vhost), an empty list allows none.
+func (u *Users) SetVhosts(name string, vhosts []string) error {
+	x, ok := u.byName[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoUser, name)
+	}
+	for _, v := range vhosts {
+		if v == "" || len(v) > 255 {
+			return fmt.Errorf("vhost %q: want 1 to 255 bytes", v)
+		}
+	}
+	if vhosts != nil {
+		vhosts = slices.Clone(vhosts)
+	}
+	x.vhosts = vhosts
+	return nil
+}
+
+// Vhosts are the AMQP virtual hosts a user may open, and whether they are
+// limited at all.
+func (u *Users) Vhosts(name string) ([]string, bool, error) {
+	x, ok := u.byName[name]
+	if !ok {
+		return nil, false, fmt.Errorf("%w: %s", ErrNoUser, name)
+	}
+	if x.vhosts == nil {
+		return nil, false, nil
+	}
+	return slices.Clone(x.vhosts), true, nil
+}
+
+// AllowVhost reports whether user may open the AMQP virtual host vhost.
+func (u *Users) AllowVhost(name, vhost string) bool {
+	x, ok := u.byName[name]
+	return ok && (x.vhosts == nil || slices.Contains(x.vhosts, vhost))
 }
 
 // Add adds a user with password, deriving its argon2id hash and SCRAM keys.
@@ -325,6 +365,9 @@ type fileUser struct {
 	SCRAMSHA256 *fileSCRAM `yaml:"scram-sha-256"`
 	SCRAMSHA512 *fileSCRAM `yaml:"scram-sha-512"`
 	Tokens      []fileTok  `yaml:"tokens,omitempty"`
+	// Vhosts limits the AMQP virtual hosts the user may open (absent:
+	// all; empty: none).
+	Vhosts *[]string `yaml:"vhosts,omitempty"`
 }
 
 type fileSCRAM struct {
@@ -464,6 +507,15 @@ func Parse(name string, data []byte) (*Users, error) {
 			x.tokens = append(x.tokens, t)
 			u.tokens[digest] = x
 		}
+		if fu.Vhosts != nil {
+			x.vhosts = []string{}
+			for j, v := range *fu.Vhosts {
+				if v == "" || len(v) > 255 {
+					return nil, fail(fieldLine("vhosts"), "user %q: vhost %d: want 1 to 255 bytes", fu.Name, j+1)
+				}
+				x.vhosts = append(x.vhosts, v)
+			}
+		}
 		u.users = append(u.users, x)
 		u.byName[x.name] = x
 	}
@@ -526,6 +578,9 @@ func (u *Users) Marshal() ([]byte, error) {
 				ft.Created = t.created.Format(time.RFC3339)
 			}
 			fu.Tokens = append(fu.Tokens, ft)
+		}
+		if x.vhosts != nil {
+			fu.Vhosts = &x.vhosts
 		}
 		doc.Users = append(doc.Users, fu)
 	}

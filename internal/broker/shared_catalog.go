@@ -19,24 +19,25 @@ import (
 // field names are part of the on-disk format). Its catalog name is
 // "<stream>/<name>": '/' cannot occur in either.
 type subscriptionMeta struct {
-	Version           int       `json:"v"`
-	ID                string    `json:"id"`
-	Stream            string    `json:"stream"`
-	Name              string    `json:"name"`
-	Filter            string    `json:"filter,omitempty"`
-	AckTimeoutMs      int64     `json:"ack_timeout_ms"`
-	MaxDeliveries     int32     `json:"max_deliveries,omitempty"`
-	DeadLetterStream  string    `json:"dead_letter_stream"`
-	BackoffInitialMs  int64     `json:"backoff_initial_ms"`
-	BackoffMaxMs      int64     `json:"backoff_max_ms"`
-	BackoffMultiplier float64   `json:"backoff_multiplier"`
-	KeyOrdered        bool      `json:"key_ordered,omitempty"`
-	MessageTTLMs      int64     `json:"message_ttl_ms,omitempty"`
-	ExpiredDeadLetter bool      `json:"expired_dead_letter,omitempty"`
-	MaxLength         int64     `json:"max_length,omitempty"`
-	Overflow          string    `json:"overflow,omitempty"`
-	MaxLengthBytes    int64     `json:"max_length_bytes,omitempty"`
-	CreatedAt         time.Time `json:"created_at"`
+	Version            int                 `json:"v"`
+	ID                 string              `json:"id"`
+	Stream             string              `json:"stream"`
+	Name               string              `json:"name"`
+	Filter             string              `json:"filter,omitempty"`
+	AckTimeoutMs       int64               `json:"ack_timeout_ms"`
+	MaxDeliveries      int32               `json:"max_deliveries,omitempty"`
+	DeadLetterStream   string              `json:"dead_letter_stream"`
+	DeadLetterExchange *DeadLetterExchange `json:"dead_letter_exchange,omitempty"`
+	BackoffInitialMs   int64               `json:"backoff_initial_ms"`
+	BackoffMaxMs       int64               `json:"backoff_max_ms"`
+	BackoffMultiplier  float64             `json:"backoff_multiplier"`
+	KeyOrdered         bool                `json:"key_ordered,omitempty"`
+	MessageTTLMs       int64               `json:"message_ttl_ms,omitempty"`
+	ExpiredDeadLetter  bool                `json:"expired_dead_letter,omitempty"`
+	MaxLength          int64               `json:"max_length,omitempty"`
+	Overflow           string              `json:"overflow,omitempty"`
+	MaxLengthBytes     int64               `json:"max_length_bytes,omitempty"`
+	CreatedAt          time.Time           `json:"created_at"`
 }
 
 func subCatalogName(stream, name string) string { return stream + "/" + name }
@@ -46,7 +47,7 @@ func newSubscriptionMeta(cfg SubscriptionConfig, now time.Time) subscriptionMeta
 	rand.Read(id[:])
 	return subscriptionMeta{
 		Version: metaVersion, ID: hex.EncodeToString(id[:]), Stream: cfg.Stream, Name: cfg.Name, Filter: cfg.Filter,
-		AckTimeoutMs: cfg.AckTimeout.Milliseconds(), MaxDeliveries: cfg.MaxDeliveries, DeadLetterStream: cfg.DeadLetterStream,
+		AckTimeoutMs: cfg.AckTimeout.Milliseconds(), MaxDeliveries: cfg.MaxDeliveries, DeadLetterStream: cfg.DeadLetterStream, DeadLetterExchange: cfg.DeadLetterExchange.meta(),
 		BackoffInitialMs: cfg.BackoffInitial.Milliseconds(), BackoffMaxMs: cfg.BackoffMax.Milliseconds(), BackoffMultiplier: cfg.BackoffMultiplier,
 		KeyOrdered: cfg.KeyOrdered, MessageTTLMs: cfg.MessageTTL.Milliseconds(), ExpiredDeadLetter: cfg.ExpiredDeadLetter,
 		MaxLength: cfg.MaxLength, Overflow: cfg.Overflow, MaxLengthBytes: cfg.MaxLengthBytes, CreatedAt: now.UTC(),
@@ -57,7 +58,7 @@ func (m *subscriptionMeta) config() SubscriptionConfig {
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 	return SubscriptionConfig{
 		Stream: m.Stream, Name: m.Name, Filter: m.Filter, AckTimeout: ms(m.AckTimeoutMs), MaxDeliveries: m.MaxDeliveries,
-		DeadLetterStream: m.DeadLetterStream, BackoffInitial: ms(m.BackoffInitialMs), BackoffMax: ms(m.BackoffMaxMs),
+		DeadLetterStream: m.DeadLetterStream, DeadLetterExchange: m.DeadLetterExchange.config(), BackoffInitial: ms(m.BackoffInitialMs), BackoffMax: ms(m.BackoffMaxMs),
 		BackoffMultiplier: m.BackoffMultiplier, KeyOrdered: m.KeyOrdered, MessageTTL: ms(m.MessageTTLMs), ExpiredDeadLetter: m.ExpiredDeadLetter,
 		MaxLength: m.MaxLength, Overflow: m.Overflow, MaxLengthBytes: m.MaxLengthBytes,
 	}
@@ -93,7 +94,7 @@ func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig)
 	if err != nil {
 		return SubscriptionInfo{}, err
 	}
-	if cfg.MaxDeliveries > 0 || cfg.ExpiredDeadLetter || cfg.Overflow == OverflowDeadLetter {
+	if (cfg.MaxDeliveries > 0 || cfg.ExpiredDeadLetter || cfg.Overflow == OverflowDeadLetter) && cfg.DeadLetterExchange.Name == "" {
 		// Dead-lettering is configured: the dead-letter queue exists from
 		// the start, so its consumers can be set up before anything fails.
 		if err := b.ensureDeadLetterQueue(ctx, cfg.DeadLetterStream); err != nil {

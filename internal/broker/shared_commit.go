@@ -252,7 +252,7 @@ func (ss *sharedSub) deadLetter(p *pending, reason string) {
 	)
 	rec.Partition, rec.Offset = 0, 0
 	go func() {
-		err := ss.b.publishDeadLetter(ss.ctx, ss.cfg.DeadLetterStream, rec)
+		err := ss.b.deadLetterTo(ss.ctx, &ss.cfg, rec)
 		if err == nil {
 			err = ss.commit(ss.ctx, &commitOp{acks: []*pending{p}, done: make(chan error, 1)})
 		}

@@ -64,6 +64,9 @@ type SubscriptionConfig struct {
 	// ExpiredDeadLetter) expired records; empty: "<stream>.<name>.dlq", or
 	// "<name>.dlq" for a queue. It is created as a queue when needed.
 	DeadLetterStream string
+	// DeadLetterExchange, when set, routes dead letters through an
+	// exchange instead (deadletter.go).
+	DeadLetterExchange DeadLetterExchange
 	// Nack backoff: Initial × Multiplier^(deliveries-1), at most Max
 	// (Multiplier 1: fixed). Zero values take the defaults.
 	BackoffInitial    time.Duration
@@ -197,6 +200,9 @@ func (c *SubscriptionConfig) validate() error {
 	case "", OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter:
 	default:
 		return fmt.Errorf("%w: overflow %q: want %s, %s or %s", ErrInvalidArgument, c.Overflow, OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter)
+	}
+	if err := c.DeadLetterExchange.validate(); err != nil {
+		return err
 	}
 	if c.DeadLetterStream != "" {
 		if err := ValidateStreamName(c.DeadLetterStream); err != nil {

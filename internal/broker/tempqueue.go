@@ -39,7 +39,7 @@ func (b *Broker) CreateTemporaryQueue(ctx context.Context, cfg QueueConfig) (Sub
 	if err := validateConfig(&scfg); err != nil {
 		return SubscriptionInfo{}, err
 	}
-	if sub.MaxDeliveries > 0 || sub.ExpiredDeadLetter || sub.Overflow == OverflowDeadLetter {
+	if (sub.MaxDeliveries > 0 || sub.ExpiredDeadLetter || sub.Overflow == OverflowDeadLetter) && sub.DeadLetterExchange.Name == "" {
 		if err := b.ensureDeadLetterQueue(ctx, sub.DeadLetterStream); err != nil {
 			return SubscriptionInfo{}, err
 		}

@@ -2,14 +2,14 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"github.com/weirmq/weir/internal/protocol/amqp"
 )
 
-// startAMQP binds the AMQP 0-9-1 listener and serves the AMQP front end on
-// it, registered as a component so that Shutdown closes the listener and
-// every AMQP connection before the broker.
+// startAMQP binds the AMQP 0-9-1 listeners (plain and amqps, those that
+// are on) and serves the AMQP front end on them, registered as a component
+// so that Shutdown closes the listeners and every AMQP connection before
+// the broker.
 func (s *Server) startAMQP(ctx context.Context) error {
 	as, err := amqp.New(amqp.Config{
 		Broker:         s.Broker(),
@@ -21,15 +21,6 @@ func (s *Server) startAMQP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := s.listen(ctx, "amqp", s.cfg.AMQPAddr)
-	if err != nil {
-		return err
-	}
 	s.Register(ComponentFunc("amqp", as.Close))
-	go func() {
-		if err := as.Serve(ln); err != nil && !errors.Is(err, amqp.ErrServerClosed) {
-			s.logger.Error("amqp listener stopped", "err", err)
-		}
-	}()
-	return nil
+	return s.serveFrontEnd(ctx, "amqp", s.cfg.AMQPAddr, s.cfg.AMQPTLSAddr, as.Serve, amqp.ErrServerClosed)
 }

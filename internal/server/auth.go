@@ -27,7 +27,9 @@ const loopbackHost = "127.0.0.1"
 // that no listener names a host that is not loopback: such an address would
 // expose an unauthenticated broker, so it needs insecure-listen-any. An
 // address without a host (":9092") or with the unspecified one ("0.0.0.0",
-// "::") is allowed: Start binds it on loopback instead.
+// "::") is allowed: Start binds it on loopback instead. A TLS listener that
+// requires client certificates (tls-client-auth require) authenticates its
+// clients, so it may bind any address.
 func (c *Config) validateSafeDefault() error {
 	insecure, err := strconv.ParseBool(c.InsecureListenAny)
 	if err != nil {
@@ -37,7 +39,7 @@ func (c *Config) validateSafeDefault() error {
 		return nil
 	}
 	for _, l := range c.listenerAddrs() {
-		if l.Addr == "" {
+		if l.Addr == "" || c.requiresClientCert(l.Name) {
 			continue
 		}
 		host, _, _ := net.SplitHostPort(l.Addr) // checked before
@@ -45,7 +47,7 @@ func (c *Config) validateSafeDefault() error {
 			continue
 		}
 		return invalidValue(l.Name+"-addr", l.Addr,
-			"binds a non-loopback address without authentication; set users (a users file, see weir user add) or insecure-listen-any=true")
+			"binds a non-loopback address without authentication; set users (a users file, see weir user add), tls-client-auth=require on a TLS listener, or insecure-listen-any=true")
 	}
 	return nil
 }
@@ -69,7 +71,10 @@ func loopback(host string) bool {
 
 // listenerAddrFields are the address options, to rewrite them.
 func (c *Config) listenerAddrFields() map[string]*string {
-	return map[string]*string{"kafka": &c.KafkaAddr, "amqp": &c.AMQPAddr, "mqtt": &c.MQTTAddr, "http": &c.HTTPAddr}
+	return map[string]*string{
+		"kafka": &c.KafkaAddr, "amqp": &c.AMQPAddr, "mqtt": &c.MQTTAddr, "http": &c.HTTPAddr,
+		"kafka-tls": &c.KafkaTLSAddr, "amqp-tls": &c.AMQPTLSAddr, "mqtt-tls": &c.MQTTTLSAddr, "https": &c.HTTPSAddr,
+	}
 }
 
 // setupAuth runs first in Start. With a users file it loads it and puts it
@@ -83,8 +88,8 @@ func (s *Server) setupAuth() error {
 		if insecure, _ := strconv.ParseBool(s.cfg.InsecureListenAny); insecure {
 			return nil
 		}
-		for _, addr := range s.cfg.listenerAddrFields() {
-			if *addr == "" {
+		for name, addr := range s.cfg.listenerAddrFields() {
+			if *addr == "" || s.cfg.requiresClientCert(name) {
 				continue
 			}
 			if host, port, _ := net.SplitHostPort(*addr); anyHost(host) {
@@ -118,6 +123,11 @@ func (s *Server) logAuth() {
 	default:
 		s.logger.Warn("authentication is off (no users file): listening on loopback only; " +
 			"set --users FILE to require authentication, or --insecure-listen-any=true to listen on every interface without it")
+		for _, l := range s.cfg.listenerAddrs() {
+			if l.Addr != "" && s.cfg.requiresClientCert(l.Name) {
+				s.logger.Info("this TLS listener requires client certificates: it listens on its configured address", "listener", l.Name, "addr", s.Addr(l.Name))
+			}
+		}
 	}
 }
 
@@ -162,6 +172,9 @@ type amqpUsers struct{ users *auth.Users }
 func (a amqpUsers) Authenticate(_, user, password string) error {
 	return a.users.CheckPassword(user, password)
 }
+
+// AllowVhost applies the user's vhosts list (amqp.VhostAuthorizer).
+func (a amqpUsers) AllowVhost(user, vhost string) bool { return a.users.AllowVhost(user, vhost) }
 
 // amqpAuthenticator is the AMQP front end's authenticator: nil (everyone
 // in) when authentication is off.

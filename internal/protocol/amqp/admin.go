@@ -30,8 +30,14 @@ func exchangeKind(t string) (route.Kind, bool) {
 	return "", false
 }
 
+// findExchange finds the exchange of AMQP name in the channel's vhost.
 func (ch *channel) findExchange(name string) (broker.ExchangeInfo, bool) {
-	for _, x := range ch.c.s.b.ListExchanges() {
+	return findExchange(ch.c.s.b, ch.c.bname(name))
+}
+
+// findExchange finds an exchange by its broker name.
+func findExchange(b *broker.Broker, name string) (broker.ExchangeInfo, bool) {
+	for _, x := range b.ListExchanges() {
 		if x.Config.Name == name {
 			return x, true
 		}
@@ -50,7 +56,7 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) *amqpError {
 	}
 	if m.Passive {
 		if _, ok := ch.findExchange(m.Exchange); !ok {
-			return exception(wire.NotFound, m, "no exchange '%s' in vhost '/'", m.Exchange)
+			return ch.notFound(m, "exchange", m.Exchange)
 		}
 		return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeclareOk{})
 	}
@@ -65,19 +71,23 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) *amqpError {
 			return exception(wire.AccessRefused, m, "exchange name '%s' contains reserved prefix 'amq.*'", m.Exchange)
 		}
 		if x.Config.Type != kind {
-			return exception(wire.PreconditionFailed, m, "inequivalent arg 'type' for exchange '%s' in vhost '/': received '%s' but current is '%s'", m.Exchange, m.Type, x.Config.Type)
+			return exception(wire.PreconditionFailed, m, "inequivalent arg 'type' for exchange '%s' in vhost '%s': received '%s' but current is '%s'", m.Exchange, ch.c.vhost, m.Type, x.Config.Type)
 		}
 		return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeclareOk{})
 	}
-	_, err := b.DeclareExchange(ch.ctx(), broker.ExchangeConfig{Name: m.Exchange, Type: kind, AlternateExchange: alternate})
+	bn := ch.c.bname(m.Exchange)
+	if err := checkName("exchange", ch.c.vhost, m.Exchange, bn); err != nil {
+		return exception(wire.PreconditionFailed, m, "%v", err)
+	}
+	_, err := b.DeclareExchange(ch.ctx(), broker.ExchangeConfig{Name: bn, Type: kind, AlternateExchange: ch.c.bname(alternate)})
 	if errors.Is(err, broker.ErrExchangeExists) {
-		return exception(wire.PreconditionFailed, m, "inequivalent arg for exchange '%s' in vhost '/': %v", m.Exchange, err)
+		return exception(wire.PreconditionFailed, m, "inequivalent arg for exchange '%s' in vhost '%s': %v", m.Exchange, ch.c.vhost, err)
 	}
 	if err != nil {
 		return brokerException(err, m)
 	}
-	if arg := ch.c.s.checkExchangeFlags(m.Exchange, declaredFlags{durable: m.Durable, autoDelete: m.AutoDelete}); arg != "" {
-		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for exchange '%s' in vhost '/'", arg, m.Exchange)
+	if arg := ch.c.s.checkExchangeFlags(bn, declaredFlags{durable: m.Durable, autoDelete: m.AutoDelete}); arg != "" {
+		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for exchange '%s' in vhost '%s'", arg, m.Exchange, ch.c.vhost)
 	}
 	return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeclareOk{})
 }
@@ -98,12 +108,12 @@ func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) *amqpError {
 		return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeleteOk{})
 	}
 	if m.IfUnused && len(x.Bindings) > 0 {
-		return exception(wire.PreconditionFailed, m, "exchange '%s' in vhost '/' in use", m.Exchange)
+		return exception(wire.PreconditionFailed, m, "exchange '%s' in vhost '%s' in use", m.Exchange, ch.c.vhost)
 	}
-	if err := ch.c.s.b.DeleteExchange(ch.ctx(), m.Exchange); err != nil && !errors.Is(err, broker.ErrExchangeNotFound) {
+	if err := ch.c.s.b.DeleteExchange(ch.ctx(), x.Config.Name); err != nil && !errors.Is(err, broker.ErrExchangeNotFound) {
 		return brokerException(err, m)
 	}
-	ch.c.s.forgetExchange(m.Exchange)
+	ch.c.s.forgetExchange(x.Config.Name)
 	return ch.replyUnlessNoWait(m.NoWait, &wire.ExchangeDeleteOk{})
 }
 
@@ -111,7 +121,7 @@ func (ch *channel) exchangeBind(m *wire.ExchangeBind) *amqpError {
 	if m.Source == "" || m.Destination == "" {
 		return exception(wire.AccessRefused, m, "operation not permitted on the default exchange")
 	}
-	err := ch.c.s.b.Bind(ch.ctx(), m.Source, broker.Binding{Destination: m.Destination, ToExchange: true, Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
+	err := ch.c.s.b.Bind(ch.ctx(), ch.c.bname(m.Source), broker.Binding{Destination: ch.c.bname(m.Destination), ToExchange: true, Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
 	if err != nil {
 		return brokerException(err, m)
 	}
@@ -119,7 +129,7 @@ func (ch *channel) exchangeBind(m *wire.ExchangeBind) *amqpError {
 }
 
 func (ch *channel) exchangeUnbind(m *wire.ExchangeUnbind) *amqpError {
-	err := ch.c.s.b.Unbind(ch.ctx(), m.Source, broker.Binding{Destination: m.Destination, ToExchange: true, Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
+	err := ch.c.s.b.Unbind(ch.ctx(), ch.c.bname(m.Source), broker.Binding{Destination: ch.c.bname(m.Destination), ToExchange: true, Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
 	if err != nil && !errors.Is(err, broker.ErrExchangeNotFound) {
 		return brokerException(err, m)
 	}
@@ -161,7 +171,7 @@ func intArg(t wire.Table, name string) (int64, bool, error) {
 
 // parseQueueArgs maps x-arguments; the dead-letter exchange is resolved to
 // the one stream it routes to (docs/ARCHITECTURE.md).
-func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name string) (queueArgs, *amqpError) {
+func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name, bn string) (queueArgs, *amqpError) {
 	var qa queueArgs
 	args := m.Arguments
 	if t, ok := args["x-queue-type"]; ok {
@@ -203,30 +213,34 @@ func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name string) (queueArgs,
 	dlx, hasDLX := args["x-dead-letter-exchange"].(string)
 	dlrk, hasDLRK := args["x-dead-letter-routing-key"].(string)
 	if hasDLX {
-		key := name
-		if hasDLRK {
-			key = dlrk
-		}
-		var target string
 		if dlx == "" {
-			if _, err := ch.c.s.b.DescribeStream(key); err != nil {
-				return qa, exception(wire.PreconditionFailed, m, "x-dead-letter-routing-key '%s' names no queue: Weir dead-letters into a queue that must exist when the queue is declared", key)
+			// The default exchange routes a key to the queue of that
+			// name: created as a queue if it is missing when a message is
+			// dead-lettered.
+			key := name
+			if hasDLRK {
+				key = dlrk
 			}
-			target = key
+			target := ch.c.bname(key)
+			if target == bn {
+				return qa, exception(wire.PreconditionFailed, m, "a queue cannot dead-letter into itself through the default exchange")
+			}
+			if err := checkName("queue", ch.c.vhost, key, target); err != nil {
+				return qa, exception(wire.PreconditionFailed, m, "x-dead-letter-routing-key: %v", err)
+			}
+			qa.cfg.DeadLetterStream = target
 		} else {
-			streams, err := ch.c.s.b.Route(dlx, key, nil)
-			if err != nil {
-				return qa, exception(wire.PreconditionFailed, m, "x-dead-letter-exchange '%s': %v (Weir resolves it when the queue is declared)", dlx, err)
+			// Routed by the exchange's bindings when a message is
+			// dead-lettered, with x-dead-letter-routing-key or the
+			// message's own routing key (docs/ARCHITECTURE.md).
+			qa.cfg.DeadLetterExchange = broker.DeadLetterExchange{Name: ch.c.bname(dlx), RoutingKey: name, KeepKey: true}
+			if hasDLRK {
+				qa.cfg.DeadLetterExchange.RoutingKey, qa.cfg.DeadLetterExchange.KeepKey = dlrk, false
 			}
-			if len(streams) != 1 {
-				return qa, exception(wire.PreconditionFailed, m, "x-dead-letter-exchange '%s' routes key '%s' to %d queues; Weir dead-letters into exactly one, resolved when the queue is declared", dlx, key, len(streams))
+			if err := checkName("exchange", ch.c.vhost, dlx, qa.cfg.DeadLetterExchange.Name); err != nil {
+				return qa, exception(wire.PreconditionFailed, m, "x-dead-letter-exchange: %v", err)
 			}
-			target = streams[0]
 		}
-		if target == name {
-			return qa, exception(wire.PreconditionFailed, m, "a queue cannot dead-letter into itself")
-		}
-		qa.cfg.DeadLetterStream = target
 		qa.cfg.ExpiredDeadLetter = true
 	}
 	switch o := args["x-overflow"]; o {
@@ -272,7 +286,8 @@ func equivalent(have, want broker.SubscriptionConfig) string {
 		return "x-max-length-bytes"
 	case have.MaxDeliveries != want.MaxDeliveries:
 		return "x-delivery-limit"
-	case want.DeadLetterStream != "" && have.DeadLetterStream != want.DeadLetterStream:
+	case want.DeadLetterStream != "" && have.DeadLetterStream != want.DeadLetterStream,
+		want.DeadLetterExchange.Name != "" && have.DeadLetterExchange != want.DeadLetterExchange:
 		return "x-dead-letter-exchange"
 	case want.Overflow != "" && have.Overflow != want.Overflow:
 		return "x-overflow"
@@ -286,7 +301,8 @@ func newQueueName() string {
 	return "amq.gen-" + base64.RawURLEncoding.EncodeToString(id[:])
 }
 
-// queueDepth is a queue's message and consumer counts for declare-ok.
+// queueDepth is a queue's message and consumer counts for declare-ok
+// (name: the broker's).
 func (ch *channel) queueDepth(name string) (uint32, uint32, bool) {
 	info, err := ch.c.s.b.DescribeSubscription(name, name)
 	if err != nil {
@@ -303,27 +319,28 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 	name := m.Queue
 	if name == "" {
 		if m.Passive {
-			return exception(wire.NotFound, m, "no queue '' in vhost '/'")
+			return ch.notFound(m, "queue", "")
 		}
 		name = newQueueName()
 	} else if isReserved(name) && !m.Passive {
 		return exception(wire.AccessRefused, m, "queue name '%s' contains reserved prefix 'amq.*'", name)
 	}
-	if s.queueLocked(name, ch.c) {
-		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", name)
+	bn := ch.c.bname(name)
+	if s.queueLocked(bn, ch.c) {
+		return ch.locked(m, name)
 	}
 	if m.Passive {
-		msgs, consumers, ok := ch.queueDepth(name)
+		msgs, consumers, ok := ch.queueDepth(bn)
 		if !ok {
-			return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", name)
+			return ch.notFound(m, "queue", name)
 		}
-		s.touch(name)
+		s.touch(bn)
 		return ch.replyUnlessNoWait(m.NoWait, &wire.QueueDeclareOk{Queue: name, MessageCount: msgs, ConsumerCount: consumers})
 	}
-	if err := broker.ValidateStreamName(name); err != nil {
+	if err := checkName("queue", ch.c.vhost, name, bn); err != nil {
 		return exception(wire.PreconditionFailed, m, "%v", err)
 	}
-	qa, e := ch.parseQueueArgs(m, name)
+	qa, e := ch.parseQueueArgs(m, name, bn)
 	if e != nil {
 		return e
 	}
@@ -331,7 +348,7 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 	var err error
 	created := true
 	if qa.stream {
-		_, err = b.CreateStream(ch.ctx(), broker.StreamConfig{Name: name, Partitions: 1})
+		_, err = b.CreateStream(ch.ctx(), broker.StreamConfig{Name: bn, Partitions: 1})
 		if errors.Is(err, broker.ErrStreamExists) {
 			err = nil
 		}
@@ -342,22 +359,22 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 			// outlive a restart (docs/ARCHITECTURE.md).
 			create = b.CreateTemporaryQueue
 		}
-		_, err = create(ch.ctx(), broker.QueueConfig{Name: name, Partitions: 1, Subscription: qa.cfg})
+		_, err = create(ch.ctx(), broker.QueueConfig{Name: bn, Partitions: 1, Subscription: qa.cfg})
 		if errors.Is(err, broker.ErrStreamExists) {
-			info, derr := b.DescribeSubscription(name, name)
+			info, derr := b.DescribeSubscription(bn, bn)
 			if derr != nil {
 				return exception(wire.PreconditionFailed, m, "'%s' is a stream, not a queue: declare it with x-queue-type=stream", name)
 			}
 			if arg := equivalent(info.Config, qa.cfg); arg != "" {
-				return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/'", arg, name)
+				return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '%s'", arg, name, ch.c.vhost)
 			}
 			// A temporary queue stays one and a durable one durable.
-			if tmp, _ := b.IsTemporary(name); tmp != (m.Exclusive || m.AutoDelete) {
+			if tmp, _ := b.IsTemporary(bn); tmp != (m.Exclusive || m.AutoDelete) {
 				arg := "auto_delete"
-				if m.Exclusive || s.queueOwned(name) {
+				if m.Exclusive || s.queueOwned(bn) {
 					arg = "exclusive"
 				}
-				return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/': it was declared %s", arg, name, map[bool]string{true: "exclusive or auto-delete", false: "neither exclusive nor auto-delete"}[tmp])
+				return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '%s': it was declared %s", arg, name, ch.c.vhost, map[bool]string{true: "exclusive or auto-delete", false: "neither exclusive nor auto-delete"}[tmp])
 			}
 			err, created = nil, false
 		}
@@ -365,18 +382,18 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 	if err != nil {
 		return brokerException(err, m)
 	}
-	if arg := s.checkFlags(name, declaredFlags{durable: m.Durable, autoDelete: m.AutoDelete}, created); arg != "" {
-		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/'", arg, name)
+	if arg := s.checkFlags(bn, declaredFlags{durable: m.Durable, autoDelete: m.AutoDelete}, created); arg != "" {
+		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '%s'", arg, name, ch.c.vhost)
 	}
-	if arg := s.declareOpts(name, qa.opts, created); arg != "" {
-		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '/'", arg, name)
+	if arg := s.declareOpts(bn, qa.opts, created); arg != "" {
+		return exception(wire.PreconditionFailed, m, "inequivalent arg '%s' for queue '%s' in vhost '%s'", arg, name, ch.c.vhost)
 	}
 	var owner *conn
 	if m.Exclusive {
 		owner = ch.c
 	}
-	s.noteQueue(name, owner, m.AutoDelete)
-	msgs, consumers, _ := ch.queueDepth(name)
+	s.noteQueue(bn, owner, m.AutoDelete)
+	msgs, consumers, _ := ch.queueDepth(bn)
 	return ch.replyUnlessNoWait(m.NoWait, &wire.QueueDeclareOk{Queue: name, MessageCount: msgs, ConsumerCount: consumers})
 }
 
@@ -384,10 +401,10 @@ func (ch *channel) queueBind(m *wire.QueueBind) *amqpError {
 	if m.Exchange == "" {
 		return exception(wire.AccessRefused, m, "operation not permitted on the default exchange")
 	}
-	if ch.c.s.queueLocked(m.Queue, ch.c) {
-		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	if ch.c.s.queueLocked(ch.c.bname(m.Queue), ch.c) {
+		return ch.locked(m, m.Queue)
 	}
-	err := ch.c.s.b.Bind(ch.ctx(), m.Exchange, broker.Binding{Destination: m.Queue, Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
+	err := ch.c.s.b.Bind(ch.ctx(), ch.c.bname(m.Exchange), broker.Binding{Destination: ch.c.bname(m.Queue), Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
 	if err != nil {
 		return brokerException(err, m)
 	}
@@ -398,7 +415,7 @@ func (ch *channel) queueUnbind(m *wire.QueueUnbind) *amqpError {
 	if m.Exchange == "" {
 		return exception(wire.AccessRefused, m, "operation not permitted on the default exchange")
 	}
-	err := ch.c.s.b.Unbind(ch.ctx(), m.Exchange, broker.Binding{Destination: m.Queue, Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
+	err := ch.c.s.b.Unbind(ch.ctx(), ch.c.bname(m.Exchange), broker.Binding{Destination: ch.c.bname(m.Queue), Key: m.RoutingKey, Args: stringArgs(m.Arguments)})
 	if err != nil && !errors.Is(err, broker.ErrExchangeNotFound) {
 		return brokerException(err, m)
 	}
@@ -406,13 +423,14 @@ func (ch *channel) queueUnbind(m *wire.QueueUnbind) *amqpError {
 }
 
 func (ch *channel) queuePurge(m *wire.QueuePurge) *amqpError {
-	if ch.c.s.queueLocked(m.Queue, ch.c) {
-		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	if ch.c.s.queueLocked(ch.c.bname(m.Queue), ch.c) {
+		return ch.locked(m, m.Queue)
 	}
-	n, err := ch.c.s.b.Purge(ch.ctx(), m.Queue, m.Queue)
+	bn := ch.c.bname(m.Queue)
+	n, err := ch.c.s.b.Purge(ch.ctx(), bn, bn)
 	if err != nil {
 		if errors.Is(err, broker.ErrSubscriptionNotFound) || errors.Is(err, broker.ErrStreamNotFound) {
-			return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", m.Queue)
+			return ch.notFound(m, "queue", m.Queue)
 		}
 		return brokerException(err, m)
 	}
@@ -421,23 +439,24 @@ func (ch *channel) queuePurge(m *wire.QueuePurge) *amqpError {
 
 func (ch *channel) queueDelete(m *wire.QueueDelete) *amqpError {
 	s := ch.c.s
-	if s.queueLocked(m.Queue, ch.c) {
-		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	bn := ch.c.bname(m.Queue)
+	if s.queueLocked(bn, ch.c) {
+		return ch.locked(m, m.Queue)
 	}
-	msgs, consumers, ok := ch.queueDepth(m.Queue)
+	msgs, consumers, ok := ch.queueDepth(bn)
 	if !ok {
 		// Deleting a queue that is not there succeeds (as RabbitMQ).
 		return ch.replyUnlessNoWait(m.NoWait, &wire.QueueDeleteOk{})
 	}
 	if m.IfUnused && consumers > 0 {
-		return exception(wire.PreconditionFailed, m, "queue '%s' in vhost '/' in use", m.Queue)
+		return exception(wire.PreconditionFailed, m, "queue '%s' in vhost '%s' in use", m.Queue, ch.c.vhost)
 	}
 	if m.IfEmpty && msgs > 0 {
-		return exception(wire.PreconditionFailed, m, "queue '%s' in vhost '/' is not empty", m.Queue)
+		return exception(wire.PreconditionFailed, m, "queue '%s' in vhost '%s' is not empty", m.Queue, ch.c.vhost)
 	}
-	if err := s.b.DeleteStream(ch.ctx(), m.Queue); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
+	if err := s.b.DeleteStream(ch.ctx(), bn); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
 		return brokerException(err, m)
 	}
-	s.forgetQueue(m.Queue)
+	s.forgetQueue(bn)
 	return ch.replyUnlessNoWait(m.NoWait, &wire.QueueDeleteOk{MessageCount: msgs})
 }

@@ -32,20 +32,24 @@ type channel struct {
 	// syncPublishes.
 	unsynced bool
 
+	// tagMu is held from taking delivery tags until their frames are
+	// written (sendTagged), so a channel's deliveries go out in tag order
+	// whichever consumer sends them: a client's multiple ack then never
+	// covers a delivery it has not seen.
+	tagMu sync.Mutex
 	// Consuming; mu guards what consumers share with the reader.
-	mu         sync.Mutex
-	consumers  map[string]*consumer
-	stopped    []*consumer // stopped, not yet removed from their queues (removeStopped)
-	unacked    map[uint64]*unacked
-	nextTag    uint64
-	prefetch   int // per consumer, for consumers started after basic.qos
-	global     int // per channel (basic.qos global); 0: no limit
-	held       int // deliveries not settled, all consumers
-	flowActive bool
-	credit     chan struct{} // closed (and replaced) when credit may have grown
-	brokerIDs  map[brokerConsumer]bool
-	dlq        map[string]bool // queue → dead-letters on reject (cached)
-	settles    sync.WaitGroup
+	mu        sync.Mutex
+	consumers map[string]*consumer
+	stopped   []*consumer // stopped, not yet removed from their queues (removeStopped)
+	unacked   map[uint64]*unacked
+	nextTag   uint64
+	prefetch  int           // per consumer, for consumers started after basic.qos
+	global    int           // per channel (basic.qos global); 0: no limit
+	held      int           // deliveries not settled, all consumers
+	credit    chan struct{} // closed (and replaced) when credit may have grown
+	brokerIDs map[brokerConsumer]bool
+	dlq       map[string]bool // queue → dead-letters on reject (cached)
+	settles   sync.WaitGroup
 
 	tx      *txState       // tx.select was sent: what the transaction holds (guarded by mu)
 	replyTo *directReplyTo // amq.rabbitmq.reply-to consumer, if any
@@ -58,10 +62,25 @@ type brokerConsumer struct{ queue, id string }
 func newChannel(c *conn, id uint16) *channel {
 	ch := &channel{
 		c: c, id: id, consumers: make(map[string]*consumer), unacked: make(map[uint64]*unacked),
-		flowActive: true, credit: make(chan struct{}), brokerIDs: make(map[brokerConsumer]bool), dlq: make(map[string]bool),
+		credit: make(chan struct{}), brokerIDs: make(map[brokerConsumer]bool), dlq: make(map[string]bool),
 	}
 	ch.pub = newPublisher(ch)
 	return ch
+}
+
+// sendTagged runs fill under ch.mu, where it takes delivery tags
+// (ch.nextTag) and builds their frames, and writes the frames, all under
+// ch.tagMu.
+func (ch *channel) sendTagged(fill func() []byte) error {
+	ch.tagMu.Lock()
+	defer ch.tagMu.Unlock()
+	ch.mu.Lock()
+	out := fill()
+	ch.mu.Unlock()
+	if len(out) == 0 {
+		return nil
+	}
+	return ch.send(out)
 }
 
 // send writes frames on the channel unless it is closed.
@@ -215,11 +234,12 @@ func (ch *channel) handleMethod(m wire.Method) *amqpError {
 	case *wire.ChannelOpen:
 		return exception(wire.ChannelError, m, "channel %d is already open", ch.id)
 	case *wire.ChannelFlow:
-		ch.mu.Lock()
-		ch.flowActive = m.Active
-		ch.signalCredit()
-		ch.mu.Unlock()
-		return ch.reply(&wire.ChannelFlowOk{Active: m.Active})
+		// As RabbitMQ: a client may not stop deliveries with channel.flow
+		// (basic.qos is the way), a hard error (docs/ARCHITECTURE.md).
+		if !m.Active {
+			return exception(wire.NotImplemented, m, "active=false")
+		}
+		return ch.reply(&wire.ChannelFlowOk{Active: true})
 
 	case *wire.ExchangeDeclare:
 		return ch.exchangeDeclare(m)
@@ -274,9 +294,15 @@ func (ch *channel) handleMethod(m wire.Method) *amqpError {
 		}
 		return ch.settle(m, m.DeliveryTag, false, how)
 	case *wire.BasicRecover:
+		if !m.Requeue {
+			return exception(wire.NotImplemented, m, "requeue=false") // as RabbitMQ
+		}
 		ch.recover()
 		return ch.reply(&wire.BasicRecoverOk{})
 	case *wire.BasicRecoverAsync:
+		if !m.Requeue {
+			return exception(wire.NotImplemented, m, "requeue=false")
+		}
 		ch.recover()
 		return nil
 

@@ -35,6 +35,7 @@ type conn struct {
 	channelMax uint16
 	heartbeat  time.Duration
 	user       string
+	vhost      string // from connection.open: names are of this vhost (names.go)
 	// clientCaps are the client's capabilities (consumer_cancel_notify...).
 	clientCaps wire.Table
 
@@ -233,10 +234,16 @@ func (c *conn) handshake(r *bufio.Reader) bool {
 		c.hardClose(exception(wire.CommandInvalid, m, "expected connection.open, got %s", m.MethodName()), fr)
 		return false
 	}
-	if open.VirtualHost != "/" && open.VirtualHost != "" {
-		c.hardClose(exception(wire.NotAllowed, m, "vhost '%s' not found: Weir has only the vhost '/'", open.VirtualHost), fr)
+	vhost := open.VirtualHost
+	if vhost == "" {
+		vhost = DefaultVhost
+	}
+	if e := s.openVhost(vhost, user); e != nil {
+		e.classID, e.methodID = m.ClassIndex(), m.MethodIndex()
+		c.hardClose(e, fr)
 		return false
 	}
+	c.vhost = vhost
 	if err := c.sendMethod(0, &wire.ConnectionOpenOk{}); err != nil {
 		return false
 	}
@@ -401,6 +408,10 @@ func (c *conn) handleConnectionMethod(m wire.Method) *amqpError {
 	}
 	return exception(wire.CommandInvalid, m, "%s is not valid on channel 0 after the handshake", m.MethodName())
 }
+
+// bname is the broker name of an AMQP queue or exchange name of the
+// connection's vhost.
+func (c *conn) bname(name string) string { return BrokerName(c.vhost, name) }
 
 // clientCapable reports whether the client announced a capability.
 func (c *conn) clientCapable(name string) bool {

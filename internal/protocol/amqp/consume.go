@@ -25,7 +25,8 @@ const (
 type consumer struct {
 	ch       *channel
 	tag      string
-	queue    string
+	queue    string // the broker's name
+	name     string // the AMQP name (the routing key of records without one)
 	brokerID string
 	noAck    bool
 	limit    int // prefetch; 0: none
@@ -79,13 +80,14 @@ func (ch *channel) consume(m *wire.BasicConsume) *amqpError {
 	if m.Queue == directReplyToName {
 		return ch.consumeReplyTo(m)
 	}
-	if s.queueLocked(m.Queue, ch.c) {
-		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	bn := ch.c.bname(m.Queue)
+	if s.queueLocked(bn, ch.c) {
+		return ch.locked(m, m.Queue)
 	}
 	isStream := false
-	if _, err := s.b.DescribeSubscription(m.Queue, m.Queue); err != nil {
-		if _, serr := s.b.DescribeStream(m.Queue); serr != nil {
-			return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", m.Queue)
+	if _, err := s.b.DescribeSubscription(bn, bn); err != nil {
+		if _, serr := s.b.DescribeStream(bn); serr != nil {
+			return ch.notFound(m, "queue", m.Queue)
 		}
 		isStream = true
 	}
@@ -102,14 +104,14 @@ func (ch *channel) consume(m *wire.BasicConsume) *amqpError {
 		return exception(wire.NotAllowed, m, "attempt to reuse consumer tag '%s'", tag)
 	}
 	ctx, cancel := context.WithCancel(ch.c.ctx)
-	cons := &consumer{ch: ch, tag: tag, queue: m.Queue, noAck: m.NoAck, limit: ch.prefetch, stream: isStream,
+	cons := &consumer{ch: ch, tag: tag, queue: bn, name: m.Queue, noAck: m.NoAck, limit: ch.prefetch, stream: isStream,
 		brokerID: fmt.Sprintf("amqp-%d-%d-%s", ch.c.id, ch.id, tag), cancel: cancel, done: make(chan struct{}), active: make(chan struct{})}
 	ch.consumers[tag] = cons
 	if !isStream {
-		ch.brokerIDs[brokerConsumer{m.Queue, cons.brokerID}] = true
+		ch.brokerIDs[brokerConsumer{bn, cons.brokerID}] = true
 	}
 	ch.mu.Unlock()
-	s.consumerAdded(m.Queue, cons)
+	s.consumerAdded(bn, cons)
 	if !m.NoWait {
 		ch.sendMethod(&wire.BasicConsumeOk{ConsumerTag: tag})
 	}
@@ -181,17 +183,13 @@ func (c *consumer) waitCredit(ctx context.Context) (int, error) {
 	for {
 		ch.mu.Lock()
 		n := receiveBatch
-		if ch.flowActive {
-			if !c.noAck {
-				if c.limit > 0 {
-					n = min(n, c.limit-c.held)
-				}
-				if ch.global > 0 {
-					n = min(n, ch.global-ch.held)
-				}
+		if !c.noAck {
+			if c.limit > 0 {
+				n = min(n, c.limit-c.held)
 			}
-		} else {
-			n = 0
+			if ch.global > 0 {
+				n = min(n, ch.global-ch.held)
+			}
 		}
 		wait := ch.credit
 		ch.mu.Unlock()
@@ -260,24 +258,23 @@ func (c *consumer) run(ctx context.Context) {
 func (c *consumer) deliver(ds []broker.Delivery) error {
 	ch := c.ch
 	now := time.Now()
-	var out []byte
 	refs := make([]broker.DeliveryRef, len(ds))
-	ch.mu.Lock()
-	for i := range ds {
-		d := &ds[i]
-		refs[i] = broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}
-		ch.nextTag++
-		tag := ch.nextTag
-		if !c.noAck {
-			ch.unacked[tag] = &unacked{tag: tag, bc: brokerConsumer{c.queue, c.brokerID}, ref: refs[i], cons: c}
-			c.held++
-			ch.held++
+	err := ch.sendTagged(func() (out []byte) {
+		for i := range ds {
+			d := &ds[i]
+			refs[i] = broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}
+			ch.nextTag++
+			tag := ch.nextTag
+			if !c.noAck {
+				ch.unacked[tag] = &unacked{tag: tag, bc: brokerConsumer{c.queue, c.brokerID}, ref: refs[i], cons: c}
+				c.held++
+				ch.held++
+			}
+			out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: d.DeliveryCount > 1,
+				Exchange: "", RoutingKey: routingKeyOf(&d.Record, c.name)}, &d.Record, now)
 		}
-		out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: d.DeliveryCount > 1,
-			Exchange: "", RoutingKey: routingKeyOf(&d.Record, c.queue)}, &d.Record, now)
-	}
-	ch.mu.Unlock()
-	err := ch.send(out)
+		return out
+	})
 	if c.noAck {
 		ch.c.s.b.Ack(context.Background(), c.queue, c.queue, c.brokerID, refs)
 	}
@@ -392,38 +389,38 @@ func (c *consumer) runStream(ctx context.Context, offset any) {
 func (c *consumer) deliverStream(ds []broker.Delivery) error {
 	ch := c.ch
 	now := time.Now()
-	var out []byte
-	ch.mu.Lock()
-	for i := range ds {
-		d := &ds[i]
-		ch.nextTag++
-		tag := ch.nextTag
-		if !c.noAck {
-			ch.unacked[tag] = &unacked{tag: tag, cons: c}
-			c.held++
-			ch.held++
+	return ch.sendTagged(func() (out []byte) {
+		for i := range ds {
+			d := &ds[i]
+			ch.nextTag++
+			tag := ch.nextTag
+			if !c.noAck {
+				ch.unacked[tag] = &unacked{tag: tag, cons: c}
+				c.held++
+				ch.held++
+			}
+			out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, RoutingKey: routingKeyOf(&d.Record, c.name)}, &d.Record, now)
 		}
-		out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, RoutingKey: routingKeyOf(&d.Record, c.queue)}, &d.Record, now)
-	}
-	ch.mu.Unlock()
-	return ch.send(out)
+		return out
+	})
 }
 
 func (ch *channel) get(m *wire.BasicGet) *amqpError {
 	s := ch.c.s
-	if s.queueLocked(m.Queue, ch.c) {
-		return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '/'", m.Queue)
+	bn := ch.c.bname(m.Queue)
+	if s.queueLocked(bn, ch.c) {
+		return ch.locked(m, m.Queue)
 	}
-	info, err := s.b.DescribeSubscription(m.Queue, m.Queue)
+	info, err := s.b.DescribeSubscription(bn, bn)
 	if err != nil {
-		return exception(wire.NotFound, m, "no queue '%s' in vhost '/'", m.Queue)
+		return ch.notFound(m, "queue", m.Queue)
 	}
-	s.touch(m.Queue)
+	s.touch(bn)
 	if info.Depth-int64(info.InFlight) <= 0 {
 		return ch.reply(&wire.BasicGetEmpty{})
 	}
 	id := fmt.Sprintf("amqp-%d-%d-get", ch.c.id, ch.id)
-	ds, err := s.b.Receive(ch.ctx(), m.Queue, m.Queue, id, 1, getWait)
+	ds, err := s.b.Receive(ch.ctx(), bn, bn, id, 1, getWait)
 	if err != nil {
 		return brokerException(err, m)
 	}
@@ -432,20 +429,19 @@ func (ch *channel) get(m *wire.BasicGet) *amqpError {
 	}
 	d := &ds[0]
 	ref := broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}
-	ch.mu.Lock()
-	ch.nextTag++
-	tag := ch.nextTag
-	if !m.NoAck {
-		ch.unacked[tag] = &unacked{tag: tag, bc: brokerConsumer{m.Queue, id}, ref: ref}
-		ch.held++
-		ch.brokerIDs[brokerConsumer{m.Queue, id}] = true
-	}
 	left := uint32(max(info.Depth-int64(info.InFlight)-1, 0))
-	out := appendDelivery(nil, ch, &wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.DeliveryCount > 1, RoutingKey: routingKeyOf(&d.Record, m.Queue), MessageCount: left}, &d.Record, time.Now())
-	ch.mu.Unlock()
-	ch.send(out)
+	ch.sendTagged(func() []byte {
+		ch.nextTag++
+		tag := ch.nextTag
+		if !m.NoAck {
+			ch.unacked[tag] = &unacked{tag: tag, bc: brokerConsumer{bn, id}, ref: ref}
+			ch.held++
+			ch.brokerIDs[brokerConsumer{bn, id}] = true
+		}
+		return appendDelivery(nil, ch, &wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.DeliveryCount > 1, RoutingKey: routingKeyOf(&d.Record, m.Queue), MessageCount: left}, &d.Record, time.Now())
+	})
 	if m.NoAck {
-		s.b.Ack(ch.ctx(), m.Queue, m.Queue, id, []broker.DeliveryRef{ref})
+		s.b.Ack(ch.ctx(), bn, bn, id, []broker.DeliveryRef{ref})
 	}
 	return nil
 }
@@ -530,14 +526,14 @@ func (ch *channel) applySettle(taken []*unacked, how settleHow) {
 }
 
 // deadLetters reports whether a queue dead-letters rejected messages: it
-// has a dead-letter queue that exists.
+// has a dead-letter exchange, or a dead-letter queue that exists.
 func (ch *channel) deadLetters(queue string) bool {
 	if v, ok := ch.dlq[queue]; ok {
 		return v
 	}
 	info, err := ch.c.s.b.DescribeSubscription(queue, queue)
-	v := false
-	if err == nil && info.Config.DeadLetterStream != "" {
+	v := err == nil && info.Config.DeadLetterExchange.Name != ""
+	if err == nil && !v && info.Config.DeadLetterStream != "" {
 		_, serr := ch.c.s.b.DescribeStream(info.Config.DeadLetterStream)
 		v = serr == nil
 	}
@@ -546,8 +542,8 @@ func (ch *channel) deadLetters(queue string) bool {
 }
 
 // recover gives every unacked delivery of the channel back to its queue
-// for redelivery (basic.recover; requeue=false is treated as true, as
-// RabbitMQ does).
+// for redelivery (basic.recover with requeue=true; requeue=false is 540
+// NOT_IMPLEMENTED, as RabbitMQ answers).
 func (ch *channel) recover() {
 	ch.mu.Lock()
 	var all []*unacked

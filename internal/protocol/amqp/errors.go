@@ -62,3 +62,13 @@ func brokerException(err error, m wire.Method) *amqpError {
 	}
 	return exception(wire.InternalError, m, "%v", err)
 }
+
+// notFound is 404 for a queue or exchange of the channel's vhost.
+func (ch *channel) notFound(m wire.Method, kind, name string) *amqpError {
+	return exception(wire.NotFound, m, "no %s '%s' in vhost '%s'", kind, name, ch.c.vhost)
+}
+
+// locked is 405 for an exclusive queue of another connection.
+func (ch *channel) locked(m wire.Method, queue string) *amqpError {
+	return exception(wire.ResourceLocked, m, "cannot obtain exclusive access to locked queue '%s' in vhost '%s'", queue, ch.c.vhost)
+}

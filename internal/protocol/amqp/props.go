@@ -249,7 +249,7 @@ func fromRecord(rec *broker.Record, now time.Time) wire.Properties {
 				if death == nil {
 					death = wire.Table{}
 				}
-				death["queue"] = v
+				death["queue"] = displayName(v)
 			case broker.HeaderDeliveryCount:
 				if death == nil {
 					death = wire.Table{}

@@ -124,7 +124,7 @@ func (p *publisher) publish(batch []*pubJob) {
 		// The default exchange: the routing key names the queue (or
 		// stream, or inbox).
 		if first.routingKey != "" {
-			_, err = b.Publish(ch.ctx(), first.routingKey, recs)
+			_, err = b.Publish(ch.ctx(), ch.c.bname(first.routingKey), recs)
 		} else {
 			err = broker.ErrStreamNotFound
 		}
@@ -136,6 +136,7 @@ func (p *publisher) publish(batch []*pubJob) {
 			}
 		}
 	} else {
+		exchange := ch.c.bname(first.exchange)
 		toSend := recs
 		var idx []int
 		if first.mandatory {
@@ -143,7 +144,7 @@ func (p *publisher) publish(batch []*pubJob) {
 			// record on its own).
 			toSend = toSend[:0:0]
 			for i := range recs {
-				streams, rerr := b.Route(first.exchange, first.routingKey, recs[i].Headers)
+				streams, rerr := b.Route(exchange, first.routingKey, recs[i].Headers)
 				if rerr != nil {
 					err = rerr
 					break
@@ -156,7 +157,7 @@ func (p *publisher) publish(batch []*pubJob) {
 		}
 		if err == nil && len(toSend) > 0 {
 			var reached []string
-			reached, err = b.PublishExchange(ch.ctx(), first.exchange, first.routingKey, toSend)
+			reached, err = b.PublishExchange(ch.ctx(), exchange, first.routingKey, toSend)
 			if err == nil && (len(reached) > 0 || !first.mandatory) {
 				if idx == nil {
 					for i := range routable {
@@ -170,7 +171,7 @@ func (p *publisher) publish(batch []*pubJob) {
 			}
 		}
 		if errors.Is(err, broker.ErrExchangeNotFound) {
-			ch.fail(exception(wire.NotFound, &wire.BasicPublish{}, "no exchange '%s' in vhost '/'", first.exchange))
+			ch.fail(ch.notFound(&wire.BasicPublish{}, "exchange", first.exchange))
 			return
 		}
 	}

@@ -11,9 +11,9 @@ import (
 //   - x-single-active-consumer: of the queue's consumers only the first
 //     receives; when it goes, the next in arrival order takes over.
 //
-// Both are kept in memory, set by queue.declare: after a restart they hold
-// again once a client declares the queue (what clients do before they
-// consume). docs/ARCHITECTURE.md has the reasons.
+// Both are set by queue.declare and kept in memory; those of durable
+// queues are also stored (queuestore.go), so they hold from the start
+// after a restart. docs/ARCHITECTURE.md has the reasons.
 type queueOpts struct {
 	expires      time.Duration
 	singleActive bool
@@ -22,31 +22,45 @@ type queueOpts struct {
 // declareOpts records the options of a declared queue, or, for a queue
 // whose options are known, names the argument that differs (406).
 func (s *Server) declareOpts(name string, opts queueOpts, created bool) string {
+	arg, persist := s.recordOpts(name, opts, created)
+	if persist {
+		s.persistOpts(name, opts)
+	}
+	return arg
+}
+
+// recordOpts is declareOpts under s.mu; it reports whether the options
+// are to be stored (new for this queue).
+func (s *Server) recordOpts(name string, opts queueOpts, created bool) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.queues[name]
 	if q != nil && q.opts != (queueOpts{}) && !created {
 		switch {
 		case q.opts.expires != opts.expires:
-			return "x-expires"
+			return "x-expires", false
 		case q.opts.singleActive != opts.singleActive:
-			return "x-single-active-consumer"
+			return "x-single-active-consumer", false
 		}
 	}
 	if q == nil {
 		if opts == (queueOpts{}) {
-			return ""
+			return "", false
 		}
 		q = &queueState{}
 		s.queues[name] = q
 	}
+	persist := false
 	if created || q.opts == (queueOpts{}) {
-		// Options of a queue that existed before (a restart) are taken
-		// from its first declaration since.
+		// Options of a queue that existed before Weir kept them (or
+		// created by another protocol) are taken from its first
+		// declaration.
 		q.opts = opts
+		persist = opts != (queueOpts{}) && !q.persisted
+		q.persisted = q.persisted || persist
 	}
 	s.used(name, q)
-	return ""
+	return "", persist
 }
 
 // touch notes a use of a queue (passive declare, basic.get).
@@ -82,7 +96,12 @@ func (s *Server) expire(name string, q *queueState) {
 		s.mu.Unlock()
 		return // closing, forgotten, in use, or used again since
 	}
+	id := q.streamID
 	s.mu.Unlock()
+	if info, err := s.b.DescribeStream(name); err == nil && id != ([16]byte{}) && info.ID != id {
+		s.forgetQueue(name) // deleted and created again by another protocol
+		return
+	}
 	s.deleteQueue(name, "x-expires: unused for "+q.opts.expires.String())
 }
 

@@ -78,14 +78,14 @@ func (rt *directReplyTo) run(ctx context.Context, r *broker.Reader) {
 			return
 		}
 		now := time.Now()
-		var out []byte
-		ch.mu.Lock()
-		for i := range recs {
-			ch.nextTag++
-			out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: rt.tag, DeliveryTag: ch.nextTag, RoutingKey: directReplyToName}, &recs[i], now)
-		}
-		ch.mu.Unlock()
-		if len(out) > 0 && ch.send(out) != nil {
+		err = ch.sendTagged(func() (out []byte) {
+			for i := range recs {
+				ch.nextTag++
+				out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: rt.tag, DeliveryTag: ch.nextTag, RoutingKey: directReplyToName}, &recs[i], now)
+			}
+			return out
+		})
+		if err != nil {
 			return
 		}
 	}

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/weirmq/weir/internal/broker"
-	"github.com/weirmq/weir/internal/broker/route"
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
 	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
@@ -102,6 +101,9 @@ type queueState struct {
 	flags    *declaredFlags
 	lastUsed time.Time
 	expiry   *time.Timer
+	// persisted: opts are stored (queuestore.go), for the stream streamID.
+	persisted bool
+	streamID  [16]byte
 	// sacLine holds a single-active-consumer queue's consumers in arrival
 	// order; the first is the active one.
 	sacLine []*consumer
@@ -114,15 +116,6 @@ func (q *queueState) keep() bool {
 
 // ErrServerClosed is returned by Serve once Close was called.
 var ErrServerClosed = tcpserve.ErrClosed
-
-// predeclared are the exchanges every AMQP broker has.
-var predeclared = []broker.ExchangeConfig{
-	{Name: "amq.direct", Type: route.Direct},
-	{Name: "amq.fanout", Type: route.Fanout},
-	{Name: "amq.topic", Type: route.Topic},
-	{Name: "amq.headers", Type: route.Headers},
-	{Name: "amq.match", Type: route.Headers},
-}
 
 // New returns a server for cfg and declares the predeclared exchanges.
 func New(cfg Config) (*Server, error) {
@@ -150,17 +143,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	for _, x := range predeclared {
+	for _, x := range VhostExchanges(DefaultVhost) {
 		if _, err := cfg.Broker.DeclareExchange(context.Background(), x); err != nil {
 			return nil, fmt.Errorf("amqp: declare %s: %w", x.Name, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg: cfg, b: cfg.Broker, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		queues:        make(map[string]*queueState),
 		exchangeFlags: make(map[string]declaredFlags),
-	}, nil
+	}
+	if err := s.loadQueueOpts(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Serve accepts connections on ln until Close. It closes ln when it
@@ -344,9 +342,13 @@ func (s *Server) deleteQueue(name, why string) {
 // forgetQueue drops what the front end knows of a deleted queue.
 func (s *Server) forgetQueue(name string) {
 	s.mu.Lock()
-	if q := s.queues[name]; q != nil && q.expiry != nil {
+	q := s.queues[name]
+	if q != nil && q.expiry != nil {
 		q.expiry.Stop()
 	}
 	delete(s.queues, name)
 	s.mu.Unlock()
+	if q != nil && q.persisted {
+		s.writeQueueOpts(name, nil)
+	}
 }
