@@ -99,7 +99,7 @@ func withSource(err error, source map[string]string) error {
 // to w, in the order of the options.
 func (f *ConfigFlags) PrintUsage(w io.Writer) {
 	defaults := DefaultConfig()
-	fmt.Fprintf(w, "  --config file\n\tread options from this YAML file (keys as the flag names: data, kafka-addr, ...)\n")
+	fmt.Fprintf(w, "  --config file\n\tread options from this YAML file (keys as the flag names: data, kafka-addr, ...;\n\tand connectors:, the change data capture connectors, which only the file sets)\n")
 	for _, o := range options {
 		fmt.Fprintf(w, "  --%s %s\n\t%s (default %q, env %s)\n", o.key, o.arg, o.help, o.get(&defaults), o.env)
 	}
@@ -138,7 +138,7 @@ func (c *Config) loadFile(path string) ([]string, error) {
 	return keys, nil
 }
 
-var unknownFieldMessage = regexp.MustCompile(`^line (\d+): field (.+) not found in type \S+$`)
+var unknownFieldMessage = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
 
 // describeYAMLError turns an error from the YAML decoder into one line that
 // names the file and, for an unknown key, the key and the known ones.
@@ -150,7 +150,11 @@ func describeYAMLError(path string, err error) string {
 	problems := make([]string, len(typeErr.Errors))
 	for i, msg := range typeErr.Errors {
 		if m := unknownFieldMessage.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("line %s: unknown key %q (known keys: %s)", m[1], m[2], strings.Join(optionKeys(), ", "))
+			known := optionKeys()
+			if m[3] == "server.ConnectorConfig" {
+				known = connectorKeys() // a key of a connectors entry
+			}
+			msg = fmt.Sprintf("line %s: unknown key %q (known keys: %s)", m[1], m[2], strings.Join(known, ", "))
 		}
 		problems[i] = msg
 	}

@@ -4735,6 +4735,591 @@ func (*InboxResponse_Inbox) isInboxResponse_Msg() {}
 
 func (*InboxResponse_Records) isInboxResponse_Msg() {}
 
+// PostgreSQL change data capture (see docs/ARCHITECTURE.md, PostgreSQL CDC).
+type PostgresConnectorConfig struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Dsn         string                 `protobuf:"bytes,1,opt,name=dsn,proto3" json:"dsn,omitempty"`                 // libpq connection string or URL; a password in it is not shown back
+	Tables      []string               `protobuf:"bytes,2,rep,name=tables,proto3" json:"tables,omitempty"`           // "schema.table" or "table"
+	Publication string                 `protobuf:"bytes,3,opt,name=publication,proto3" json:"publication,omitempty"` // default weir_<name>
+	Slot        string                 `protobuf:"bytes,4,opt,name=slot,proto3" json:"slot,omitempty"`               // default weir_<name>
+	Prefix      string                 `protobuf:"bytes,5,opt,name=prefix,proto3" json:"prefix,omitempty"`           // stream prefix; default the name
+	Snapshot    string                 `protobuf:"bytes,6,opt,name=snapshot,proto3" json:"snapshot,omitempty"`       // initial (default) or never
+	Json        string                 `protobuf:"bytes,7,opt,name=json,proto3" json:"json,omitempty"`               // json/jsonb columns: string (default) or object
+	Partitions  int32                  `protobuf:"varint,8,opt,name=partitions,proto3" json:"partitions,omitempty"`  // of the streams created; default 1
+	// Dedup window of the streams created (events carry a message-id); unset
+	// or zero: no deduplication by the broker.
+	DedupWindow   *durationpb.Duration `protobuf:"bytes,9,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostgresConnectorConfig) Reset() {
+	*x = PostgresConnectorConfig{}
+	mi := &file_weir_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostgresConnectorConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostgresConnectorConfig) ProtoMessage() {}
+
+func (x *PostgresConnectorConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostgresConnectorConfig.ProtoReflect.Descriptor instead.
+func (*PostgresConnectorConfig) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *PostgresConnectorConfig) GetDsn() string {
+	if x != nil {
+		return x.Dsn
+	}
+	return ""
+}
+
+func (x *PostgresConnectorConfig) GetTables() []string {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
+}
+
+func (x *PostgresConnectorConfig) GetPublication() string {
+	if x != nil {
+		return x.Publication
+	}
+	return ""
+}
+
+func (x *PostgresConnectorConfig) GetSlot() string {
+	if x != nil {
+		return x.Slot
+	}
+	return ""
+}
+
+func (x *PostgresConnectorConfig) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *PostgresConnectorConfig) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *PostgresConnectorConfig) GetJson() string {
+	if x != nil {
+		return x.Json
+	}
+	return ""
+}
+
+func (x *PostgresConnectorConfig) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *PostgresConnectorConfig) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
+	}
+	return nil
+}
+
+type CreateConnectorRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Types that are valid to be assigned to Source:
+	//
+	//	*CreateConnectorRequest_Postgres
+	Source        isCreateConnectorRequest_Source `protobuf_oneof:"source"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateConnectorRequest) Reset() {
+	*x = CreateConnectorRequest{}
+	mi := &file_weir_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateConnectorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateConnectorRequest) ProtoMessage() {}
+
+func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateConnectorRequest.ProtoReflect.Descriptor instead.
+func (*CreateConnectorRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *CreateConnectorRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateConnectorRequest) GetSource() isCreateConnectorRequest_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *CreateConnectorRequest) GetPostgres() *PostgresConnectorConfig {
+	if x != nil {
+		if x, ok := x.Source.(*CreateConnectorRequest_Postgres); ok {
+			return x.Postgres
+		}
+	}
+	return nil
+}
+
+type isCreateConnectorRequest_Source interface {
+	isCreateConnectorRequest_Source()
+}
+
+type CreateConnectorRequest_Postgres struct {
+	Postgres *PostgresConnectorConfig `protobuf:"bytes,2,opt,name=postgres,proto3,oneof"`
+}
+
+func (*CreateConnectorRequest_Postgres) isCreateConnectorRequest_Source() {}
+
+type ConnectorInfo struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type   string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`     // "postgres"
+	Origin string                 `protobuf:"bytes,3,opt,name=origin,proto3" json:"origin,omitempty"` // "config" (the configuration file) or "api"
+	// Types that are valid to be assigned to Source:
+	//
+	//	*ConnectorInfo_Postgres
+	Source        isConnectorInfo_Source `protobuf_oneof:"source"`
+	State         string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"` // starting, snapshot, streaming, failed (restarting), stopped
+	LastError     string                 `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	Restarts      int32                  `protobuf:"varint,8,opt,name=restarts,proto3" json:"restarts,omitempty"` // failures since the server started
+	SnapshotRows  int64                  `protobuf:"varint,9,opt,name=snapshot_rows,json=snapshotRows,proto3" json:"snapshot_rows,omitempty"`
+	Events        int64                  `protobuf:"varint,10,opt,name=events,proto3" json:"events,omitempty"` // change events written since the server started
+	Transactions  int64                  `protobuf:"varint,11,opt,name=transactions,proto3" json:"transactions,omitempty"`
+	ConfirmedLsn  string                 `protobuf:"bytes,12,opt,name=confirmed_lsn,json=confirmedLsn,proto3" json:"confirmed_lsn,omitempty"`   // flush position confirmed to PostgreSQL
+	ServerWalLsn  string                 `protobuf:"bytes,13,opt,name=server_wal_lsn,json=serverWalLsn,proto3" json:"server_wal_lsn,omitempty"` // the server's WAL end as last reported
+	LagBytes      uint64                 `protobuf:"varint,14,opt,name=lag_bytes,json=lagBytes,proto3" json:"lag_bytes,omitempty"`              // server_wal_lsn - confirmed_lsn
+	LastEventTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=last_event_time,json=lastEventTime,proto3" json:"last_event_time,omitempty"`
+	// Time from a transaction's commit in PostgreSQL to its events being
+	// durable in Weir, as of the last one acknowledged (zero when caught up).
+	Behind        *durationpb.Duration `protobuf:"bytes,16,opt,name=behind,proto3" json:"behind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectorInfo) Reset() {
+	*x = ConnectorInfo{}
+	mi := &file_weir_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectorInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectorInfo) ProtoMessage() {}
+
+func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectorInfo.ProtoReflect.Descriptor instead.
+func (*ConnectorInfo) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *ConnectorInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetSource() isConnectorInfo_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *ConnectorInfo) GetPostgres() *PostgresConnectorConfig {
+	if x != nil {
+		if x, ok := x.Source.(*ConnectorInfo_Postgres); ok {
+			return x.Postgres
+		}
+	}
+	return nil
+}
+
+func (x *ConnectorInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *ConnectorInfo) GetRestarts() int32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *ConnectorInfo) GetSnapshotRows() int64 {
+	if x != nil {
+		return x.SnapshotRows
+	}
+	return 0
+}
+
+func (x *ConnectorInfo) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *ConnectorInfo) GetTransactions() int64 {
+	if x != nil {
+		return x.Transactions
+	}
+	return 0
+}
+
+func (x *ConnectorInfo) GetConfirmedLsn() string {
+	if x != nil {
+		return x.ConfirmedLsn
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetServerWalLsn() string {
+	if x != nil {
+		return x.ServerWalLsn
+	}
+	return ""
+}
+
+func (x *ConnectorInfo) GetLagBytes() uint64 {
+	if x != nil {
+		return x.LagBytes
+	}
+	return 0
+}
+
+func (x *ConnectorInfo) GetLastEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastEventTime
+	}
+	return nil
+}
+
+func (x *ConnectorInfo) GetBehind() *durationpb.Duration {
+	if x != nil {
+		return x.Behind
+	}
+	return nil
+}
+
+type isConnectorInfo_Source interface {
+	isConnectorInfo_Source()
+}
+
+type ConnectorInfo_Postgres struct {
+	Postgres *PostgresConnectorConfig `protobuf:"bytes,4,opt,name=postgres,proto3,oneof"`
+}
+
+func (*ConnectorInfo_Postgres) isConnectorInfo_Source() {}
+
+type ListConnectorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectorsRequest) Reset() {
+	*x = ListConnectorsRequest{}
+	mi := &file_weir_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectorsRequest) ProtoMessage() {}
+
+func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectorsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnectorsRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{82}
+}
+
+type ListConnectorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connectors    []*ConnectorInfo       `protobuf:"bytes,1,rep,name=connectors,proto3" json:"connectors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectorsResponse) Reset() {
+	*x = ListConnectorsResponse{}
+	mi := &file_weir_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectorsResponse) ProtoMessage() {}
+
+func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectorsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnectorsResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *ListConnectorsResponse) GetConnectors() []*ConnectorInfo {
+	if x != nil {
+		return x.Connectors
+	}
+	return nil
+}
+
+type DescribeConnectorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeConnectorRequest) Reset() {
+	*x = DescribeConnectorRequest{}
+	mi := &file_weir_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeConnectorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeConnectorRequest) ProtoMessage() {}
+
+func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeConnectorRequest.ProtoReflect.Descriptor instead.
+func (*DescribeConnectorRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *DescribeConnectorRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteConnectorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	KeepSlot      bool                   `protobuf:"varint,2,opt,name=keep_slot,json=keepSlot,proto3" json:"keep_slot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConnectorRequest) Reset() {
+	*x = DeleteConnectorRequest{}
+	mi := &file_weir_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConnectorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConnectorRequest) ProtoMessage() {}
+
+func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConnectorRequest.ProtoReflect.Descriptor instead.
+func (*DeleteConnectorRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *DeleteConnectorRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteConnectorRequest) GetKeepSlot() bool {
+	if x != nil {
+		return x.KeepSlot
+	}
+	return false
+}
+
+type DeleteConnectorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConnectorResponse) Reset() {
+	*x = DeleteConnectorResponse{}
+	mi := &file_weir_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConnectorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConnectorResponse) ProtoMessage() {}
+
+func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConnectorResponse.ProtoReflect.Descriptor instead.
+func (*DeleteConnectorResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{86}
+}
+
 var File_weir_proto protoreflect.FileDescriptor
 
 const file_weir_proto_rawDesc = "" +
@@ -5091,7 +5676,54 @@ const file_weir_proto_rawDesc = "" +
 	"\rInboxResponse\x12\x16\n" +
 	"\x05inbox\x18\x01 \x01(\tH\x00R\x05inbox\x12,\n" +
 	"\arecords\x18\x02 \x01(\v2\x10.weir.v1.RecordsH\x00R\arecordsB\x05\n" +
-	"\x03msg2\xa2\x13\n" +
+	"\x03msg\"\x9f\x02\n" +
+	"\x17PostgresConnectorConfig\x12\x10\n" +
+	"\x03dsn\x18\x01 \x01(\tR\x03dsn\x12\x16\n" +
+	"\x06tables\x18\x02 \x03(\tR\x06tables\x12 \n" +
+	"\vpublication\x18\x03 \x01(\tR\vpublication\x12\x12\n" +
+	"\x04slot\x18\x04 \x01(\tR\x04slot\x12\x16\n" +
+	"\x06prefix\x18\x05 \x01(\tR\x06prefix\x12\x1a\n" +
+	"\bsnapshot\x18\x06 \x01(\tR\bsnapshot\x12\x12\n" +
+	"\x04json\x18\a \x01(\tR\x04json\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\b \x01(\x05R\n" +
+	"partitions\x12<\n" +
+	"\fdedup_window\x18\t \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"v\n" +
+	"\x16CreateConnectorRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
+	"\bpostgres\x18\x02 \x01(\v2 .weir.v1.PostgresConnectorConfigH\x00R\bpostgresB\b\n" +
+	"\x06source\"\xee\x04\n" +
+	"\rConnectorInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
+	"\x06origin\x18\x03 \x01(\tR\x06origin\x12>\n" +
+	"\bpostgres\x18\x04 \x01(\v2 .weir.v1.PostgresConnectorConfigH\x00R\bpostgres\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12B\n" +
+	"\x0flast_error_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12\x1a\n" +
+	"\brestarts\x18\b \x01(\x05R\brestarts\x12#\n" +
+	"\rsnapshot_rows\x18\t \x01(\x03R\fsnapshotRows\x12\x16\n" +
+	"\x06events\x18\n" +
+	" \x01(\x03R\x06events\x12\"\n" +
+	"\ftransactions\x18\v \x01(\x03R\ftransactions\x12#\n" +
+	"\rconfirmed_lsn\x18\f \x01(\tR\fconfirmedLsn\x12$\n" +
+	"\x0eserver_wal_lsn\x18\r \x01(\tR\fserverWalLsn\x12\x1b\n" +
+	"\tlag_bytes\x18\x0e \x01(\x04R\blagBytes\x12B\n" +
+	"\x0flast_event_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\rlastEventTime\x121\n" +
+	"\x06behind\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\x06behindB\b\n" +
+	"\x06source\"\x17\n" +
+	"\x15ListConnectorsRequest\"P\n" +
+	"\x16ListConnectorsResponse\x126\n" +
+	"\n" +
+	"connectors\x18\x01 \x03(\v2\x16.weir.v1.ConnectorInfoR\n" +
+	"connectors\".\n" +
+	"\x18DescribeConnectorRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
+	"\x16DeleteConnectorRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tkeep_slot\x18\x02 \x01(\bR\bkeepSlot\"\x19\n" +
+	"\x17DeleteConnectorResponse2\xa2\x13\n" +
 	"\x04Weir\x12A\n" +
 	"\fCreateStream\x12\x1c.weir.v1.CreateStreamRequest\x1a\x13.weir.v1.StreamInfo\x12H\n" +
 	"\vListStreams\x12\x1b.weir.v1.ListStreamsRequest\x1a\x1c.weir.v1.ListStreamsResponse\x12E\n" +
@@ -5131,7 +5763,13 @@ const file_weir_proto_rawDesc = "" +
 	"\x06Unbind\x12\x14.weir.v1.BindRequest\x1a\x15.weir.v1.BindResponse\x12T\n" +
 	"\x0fPublishExchange\x12\x1f.weir.v1.PublishExchangeRequest\x1a .weir.v1.PublishExchangeResponse\x12B\n" +
 	"\tPublishTo\x12\x19.weir.v1.PublishToRequest\x1a\x1a.weir.v1.PublishToResponse\x12@\n" +
-	"\tOpenInbox\x12\x19.weir.v1.OpenInboxRequest\x1a\x16.weir.v1.InboxResponse0\x01B0Z.github.com/weirmq/weir/client/weirpb/v1;weirpbb\x06proto3"
+	"\tOpenInbox\x12\x19.weir.v1.OpenInboxRequest\x1a\x16.weir.v1.InboxResponse0\x012\xd1\x02\n" +
+	"\n" +
+	"Connectors\x12J\n" +
+	"\x0fCreateConnector\x12\x1f.weir.v1.CreateConnectorRequest\x1a\x16.weir.v1.ConnectorInfo\x12Q\n" +
+	"\x0eListConnectors\x12\x1e.weir.v1.ListConnectorsRequest\x1a\x1f.weir.v1.ListConnectorsResponse\x12N\n" +
+	"\x11DescribeConnector\x12!.weir.v1.DescribeConnectorRequest\x1a\x16.weir.v1.ConnectorInfo\x12T\n" +
+	"\x0fDeleteConnector\x12\x1f.weir.v1.DeleteConnectorRequest\x1a .weir.v1.DeleteConnectorResponseB0Z.github.com/weirmq/weir/client/weirpb/v1;weirpbb\x06proto3"
 
 var (
 	file_weir_proto_rawDescOnce sync.Once
@@ -5145,7 +5783,7 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_weir_proto_goTypes = []any{
 	(*Header)(nil),                      // 0: weir.v1.Header
 	(*Record)(nil),                      // 1: weir.v1.Record
@@ -5226,149 +5864,172 @@ var file_weir_proto_goTypes = []any{
 	(*PublishToResponse)(nil),           // 76: weir.v1.PublishToResponse
 	(*OpenInboxRequest)(nil),            // 77: weir.v1.OpenInboxRequest
 	(*InboxResponse)(nil),               // 78: weir.v1.InboxResponse
-	nil,                                 // 79: weir.v1.PositionsMode.OffsetsEntry
-	nil,                                 // 80: weir.v1.ExchangeBinding.ArgsEntry
-	nil,                                 // 81: weir.v1.BindRequest.ArgsEntry
-	(*timestamppb.Timestamp)(nil),       // 82: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 83: google.protobuf.Duration
+	(*PostgresConnectorConfig)(nil),     // 79: weir.v1.PostgresConnectorConfig
+	(*CreateConnectorRequest)(nil),      // 80: weir.v1.CreateConnectorRequest
+	(*ConnectorInfo)(nil),               // 81: weir.v1.ConnectorInfo
+	(*ListConnectorsRequest)(nil),       // 82: weir.v1.ListConnectorsRequest
+	(*ListConnectorsResponse)(nil),      // 83: weir.v1.ListConnectorsResponse
+	(*DescribeConnectorRequest)(nil),    // 84: weir.v1.DescribeConnectorRequest
+	(*DeleteConnectorRequest)(nil),      // 85: weir.v1.DeleteConnectorRequest
+	(*DeleteConnectorResponse)(nil),     // 86: weir.v1.DeleteConnectorResponse
+	nil,                                 // 87: weir.v1.PositionsMode.OffsetsEntry
+	nil,                                 // 88: weir.v1.ExchangeBinding.ArgsEntry
+	nil,                                 // 89: weir.v1.BindRequest.ArgsEntry
+	(*timestamppb.Timestamp)(nil),       // 90: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 91: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
-	0,  // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	82, // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	83, // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	83, // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
-	2,  // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	82, // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
-	2,  // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
-	4,  // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
-	1,  // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
-	13, // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
-	13, // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	82, // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	83, // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
-	1,  // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
-	21, // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
-	22, // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
-	23, // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
-	20, // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
-	16, // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	83, // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	79, // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
-	16, // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
-	25, // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
-	26, // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
-	29, // 25: weir.v1.SubscribeResponse.records:type_name -> weir.v1.Records
-	28, // 26: weir.v1.Assignment.assigned:type_name -> weir.v1.PartitionAssignment
-	27, // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
-	1,  // 28: weir.v1.Records.records:type_name -> weir.v1.Record
-	34, // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	83, // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	82, // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
-	27, // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	82, // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
-	40, // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
-	41, // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
-	16, // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
-	16, // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
-	83, // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	83, // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
-	83, // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
-	83, // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
-	44, // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
-	44, // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
-	83, // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
-	45, // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
-	44, // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
-	45, // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
-	60, // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
-	83, // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
-	80, // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
-	63, // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
-	64, // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
-	81, // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
-	1,  // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
-	73, // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
-	1,  // 56: weir.v1.PublishToRequest.records:type_name -> weir.v1.Record
-	73, // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
-	13, // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
-	75, // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
-	29, // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
-	5,  // 61: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
-	6,  // 62: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
-	8,  // 63: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
-	9,  // 64: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
-	11, // 65: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
-	12, // 66: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
-	12, // 67: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
-	17, // 68: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
-	19, // 69: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
-	30, // 70: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
-	32, // 71: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
-	46, // 72: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
-	47, // 73: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
-	49, // 74: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
-	51, // 75: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
-	53, // 76: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
-	54, // 77: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
-	55, // 78: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
-	57, // 79: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
-	59, // 80: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
-	59, // 81: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
-	59, // 82: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
-	59, // 83: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
-	35, // 84: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	37, // 85: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	39, // 86: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	43, // 87: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	62, // 88: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
-	65, // 89: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
-	67, // 90: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
-	69, // 91: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
-	69, // 92: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
-	71, // 93: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
-	74, // 94: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
-	77, // 95: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
-	4,  // 96: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	7,  // 97: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,  // 98: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	10, // 99: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,  // 100: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	14, // 101: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	15, // 102: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	18, // 103: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	24, // 104: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	31, // 105: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	33, // 106: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	45, // 107: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
-	48, // 108: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
-	50, // 109: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
-	52, // 110: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
-	45, // 111: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
-	45, // 112: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
-	56, // 113: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
-	58, // 114: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
-	61, // 115: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
-	61, // 116: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
-	61, // 117: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
-	61, // 118: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
-	36, // 119: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	38, // 120: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	42, // 121: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	42, // 122: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	64, // 123: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
-	66, // 124: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
-	68, // 125: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
-	70, // 126: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
-	70, // 127: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
-	72, // 128: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
-	76, // 129: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
-	78, // 130: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
-	96, // [96:131] is the sub-list for method output_type
-	61, // [61:96] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	0,   // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
+	90,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	91,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	91,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	2,   // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
+	90,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	3,   // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
+	2,   // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
+	4,   // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
+	1,   // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
+	13,  // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
+	13,  // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
+	90,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	91,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	1,   // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
+	21,  // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
+	22,  // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
+	23,  // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
+	20,  // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
+	16,  // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
+	91,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	87,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	16,  // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
+	25,  // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
+	26,  // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
+	29,  // 25: weir.v1.SubscribeResponse.records:type_name -> weir.v1.Records
+	28,  // 26: weir.v1.Assignment.assigned:type_name -> weir.v1.PartitionAssignment
+	27,  // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
+	1,   // 28: weir.v1.Records.records:type_name -> weir.v1.Record
+	34,  // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
+	91,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	90,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	27,  // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
+	90,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	40,  // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
+	41,  // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
+	16,  // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
+	16,  // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
+	91,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	91,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	91,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	91,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	44,  // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
+	44,  // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
+	91,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	45,  // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
+	44,  // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
+	45,  // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
+	60,  // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
+	91,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	88,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
+	63,  // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
+	64,  // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
+	89,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
+	1,   // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
+	73,  // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
+	1,   // 56: weir.v1.PublishToRequest.records:type_name -> weir.v1.Record
+	73,  // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
+	13,  // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
+	75,  // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
+	29,  // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
+	91,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
+	79,  // 62: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	79,  // 63: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	90,  // 64: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
+	90,  // 65: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
+	91,  // 66: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
+	81,  // 67: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
+	5,   // 68: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
+	6,   // 69: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
+	8,   // 70: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
+	9,   // 71: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
+	11,  // 72: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
+	12,  // 73: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
+	12,  // 74: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
+	17,  // 75: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
+	19,  // 76: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
+	30,  // 77: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
+	32,  // 78: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
+	46,  // 79: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
+	47,  // 80: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
+	49,  // 81: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
+	51,  // 82: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
+	53,  // 83: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
+	54,  // 84: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
+	55,  // 85: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
+	57,  // 86: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
+	59,  // 87: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
+	59,  // 88: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
+	59,  // 89: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
+	59,  // 90: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
+	35,  // 91: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	37,  // 92: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	39,  // 93: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	43,  // 94: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	62,  // 95: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
+	65,  // 96: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
+	67,  // 97: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
+	69,  // 98: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
+	69,  // 99: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
+	71,  // 100: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
+	74,  // 101: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
+	77,  // 102: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
+	80,  // 103: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
+	82,  // 104: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
+	84,  // 105: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
+	85,  // 106: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
+	4,   // 107: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	7,   // 108: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,   // 109: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	10,  // 110: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,   // 111: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	14,  // 112: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	15,  // 113: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	18,  // 114: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	24,  // 115: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	31,  // 116: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	33,  // 117: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	45,  // 118: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	48,  // 119: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	50,  // 120: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	52,  // 121: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	45,  // 122: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	45,  // 123: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	56,  // 124: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	58,  // 125: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	61,  // 126: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	61,  // 127: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	61,  // 128: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	61,  // 129: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	36,  // 130: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	38,  // 131: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	42,  // 132: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	42,  // 133: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	64,  // 134: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
+	66,  // 135: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
+	68,  // 136: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
+	70,  // 137: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
+	70,  // 138: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
+	72,  // 139: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
+	76,  // 140: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
+	78,  // 141: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
+	81,  // 142: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
+	83,  // 143: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
+	81,  // 144: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
+	86,  // 145: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
+	107, // [107:146] is the sub-list for method output_type
+	68,  // [68:107] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -5399,15 +6060,21 @@ func file_weir_proto_init() {
 		(*InboxResponse_Inbox)(nil),
 		(*InboxResponse_Records)(nil),
 	}
+	file_weir_proto_msgTypes[80].OneofWrappers = []any{
+		(*CreateConnectorRequest_Postgres)(nil),
+	}
+	file_weir_proto_msgTypes[81].OneofWrappers = []any{
+		(*ConnectorInfo_Postgres)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   82,
+			NumMessages:   90,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_weir_proto_goTypes,
 		DependencyIndexes: file_weir_proto_depIdxs,

@@ -100,7 +100,7 @@ func TestLogicalReplicationEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	s.exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, note text);
+	s.Exec(t, `CREATE TABLE public.items (id int PRIMARY KEY, name text NOT NULL, note text);
 		ALTER TABLE public.items REPLICA IDENTITY FULL;
 		CREATE TABLE public.keyed (id int PRIMARY KEY, v text);
 		CREATE PUBLICATION weir_pub FOR TABLE public.items, public.keyed`)
@@ -124,7 +124,7 @@ func TestLogicalReplicationEndToEnd(t *testing.T) {
 		t.Fatalf("slot = %+v (system %+v)", slot, sys)
 	}
 	// The exported snapshot is usable while the replication connection is idle.
-	snapRes := s.exec(t, fmt.Sprintf(`BEGIN ISOLATION LEVEL REPEATABLE READ;
+	snapRes := s.Exec(t, fmt.Sprintf(`BEGIN ISOLATION LEVEL REPEATABLE READ;
 		SET TRANSACTION SNAPSHOT '%s'; SELECT count(*) FROM public.items; COMMIT`, slot.SnapshotName))
 	if got := string(snapRes[2].Rows[0][0]); got != "0" {
 		t.Fatalf("rows in snapshot = %s", got)
@@ -133,11 +133,11 @@ func TestLogicalReplicationEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s.exec(t, `INSERT INTO public.items VALUES (1, 'one', NULL), (2, 'two', 'n2')`)
-	s.exec(t, `UPDATE public.items SET name = 'uno' WHERE id = 1`)
-	s.exec(t, `DELETE FROM public.items WHERE id = 2`)
-	s.exec(t, `INSERT INTO public.keyed VALUES (10, 'a'); UPDATE public.keyed SET id = 11 WHERE id = 10`)
-	s.exec(t, `TRUNCATE public.keyed`)
+	s.Exec(t, `INSERT INTO public.items VALUES (1, 'one', NULL), (2, 'two', 'n2')`)
+	s.Exec(t, `UPDATE public.items SET name = 'uno' WHERE id = 1`)
+	s.Exec(t, `DELETE FROM public.items WHERE id = 2`)
+	s.Exec(t, `INSERT INTO public.keyed VALUES (10, 'a'); UPDATE public.keyed SET id = 11 WHERE id = 10`)
+	s.Exec(t, `TRUNCATE public.keyed`)
 
 	rc, st := startStream(ctx, t, s, "weir_slot")
 	rels := map[uint32]*RelationMessage{}
@@ -222,7 +222,7 @@ func TestLogicalReplicationEndToEnd(t *testing.T) {
 	waitConfirmed(ctx, t, s, "weir_slot", ackLSN)
 	rc.Close(ctx)
 
-	s.exec(t, `INSERT INTO public.items VALUES (3, 'three', NULL)`)
+	s.Exec(t, `INSERT INTO public.items VALUES (3, 'three', NULL)`)
 
 	rc, st = startStream(ctx, t, s, "weir_slot")
 	again := readTxns(ctx, t, st, 3, map[uint32]*RelationMessage{})
@@ -242,7 +242,7 @@ func TestLogicalReplicationEndToEnd(t *testing.T) {
 	}
 	waitConfirmed(ctx, t, s, "weir_slot", last)
 	rc.Close(ctx)
-	s.exec(t, `DELETE FROM public.items WHERE id = 3`)
+	s.Exec(t, `DELETE FROM public.items WHERE id = 3`)
 	rc, st = startStream(ctx, t, s, "weir_slot")
 	final := readTxns(ctx, t, st, 1, map[uint32]*RelationMessage{})
 	if d, ok := final[0].changes[0].(*DeleteMessage); !ok || final[0].commit.CommitLSN <= last ||
@@ -265,7 +265,7 @@ func TestLogicalReplicationEndToEnd(t *testing.T) {
 func waitConfirmed(ctx context.Context, t *testing.T, s *testServer, slot string, lsn LSN) {
 	t.Helper()
 	for {
-		res := s.exec(t, fmt.Sprintf("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'", slot))
+		res := s.Exec(t, fmt.Sprintf("SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '%s'", slot))
 		if len(res[0].Rows) == 1 && res[0].Rows[0][0] != nil {
 			got, err := ParseLSN(string(res[0].Rows[0][0]))
 			if err != nil {
@@ -290,12 +290,12 @@ func TestKeepaliveAnswered(t *testing.T) {
 	s := startPostgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s.exec(t, `ALTER SYSTEM SET wal_sender_timeout = '1s'`)
-	s.exec(t, `SELECT pg_reload_conf()`)
-	if res := s.exec(t, `SHOW wal_sender_timeout`); string(res[0].Rows[0][0]) != "1s" {
+	s.Exec(t, `ALTER SYSTEM SET wal_sender_timeout = '1s'`)
+	s.Exec(t, `SELECT pg_reload_conf()`)
+	if res := s.Exec(t, `SHOW wal_sender_timeout`); string(res[0].Rows[0][0]) != "1s" {
 		t.Fatalf("wal_sender_timeout = %s", res[0].Rows[0][0])
 	}
-	s.exec(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION weir_pub FOR TABLE t`)
+	s.Exec(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION weir_pub FOR TABLE t`)
 	rc, err := Connect(ctx, s.ConnString())
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func TestPeriodicStatusUpdate(t *testing.T) {
 	s := startPostgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s.exec(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION weir_pub FOR TABLE t`)
+	s.Exec(t, `CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION weir_pub FOR TABLE t`)
 	rc, err := Connect(ctx, s.ConnString())
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +362,7 @@ func TestPeriodicStatusUpdate(t *testing.T) {
 		errc <- err
 	}()
 	replyTime := func() string {
-		res := s.exec(t, `SELECT coalesce(reply_time::text, '') FROM pg_stat_replication`)
+		res := s.Exec(t, `SELECT coalesce(reply_time::text, '') FROM pg_stat_replication`)
 		if len(res[0].Rows) != 1 {
 			return ""
 		}

@@ -19,8 +19,19 @@ type ReplConn struct {
 }
 
 // Connect opens a replication connection; connString is a libpq connection
-// string or URL, and replication=database is added to it.
+// string or URL, and replication=database and the connector's session
+// settings (sessionParams: the text forms of values) are added to it.
 func Connect(ctx context.Context, connString string) (*ReplConn, error) {
+	conn, err := connect(ctx, connString, true)
+	if err != nil {
+		return nil, err
+	}
+	return &ReplConn{conn: conn}, nil
+}
+
+// connect opens a connection with the connector's session settings, as a
+// replication connection or an ordinary one.
+func connect(ctx context.Context, connString string, replication bool) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		return nil, err
@@ -28,12 +39,13 @@ func Connect(ctx context.Context, connString string) (*ReplConn, error) {
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
-	cfg.RuntimeParams["replication"] = "database"
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
+	for k, v := range sessionParams {
+		cfg.RuntimeParams[k] = v
 	}
-	return &ReplConn{conn: conn}, nil
+	if replication {
+		cfg.RuntimeParams["replication"] = "database"
+	}
+	return pgconn.ConnectConfig(ctx, cfg)
 }
 
 // PgConn returns the underlying connection.
@@ -301,9 +313,23 @@ func (c *ReplConn) SendStandbyStatus(ctx context.Context, s StandbyStatus) error
 type Stream struct {
 	conn           *ReplConn
 	StatusInterval time.Duration
-	received       LSN // highest WAL position received (end of last XLogData)
-	flushed        LSN // acknowledged by Ack
-	lastStatus     time.Time
+	// AdvanceWhenIdle lets the flush position follow the server's position
+	// while nothing is pending: between transactions, with the last commit
+	// acknowledged, a keepalive's WAL position is confirmed (everything
+	// before it was sent, and none of it is waiting to be made durable), so
+	// the slot does not hold WAL that only other tables' changes filled.
+	// Periodic status updates then ask the server for a keepalive.
+	AdvanceWhenIdle bool
+	// OnPosition, if set, is called on the reading goroutine whenever a
+	// status update is sent or a keepalive arrives, with the flush position
+	// and the server's WAL end (for lag metrics while no change arrives).
+	OnPosition func(flushed, serverWAL LSN)
+	received   LSN // highest WAL position received (end of last XLogData)
+	flushed    LSN // acknowledged by Ack
+	serverWAL  LSN // the server's WAL end, as of its last message
+	lastStatus time.Time
+	inTxn      bool // a Begin was returned and its Commit not yet
+	lastCommit LSN  // EndLSN of the last Commit returned
 }
 
 // NewStream wraps a connection on which StartReplication succeeded. start is
@@ -333,8 +359,18 @@ func (s *Stream) Ack(ctx context.Context, lsn LSN) error {
 // Flushed returns the acknowledged position.
 func (s *Stream) Flushed() LSN { return s.flushed }
 
+// ServerWAL returns the server's WAL end as of its last message (0 before
+// the first).
+func (s *Stream) ServerWAL() LSN { return s.serverWAL }
+
+// idle reports whether nothing received waits for an acknowledgement.
+func (s *Stream) idle() bool { return !s.inTxn && s.flushed >= s.lastCommit }
+
 func (s *Stream) sendStatus(ctx context.Context, reply bool) error {
 	s.lastStatus = time.Now()
+	if s.OnPosition != nil {
+		s.OnPosition(s.flushed, s.serverWAL)
+	}
 	return s.conn.SendStandbyStatus(ctx, StandbyStatus{Write: s.received, Flush: s.flushed, Apply: s.flushed, ReplyRequested: reply})
 }
 
@@ -343,7 +379,9 @@ func (s *Stream) sendStatus(ctx context.Context, reply bool) error {
 func (s *Stream) Next(ctx context.Context) (Change, error) {
 	for {
 		if time.Since(s.lastStatus) >= s.StatusInterval {
-			if err := s.sendStatus(ctx, false); err != nil {
+			// When idle, ask for a keepalive: its position is what the
+			// flush position may advance to.
+			if err := s.sendStatus(ctx, s.AdvanceWhenIdle && s.idle()); err != nil {
 				return Change{}, err
 			}
 		}
@@ -358,6 +396,18 @@ func (s *Stream) Next(ctx context.Context) (Change, error) {
 		}
 		switch m := msg.(type) {
 		case *PrimaryKeepalive:
+			s.serverWAL = max(s.serverWAL, m.ServerWAL)
+			if s.OnPosition != nil {
+				s.OnPosition(s.flushed, s.serverWAL)
+			}
+			if s.AdvanceWhenIdle && s.idle() && m.ServerWAL > s.flushed {
+				s.flushed = m.ServerWAL
+				s.received = max(s.received, s.flushed)
+				if err := s.sendStatus(ctx, false); err != nil {
+					return Change{}, err
+				}
+				continue
+			}
 			if m.ReplyRequested {
 				if err := s.sendStatus(ctx, false); err != nil {
 					return Change{}, err
@@ -371,6 +421,14 @@ func (s *Stream) Next(ctx context.Context) (Change, error) {
 			dm, err := Decode(data)
 			if err != nil {
 				return Change{}, err
+			}
+			s.serverWAL = max(s.serverWAL, m.ServerWAL)
+			switch c := dm.(type) {
+			case *BeginMessage:
+				s.inTxn = true
+			case *CommitMessage:
+				s.inTxn = false
+				s.lastCommit = max(s.lastCommit, c.EndLSN)
 			}
 			return Change{WALStart: m.WALStart, Message: dm}, nil
 		}

@@ -29,6 +29,8 @@ const _ = connect.IsAtLeastVersion1_13_0
 const (
 	// WeirName is the fully-qualified name of the Weir service.
 	WeirName = "weir.v1.Weir"
+	// ConnectorsName is the fully-qualified name of the Connectors service.
+	ConnectorsName = "weir.v1.Connectors"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -110,6 +112,18 @@ const (
 	WeirPublishToProcedure = "/weir.v1.Weir/PublishTo"
 	// WeirOpenInboxProcedure is the fully-qualified name of the Weir's OpenInbox RPC.
 	WeirOpenInboxProcedure = "/weir.v1.Weir/OpenInbox"
+	// ConnectorsCreateConnectorProcedure is the fully-qualified name of the Connectors's
+	// CreateConnector RPC.
+	ConnectorsCreateConnectorProcedure = "/weir.v1.Connectors/CreateConnector"
+	// ConnectorsListConnectorsProcedure is the fully-qualified name of the Connectors's ListConnectors
+	// RPC.
+	ConnectorsListConnectorsProcedure = "/weir.v1.Connectors/ListConnectors"
+	// ConnectorsDescribeConnectorProcedure is the fully-qualified name of the Connectors's
+	// DescribeConnector RPC.
+	ConnectorsDescribeConnectorProcedure = "/weir.v1.Connectors/DescribeConnector"
+	// ConnectorsDeleteConnectorProcedure is the fully-qualified name of the Connectors's
+	// DeleteConnector RPC.
+	ConnectorsDeleteConnectorProcedure = "/weir.v1.Connectors/DeleteConnector"
 )
 
 // WeirClient is a client for the weir.v1.Weir service.
@@ -1132,4 +1146,164 @@ func (UnimplementedWeirHandler) PublishTo(context.Context, *connect.Request[v1.P
 
 func (UnimplementedWeirHandler) OpenInbox(context.Context, *connect.Request[v1.OpenInboxRequest], *connect.ServerStream[v1.InboxResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.OpenInbox is not implemented"))
+}
+
+// ConnectorsClient is a client for the weir.v1.Connectors service.
+type ConnectorsClient interface {
+	// Create a connector and start it; it is kept in the server's state and
+	// started again with the server.
+	CreateConnector(context.Context, *connect.Request[v1.CreateConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error)
+	// Every connector: those of the configuration file and those created here.
+	ListConnectors(context.Context, *connect.Request[v1.ListConnectorsRequest]) (*connect.Response[v1.ListConnectorsResponse], error)
+	DescribeConnector(context.Context, *connect.Request[v1.DescribeConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error)
+	// Stop a connector created through the API and forget it; its replication
+	// slot (and the publication, if the connector created it) are dropped
+	// unless keep_slot.
+	DeleteConnector(context.Context, *connect.Request[v1.DeleteConnectorRequest]) (*connect.Response[v1.DeleteConnectorResponse], error)
+}
+
+// NewConnectorsClient constructs a client for the weir.v1.Connectors service. By default, it uses
+// the Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewConnectorsClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) ConnectorsClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	connectorsMethods := v1.File_weir_proto.Services().ByName("Connectors").Methods()
+	return &connectorsClient{
+		createConnector: connect.NewClient[v1.CreateConnectorRequest, v1.ConnectorInfo](
+			httpClient,
+			baseURL+ConnectorsCreateConnectorProcedure,
+			connect.WithSchema(connectorsMethods.ByName("CreateConnector")),
+			connect.WithClientOptions(opts...),
+		),
+		listConnectors: connect.NewClient[v1.ListConnectorsRequest, v1.ListConnectorsResponse](
+			httpClient,
+			baseURL+ConnectorsListConnectorsProcedure,
+			connect.WithSchema(connectorsMethods.ByName("ListConnectors")),
+			connect.WithClientOptions(opts...),
+		),
+		describeConnector: connect.NewClient[v1.DescribeConnectorRequest, v1.ConnectorInfo](
+			httpClient,
+			baseURL+ConnectorsDescribeConnectorProcedure,
+			connect.WithSchema(connectorsMethods.ByName("DescribeConnector")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteConnector: connect.NewClient[v1.DeleteConnectorRequest, v1.DeleteConnectorResponse](
+			httpClient,
+			baseURL+ConnectorsDeleteConnectorProcedure,
+			connect.WithSchema(connectorsMethods.ByName("DeleteConnector")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// connectorsClient implements ConnectorsClient.
+type connectorsClient struct {
+	createConnector   *connect.Client[v1.CreateConnectorRequest, v1.ConnectorInfo]
+	listConnectors    *connect.Client[v1.ListConnectorsRequest, v1.ListConnectorsResponse]
+	describeConnector *connect.Client[v1.DescribeConnectorRequest, v1.ConnectorInfo]
+	deleteConnector   *connect.Client[v1.DeleteConnectorRequest, v1.DeleteConnectorResponse]
+}
+
+// CreateConnector calls weir.v1.Connectors.CreateConnector.
+func (c *connectorsClient) CreateConnector(ctx context.Context, req *connect.Request[v1.CreateConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error) {
+	return c.createConnector.CallUnary(ctx, req)
+}
+
+// ListConnectors calls weir.v1.Connectors.ListConnectors.
+func (c *connectorsClient) ListConnectors(ctx context.Context, req *connect.Request[v1.ListConnectorsRequest]) (*connect.Response[v1.ListConnectorsResponse], error) {
+	return c.listConnectors.CallUnary(ctx, req)
+}
+
+// DescribeConnector calls weir.v1.Connectors.DescribeConnector.
+func (c *connectorsClient) DescribeConnector(ctx context.Context, req *connect.Request[v1.DescribeConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error) {
+	return c.describeConnector.CallUnary(ctx, req)
+}
+
+// DeleteConnector calls weir.v1.Connectors.DeleteConnector.
+func (c *connectorsClient) DeleteConnector(ctx context.Context, req *connect.Request[v1.DeleteConnectorRequest]) (*connect.Response[v1.DeleteConnectorResponse], error) {
+	return c.deleteConnector.CallUnary(ctx, req)
+}
+
+// ConnectorsHandler is an implementation of the weir.v1.Connectors service.
+type ConnectorsHandler interface {
+	// Create a connector and start it; it is kept in the server's state and
+	// started again with the server.
+	CreateConnector(context.Context, *connect.Request[v1.CreateConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error)
+	// Every connector: those of the configuration file and those created here.
+	ListConnectors(context.Context, *connect.Request[v1.ListConnectorsRequest]) (*connect.Response[v1.ListConnectorsResponse], error)
+	DescribeConnector(context.Context, *connect.Request[v1.DescribeConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error)
+	// Stop a connector created through the API and forget it; its replication
+	// slot (and the publication, if the connector created it) are dropped
+	// unless keep_slot.
+	DeleteConnector(context.Context, *connect.Request[v1.DeleteConnectorRequest]) (*connect.Response[v1.DeleteConnectorResponse], error)
+}
+
+// NewConnectorsHandler builds an HTTP handler from the service implementation. It returns the path
+// on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewConnectorsHandler(svc ConnectorsHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	connectorsMethods := v1.File_weir_proto.Services().ByName("Connectors").Methods()
+	connectorsCreateConnectorHandler := connect.NewUnaryHandler(
+		ConnectorsCreateConnectorProcedure,
+		svc.CreateConnector,
+		connect.WithSchema(connectorsMethods.ByName("CreateConnector")),
+		connect.WithHandlerOptions(opts...),
+	)
+	connectorsListConnectorsHandler := connect.NewUnaryHandler(
+		ConnectorsListConnectorsProcedure,
+		svc.ListConnectors,
+		connect.WithSchema(connectorsMethods.ByName("ListConnectors")),
+		connect.WithHandlerOptions(opts...),
+	)
+	connectorsDescribeConnectorHandler := connect.NewUnaryHandler(
+		ConnectorsDescribeConnectorProcedure,
+		svc.DescribeConnector,
+		connect.WithSchema(connectorsMethods.ByName("DescribeConnector")),
+		connect.WithHandlerOptions(opts...),
+	)
+	connectorsDeleteConnectorHandler := connect.NewUnaryHandler(
+		ConnectorsDeleteConnectorProcedure,
+		svc.DeleteConnector,
+		connect.WithSchema(connectorsMethods.ByName("DeleteConnector")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/weir.v1.Connectors/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case ConnectorsCreateConnectorProcedure:
+			connectorsCreateConnectorHandler.ServeHTTP(w, r)
+		case ConnectorsListConnectorsProcedure:
+			connectorsListConnectorsHandler.ServeHTTP(w, r)
+		case ConnectorsDescribeConnectorProcedure:
+			connectorsDescribeConnectorHandler.ServeHTTP(w, r)
+		case ConnectorsDeleteConnectorProcedure:
+			connectorsDeleteConnectorHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedConnectorsHandler returns CodeUnimplemented from all methods.
+type UnimplementedConnectorsHandler struct{}
+
+func (UnimplementedConnectorsHandler) CreateConnector(context.Context, *connect.Request[v1.CreateConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Connectors.CreateConnector is not implemented"))
+}
+
+func (UnimplementedConnectorsHandler) ListConnectors(context.Context, *connect.Request[v1.ListConnectorsRequest]) (*connect.Response[v1.ListConnectorsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Connectors.ListConnectors is not implemented"))
+}
+
+func (UnimplementedConnectorsHandler) DescribeConnector(context.Context, *connect.Request[v1.DescribeConnectorRequest]) (*connect.Response[v1.ConnectorInfo], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Connectors.DescribeConnector is not implemented"))
+}
+
+func (UnimplementedConnectorsHandler) DeleteConnector(context.Context, *connect.Request[v1.DeleteConnectorRequest]) (*connect.Response[v1.DeleteConnectorResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Connectors.DeleteConnector is not implemented"))
 }
