@@ -2,6 +2,7 @@ package weir
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,7 @@ func (p Protocol) String() string {
 // every call over HTTP/2.
 type Client struct {
 	api          weirpbconnect.WeirClient
+	connectors   weirpbconnect.ConnectorsClient // connectors.go
 	baseURL      string
 	httpClient   *http.Client
 	ownTransport *http.Transport // nil with WithHTTPClient
@@ -76,6 +78,7 @@ type options struct {
 	gzip       bool
 	// authorization is the Authorization header of every call (auth.go).
 	authorization string
+	tlsConfig     *tls.Config // see WithTLS (tls.go)
 
 	tracerProvider trace.TracerProvider          // see WithTracerProvider
 	propagator     propagation.TextMapPropagator // see WithPropagator
@@ -138,6 +141,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if base, err = o.tlsBaseURL(addr, base); err != nil {
+		return nil, err
+	}
 	if o.backoff.min <= 0 || o.backoff.max < o.backoff.min {
 		return nil, fmt.Errorf("%w: reconnect backoff %v to %v", ErrInvalidArgument, o.backoff.min, o.backoff.max)
 	}
@@ -175,11 +181,12 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	}
 	c.httpClient = o.httpClient
 	if c.httpClient == nil {
-		c.ownTransport = newTransport()
+		c.ownTransport = newTransport(o.tlsConfig)
 		c.httpClient = &http.Client{Transport: c.ownTransport}
 	}
 	connectOpts = append(connectOpts, o.authOptions()...)
 	c.api = weirpbconnect.NewWeirClient(c.httpClient, base, connectOpts...)
+	c.connectors = weirpbconnect.NewConnectorsClient(c.httpClient, base, connectOpts...)
 	if !o.skipCheck {
 		if _, err := c.api.ListStreams(ctx, connect.NewRequest(&weirpb.ListStreamsRequest{})); err != nil {
 			c.Close()
@@ -190,9 +197,10 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 }
 
 // newTransport is an HTTP transport that speaks HTTP/2 to every server:
-// without TLS (h2c) to http:// URLs, over TLS to https:// ones. Pings find
-// connections whose peer vanished, so that subscriptions reconnect.
-func newTransport() *http.Transport {
+// without TLS (h2c) to http:// URLs, over TLS (with tlsConfig, when not
+// nil) to https:// ones. Pings find connections whose peer vanished, so
+// that subscriptions reconnect.
+func newTransport(tlsConfig *tls.Config) *http.Transport {
 	t := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -203,6 +211,9 @@ func newTransport() *http.Transport {
 			SendPingTimeout: 15 * time.Second,
 			PingTimeout:     10 * time.Second,
 		},
+	}
+	if tlsConfig != nil {
+		t.TLSClientConfig = tlsConfig.Clone()
 	}
 	t.Protocols = new(http.Protocols)
 	t.Protocols.SetHTTP2(true)

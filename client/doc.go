@@ -3,7 +3,8 @@
 // asynchronous and batched with a Producer) and consuming (consumer groups,
 // competing consumers of queues and shared subscriptions, ephemeral fan-out,
 // or replay from positions), over gRPC (the default, HTTP/2 without TLS for
-// http:// servers) or the Connect protocol.
+// http:// servers) or the Connect protocol. For TLS, give an https:// URL
+// (the system's CAs) or WithTLS with the CAs and any client certificate.
 //
 //	c, err := weir.Dial(ctx, "localhost:8080")
 //	if err != nil { ... }

@@ -14,11 +14,11 @@ import (
 var (
 	ErrNotFound           = errors.New("not found")             // connect.CodeNotFound: no such stream, group or partition
 	ErrAlreadyExists      = errors.New("already exists")        // connect.CodeAlreadyExists
-	ErrInvalidArgument    = errors.New("invalid argument")      // connect.CodeInvalidArgument: a bad name, a record over the size limit
+	ErrInvalidArgument    = errors.New("invalid argument")      // connect.CodeInvalidArgument: e.g. a bad name
 	ErrFailedPrecondition = errors.New("failed precondition")   // connect.CodeFailedPrecondition: e.g. resetting a group with members
 	ErrOutOfRange         = errors.New("out of range")          // connect.CodeOutOfRange: an offset past the end
 	ErrAborted            = errors.New("aborted")               // connect.CodeAborted: e.g. a commit with a stale generation
-	ErrResourceExhausted  = errors.New("resource exhausted")    // connect.CodeResourceExhausted
+	ErrResourceExhausted  = errors.New("resource exhausted")    // connect.CodeResourceExhausted: e.g. a record over max-record-bytes
 	ErrUnavailable        = errors.New("unavailable")           // connect.CodeUnavailable: the server is down or shutting down
 	ErrPermissionDenied   = errors.New("permission denied")     // connect.CodePermissionDenied
 	ErrUnauthenticated    = errors.New("unauthenticated")       // connect.CodeUnauthenticated

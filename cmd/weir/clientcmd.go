@@ -31,6 +31,7 @@ const callTimeout = 30 * time.Second
 type clientFlags struct {
 	server string
 	token  string // bearer token for a server with authentication on
+	tls    tlsFlags
 }
 
 func bindClientFlags(fs *flag.FlagSet) *clientFlags {
@@ -39,10 +40,11 @@ func bindClientFlags(fs *flag.FlagSet) *clientFlags {
 	if env, ok := os.LookupEnv("WEIR_SERVER"); ok && env != "" {
 		server = env
 	}
-	fs.StringVar(&f.server, "server", server, "Weir server, host:port or URL (env WEIR_SERVER)")
+	fs.StringVar(&f.server, "server", server, "Weir server, host:port or URL; https:// or a --tls-* flag for TLS (env WEIR_SERVER)")
 	// The default is not taken from WEIR_TOKEN here, so that help never
 	// prints the secret; dial reads the variable.
 	fs.StringVar(&f.token, "token", "", "bearer token, from 'weir user token', for a server with authentication on (env WEIR_TOKEN)")
+	f.tls.bind(fs)
 	return f
 }
 
@@ -56,6 +58,13 @@ func (f *clientFlags) dial(ctx context.Context) (*weir.Client, error) {
 	}
 	if token != "" {
 		opts = append(opts, weir.WithToken(token))
+	}
+	tlsConfig, err := f.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil {
+		opts = append(opts, weir.WithTLS(tlsConfig))
 	}
 	return weir.Dial(ctx, f.server, opts...)
 }

@@ -244,6 +244,12 @@ func TestStartupErrors(t *testing.T) {
 			want: []string{"mqtt listener", busy.Addr().String(), "in use"},
 		},
 		{
+			name: "TLS certificate file missing",
+			args: append([]string{"serve", "--data", t.TempDir(), "--http-addr=", "--https-addr", "127.0.0.1:0",
+				"--tls-cert-file", filepath.Join(notADir, "cert.pem"), "--tls-key-file", notADir}, off...),
+			want: []string{"tls-cert-file", filepath.Join(notADir, "cert.pem")},
+		},
+		{
 			name: "data directory cannot be created",
 			args: append([]string{"serve", "--data", filepath.Join(notADir, "data"), "--http-addr", "127.0.0.1:0"}, off...),
 			want: []string{"data directory", notADir},

@@ -53,7 +53,30 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	for _, e := range srv.Endpoints() {
 		fmt.Fprintf(stdout, "%s listening on %s\n", e.Name, e.Addr)
 	}
+	defer reloadOnHangup(srv)()
 	return awaitShutdown(srv, signals, shutdownTimeout, logger, os.Exit)
+}
+
+// reloadOnHangup reloads the TLS files of srv on each SIGHUP (the server
+// logs the outcome) until the function it returns is called.
+func reloadOnHangup(srv *server.Server) (stop func()) {
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hangups:
+				_ = srv.ReloadTLS() // logged by the server
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hangups)
+		close(done)
+	}
 }
 
 // shutdowner is the part of *server.Server awaitShutdown uses.
@@ -104,7 +127,8 @@ func printServeUsage(w io.Writer) {
   weir [flags]
 
 Runs a Weir node until SIGINT or SIGTERM, then shuts it down gracefully
-(within 30s; a second signal exits at once). Each option is taken from, in
+(within 30s; a second signal exits at once). SIGHUP reloads the TLS
+certificate, key and client CA files. Each option is taken from, in
 increasing precedence: its default, the YAML file given with --config, its
 WEIR_* environment variable, its flag. An empty address (--kafka-addr= or
 WEIR_KAFKA_ADDR=) turns that listener off.

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -294,25 +293,11 @@ func TestMQTTWithUsersFile(t *testing.T) {
 	s, _ := startAuthServer(t)
 	broker := "tcp://" + s.Addr("mqtt")
 	connect := func(user, password string) error {
-		opts := paho.NewClientOptions().AddBroker(broker).SetClientID("c-" + user + password).
-			SetConnectRetry(false).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
+		opts := pahoOptions(broker, "c-"+user+password)
 		if user != "" {
 			opts.SetUsername(user).SetPassword(password)
 		}
-		c := paho.NewClient(opts)
-		tok := c.Connect()
-		if !tok.WaitTimeout(10 * time.Second) {
-			return errors.New("connect timed out")
-		}
-		if err := tok.Error(); err != nil {
-			return err
-		}
-		defer c.Disconnect(100)
-		pub := c.Publish("sensors/1", 1, false, "21.5")
-		if !pub.WaitTimeout(10 * time.Second) {
-			return errors.New("publish timed out")
-		}
-		return pub.Error()
+		return pahoPublish(opts)
 	}
 	if err := connect("alice", "wonderland"); err != nil {
 		t.Errorf("right password: %v", err)

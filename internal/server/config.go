@@ -50,6 +50,7 @@ type Config struct {
 	KafkaAutoCreateTopics string        `yaml:"kafka-auto-create-topics" arg:"bool" help:"create a topic a Kafka client asks for that does not exist: true or false"`
 	AMQPAddr              string        `yaml:"amqp-addr" arg:"addr" help:"AMQP 0-9-1 listener address; empty turns it off"`
 	MQTTAddr              string        `yaml:"mqtt-addr" arg:"addr" help:"MQTT listener address; empty turns it off"`
+	MQTTSysInterval       time.Duration `yaml:"mqtt-sys-interval" arg:"duration" help:"how often the MQTT $SYS topics are published; 0 turns them off"`
 	HTTPAddr              string        `yaml:"http-addr" arg:"addr" help:"HTTP listener address (API, console, /metrics, /healthz); empty turns it off"`
 	FSync                 FSyncMode     `yaml:"fsync" arg:"mode" help:"when appended records are fsynced: always, interval or never"`
 	FSyncInterval         time.Duration `yaml:"fsync-interval" arg:"duration" help:"time between fsyncs with fsync=interval"`
@@ -62,8 +63,31 @@ type Config struct {
 	// unless InsecureListenAny is "true" (see auth.go).
 	Users             string `yaml:"users" arg:"file" help:"users file (weir user add ...); every listener then requires authentication. Empty: no authentication, loopback only"`
 	InsecureListenAny string `yaml:"insecure-listen-any" arg:"bool" help:"without a users file, listen on the configured addresses anyway instead of loopback only: true or false"`
+
+	// TLS listeners (tls.go) are listeners of their own beside the plain
+	// ones, as RabbitMQ (5671), Mosquitto (8883) and Kafka deployments run
+	// them; each is off until its address is set, and all of them serve
+	// the certificate of TLSCertFile.
+	KafkaTLSAddr      string        `yaml:"kafka-tls-addr" arg:"addr" help:"Kafka listener address with TLS (client security.protocol SSL, or SASL_SSL with users), usually :9093; empty turns it off"`
+	AMQPTLSAddr       string        `yaml:"amqp-tls-addr" arg:"addr" help:"AMQP 0-9-1 over TLS (amqps://) listener address, usually :5671; empty turns it off"`
+	MQTTTLSAddr       string        `yaml:"mqtt-tls-addr" arg:"addr" help:"MQTT over TLS listener address, usually :8883; empty turns it off"`
+	HTTPSAddr         string        `yaml:"https-addr" arg:"addr" help:"HTTPS listener address (API over HTTP/2 or 1.1, console, /metrics, /healthz, MQTT over WSS at /mqtt), usually :8443; empty turns it off"`
+	TLSCertFile       string        `yaml:"tls-cert-file" arg:"file" help:"PEM certificate of the TLS listeners, followed by its intermediate CA certificates"`
+	TLSKeyFile        string        `yaml:"tls-key-file" arg:"file" help:"PEM private key of tls-cert-file"`
+	TLSClientCAFile   string        `yaml:"tls-client-ca-file" arg:"file" help:"PEM CA certificates that client certificates are verified against (with tls-client-auth request or require)"`
+	TLSClientAuth     string        `yaml:"tls-client-auth" arg:"mode" help:"client certificates on the TLS listeners: none, request (verified when sent) or require; per listener as in require,https=none"`
+	TLSMinVersion     string        `yaml:"tls-min-version" arg:"version" help:"oldest TLS version accepted: 1.2 or 1.3"`
+	TLSReloadInterval time.Duration `yaml:"tls-reload-interval" arg:"duration" help:"how often the TLS files are checked for changes and reloaded (also on SIGHUP); 0 checks only on SIGHUP"`
+
+	// Connection limits (limits.go); 0 is no limit.
+	MaxConnections         int    `yaml:"max-connections" arg:"n" help:"open connections accepted on all listeners together; beyond it a new connection is closed at once; 0: no limit"`
+	MaxListenerConnections string `yaml:"max-listener-connections" arg:"n" help:"open connections accepted on each listener: a number for every listener, or per listener as in 10000,http=500; 0: no limit"`
 	// PprofAddr serves Go's runtime profiles (pprof.go); empty: off.
 	PprofAddr string `yaml:"pprof-addr" arg:"addr" help:"address that serves Go runtime profiles (/debug/pprof/) for diagnosis; empty turns it off; loopback only, as profiles are not authenticated"`
+
+	// Connectors are the change data capture connectors the node runs
+	// (connectors.go); set only in the configuration file.
+	Connectors []ConnectorConfig `yaml:"connectors" file:"only"`
 
 	// Version is the build version reported by the weir_build_info metric
 	// and in the startup log. The program sets it; it is not an option.
@@ -94,19 +118,24 @@ const (
 // fsynced before it is acknowledged.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:               "./weir-data",
-		KafkaAddr:             ":9092",
-		KafkaAutoCreateTopics: "true",
-		AMQPAddr:              ":5672",
-		MQTTAddr:              ":1883",
-		HTTPAddr:              ":8080",
-		FSync:                 FSyncAlways,
-		FSyncInterval:         50 * time.Millisecond,
-		MaxRecordBytes:        DefaultMaxRecordBytes,
-		LogLevel:              "info",
-		LogFormat:             "text",
-		InsecureListenAny:     "false",
-		Version:               "dev",
+		DataDir:                "./weir-data",
+		KafkaAddr:              ":9092",
+		KafkaAutoCreateTopics:  "true",
+		AMQPAddr:               ":5672",
+		MQTTAddr:               ":1883",
+		MQTTSysInterval:        10 * time.Second,
+		HTTPAddr:               ":8080",
+		FSync:                  FSyncAlways,
+		FSyncInterval:          50 * time.Millisecond,
+		MaxRecordBytes:         DefaultMaxRecordBytes,
+		LogLevel:               "info",
+		LogFormat:              "text",
+		InsecureListenAny:      "false",
+		TLSClientAuth:          "none",
+		TLSMinVersion:          "1.2",
+		TLSReloadInterval:      10 * time.Second,
+		MaxListenerConnections: "0",
+		Version:                "dev",
 	}
 }
 
@@ -150,6 +179,15 @@ func (c *Config) Validate() error {
 	if _, err := parseLogFormat(c.LogFormat); err != nil {
 		return invalidValue("log-format", c.LogFormat, err.Error())
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if err := c.validateConnectionLimits(); err != nil {
+		return err
+	}
+	if err := c.validateConnectors(); err != nil {
+		return err
+	}
 	if err := c.validateSafeDefault(); err != nil {
 		return err
 	}
@@ -164,6 +202,10 @@ func (c *Config) listenerAddrs() []Endpoint {
 		{Name: "amqp", Addr: c.AMQPAddr},
 		{Name: "mqtt", Addr: c.MQTTAddr},
 		{Name: "http", Addr: c.HTTPAddr},
+		{Name: "kafka-tls", Addr: c.KafkaTLSAddr},
+		{Name: "amqp-tls", Addr: c.AMQPTLSAddr},
+		{Name: "mqtt-tls", Addr: c.MQTTTLSAddr},
+		{Name: "https", Addr: c.HTTPSAddr},
 	}
 }
 

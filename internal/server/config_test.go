@@ -213,7 +213,7 @@ func TestLoadPrecedence(t *testing.T) {
 			}
 			want := DefaultConfig()
 			tt.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Load =\n\t%+v\nwant\n\t%+v", got, want)
 			}
 		})
@@ -422,8 +422,12 @@ func TestOptionNames(t *testing.T) {
 			t.Errorf("option %s has no help or arg tag", o.key)
 		}
 	}
-	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format", "users", "insecure-listen-any"}
-	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT", "WEIR_USERS", "WEIR_INSECURE_LISTEN_ANY"}
+	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "mqtt-sys-interval", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "log-level", "log-format", "users", "insecure-listen-any",
+		"kafka-tls-addr", "amqp-tls-addr", "mqtt-tls-addr", "https-addr", "tls-cert-file", "tls-key-file", "tls-client-ca-file",
+		"tls-client-auth", "tls-min-version", "tls-reload-interval", "max-connections", "max-listener-connections", "pprof-addr"}
+	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_MQTT_SYS_INTERVAL", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT", "WEIR_USERS", "WEIR_INSECURE_LISTEN_ANY",
+		"WEIR_KAFKA_TLS_ADDR", "WEIR_AMQP_TLS_ADDR", "WEIR_MQTT_TLS_ADDR", "WEIR_HTTPS_ADDR", "WEIR_TLS_CERT_FILE", "WEIR_TLS_KEY_FILE", "WEIR_TLS_CLIENT_CA_FILE",
+		"WEIR_TLS_CLIENT_AUTH", "WEIR_TLS_MIN_VERSION", "WEIR_TLS_RELOAD_INTERVAL", "WEIR_MAX_CONNECTIONS", "WEIR_MAX_LISTENER_CONNECTIONS", "WEIR_PPROF_ADDR"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("keys = %q, want %q", keys, wantKeys)
 	}
@@ -445,12 +449,16 @@ func TestOptionNames(t *testing.T) {
 
 // TestOptionsCoverConfig checks that every Config field but those set by the
 // program (Version, HTTPListener, and the Kafka settings embedders and tests
-// set) can be set from every source.
+// set) and the lists only the file gives (file:"only") can be set from
+// every source.
 func TestOptionsCoverConfig(t *testing.T) {
 	programSet := []string{"Version", "HTTPListener", "KafkaShareSessionTimeout", "KafkaAuthenticator"}
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
 		name := typ.Field(i).Name
+		if typ.Field(i).Tag.Get("file") == "only" {
+			continue
+		}
 		covered := slices.ContainsFunc(options, func(o option) bool { return o.field == i })
 		if covered == slices.Contains(programSet, name) {
 			t.Errorf("Config.%s: covered by options = %v", name, covered)

@@ -2,20 +2,16 @@ package server
 
 import (
 	"context"
-	"errors"
 	"strconv"
 
 	"github.com/weirmq/weir/internal/protocol/kafka"
 )
 
-// startKafka binds the Kafka listener and serves the Kafka front end on
-// it, registered as a component so that Shutdown closes the listener and
-// every Kafka connection before the broker.
+// startKafka binds the Kafka listeners (plain and TLS, those that are on)
+// and serves the Kafka front end on them, registered as a component so
+// that Shutdown closes the listeners and every Kafka connection before the
+// broker.
 func (s *Server) startKafka(ctx context.Context) error {
-	ln, err := s.listen(ctx, "kafka", s.cfg.KafkaAddr)
-	if err != nil {
-		return err
-	}
 	autoCreate, _ := strconv.ParseBool(s.cfg.KafkaAutoCreateTopics) // checked by Validate
 	ks := kafka.New(kafka.Config{
 		Broker:           s.Broker(),
@@ -29,10 +25,5 @@ func (s *Server) startKafka(ctx context.Context) error {
 		Observer:            s.metrics.kafka,
 	})
 	s.Register(ComponentFunc("kafka", ks.Close))
-	go func() {
-		if err := ks.Serve(ln); err != nil && !errors.Is(err, kafka.ErrServerClosed) {
-			s.logger.Error("kafka listener stopped", "err", err)
-		}
-	}()
-	return nil
+	return s.serveFrontEnd(ctx, "kafka", s.cfg.KafkaAddr, s.cfg.KafkaTLSAddr, ks.Serve, kafka.ErrServerClosed)
 }

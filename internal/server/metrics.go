@@ -30,10 +30,23 @@ import (
 //	weir_partition_end_offset      gauge      stream, partition         the offset the next record will get
 //	weir_group_lag                 gauge      group, stream, partition  end offset minus the group's committed offset
 //	weir_fsync_seconds             histogram                            time of each partition flush (write and fsync)
-//	weir_http_connections          gauge                                open connections on the HTTP listener
+//	weir_http_connections          gauge                                open connections on the HTTP and HTTPS listeners
 //	weir_kafka_connections         gauge                                open connections on the Kafka listener
 //	weir_kafka_requests_total      counter    api                       Kafka requests received (api: Produce, Fetch, ...; unknown keys: "unknown")
 //	weir_kafka_request_errors_total counter   api                       Kafka requests that closed their connection (malformed, unsupported, unauthenticated)
+//	weir_mqtt_connections          gauge                                open MQTT connections with a session (mqtt_metrics.go)
+//	weir_mqtt_connections_total    counter                              connections accepted by the MQTT listeners (TCP, WebSocket)
+//	weir_mqtt_packets_received_total counter  type                      MQTT control packets received (CONNECT, PUBLISH, PUBACK, ...)
+//	weir_mqtt_packets_sent_total   counter    type                      MQTT control packets sent
+//	weir_mqtt_messages_received_total counter qos                       PUBLISH packets received, by QoS (0, 1, 2)
+//	weir_mqtt_messages_sent_total  counter    qos                       PUBLISH packets sent, by QoS (resends included)
+//	weir_mqtt_received_bytes_total counter                              bytes received on MQTT connections
+//	weir_mqtt_sent_bytes_total     counter                              bytes sent on MQTT connections
+//	weir_mqtt_sessions             gauge                                persistent MQTT sessions stored
+//	weir_mqtt_retained_messages    gauge                                retained MQTT messages
+//	weir_mqtt_subscriptions        gauge                                subscriptions of the connected MQTT sessions
+//	weir_connections               gauge      listener                  open connections of each listener (limits.go)
+//	weir_connections_refused_total counter    listener, limit           connections closed at once by max-listener-connections (limit "listener") or max-connections ("total")
 //
 // The published and delivered counters of a stream are dropped when it is
 // deleted through the API. End offsets and lag are read from the broker at
@@ -49,6 +62,8 @@ type metrics struct {
 	httpConnections  prometheus.Gauge
 	broker           *brokerCollector
 	kafka            *kafkaMetrics
+	mqtt             *mqttCollector
+	listeners        *listenerMetrics
 }
 
 var _ api.Observer = (*metrics)(nil)
@@ -70,10 +85,12 @@ func newMetrics(version string) *metrics {
 		}),
 		httpConnections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "weir_http_connections",
-			Help: "Open connections on the HTTP listener.",
+			Help: "Open connections on the HTTP and HTTPS listeners.",
 		}),
-		broker: newBrokerCollector(),
-		kafka:  newKafkaMetrics(),
+		broker:    newBrokerCollector(),
+		kafka:     newKafkaMetrics(),
+		mqtt:      newMQTTCollector(),
+		listeners: newListenerMetrics(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "weir_build_info",
@@ -89,6 +106,8 @@ func newMetrics(version string) *metrics {
 		m.fsyncSeconds, m.httpConnections, m.broker,
 	)
 	m.registry.MustRegister(m.kafka.collectors()...)
+	m.registry.MustRegister(m.mqtt)
+	m.registry.MustRegister(m.listeners.collectors()...)
 	return m
 }
 

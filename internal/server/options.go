@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,10 +29,10 @@ func configOptions() []option {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		key := f.Tag.Get("yaml")
-		if key == "" || key == "-" {
-			continue
+		if key == "" || key == "-" || f.Tag.Get("file") == "only" {
+			continue // not an option, or a list only the file can give
 		}
-		if f.Type != durationType && f.Type != byteSizeType && f.Type.Kind() != reflect.String {
+		if f.Type != durationType && f.Type != byteSizeType && f.Type.Kind() != reflect.String && f.Type.Kind() != reflect.Int {
 			panic(fmt.Sprintf("server: Config.%s has type %s, which options cannot set", f.Name, f.Type))
 		}
 		opts = append(opts, option{
@@ -80,6 +81,9 @@ func (o option) get(c *Config) string {
 	case byteSizeType:
 		return ByteSize(v.Int()).String()
 	}
+	if v.Kind() == reflect.Int {
+		return strconv.FormatInt(v.Int(), 10)
+	}
 	return v.String()
 }
 
@@ -101,6 +105,14 @@ func (o option) set(c *Config, raw string) error {
 		}
 		v.SetInt(int64(n))
 	default:
+		if v.Kind() == reflect.Int {
+			n, err := strconv.Atoi(strings.TrimSpace(raw))
+			if err != nil {
+				return invalidValue(o.key, raw, "not a whole number")
+			}
+			v.SetInt(int64(n))
+			return nil
+		}
 		v.SetString(raw)
 	}
 	return nil

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,11 +49,13 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 
-	lifecycle  sync.Mutex    // serializes Start and Shutdown; guards the fields below it
-	httpServer *http.Server  // nil when HTTP is off or not started
-	httpDone   chan struct{} // closed when httpServer.Serve has returned
-	api        *api.Service  // nil until Start opened the broker
-	users      *auth.Users   // nil when authentication is off (auth.go)
+	limits *connLimits // connection counts and limits (limits.go)
+
+	lifecycle   sync.Mutex    // serializes Start and Shutdown; guards the fields below it
+	httpServers []httpServing // the HTTP and HTTPS servers started
+	api         *api.Service  // nil until Start opened the broker
+	users       *auth.Users   // nil when authentication is off (auth.go)
+	tls         *tlsFiles     // nil when no TLS listener is on (tls.go)
 
 	mu         sync.Mutex // guards the fields below it
 	phase      phase
@@ -78,6 +82,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(cfg.Version),
 	}
+	s.limits = &connLimits{maxTotal: int64(cfg.MaxConnections), metrics: s.metrics.listeners, server: s}
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.Handle("GET /metrics", newMetricsHandler(s.metrics.registry, logger))
 	return s, nil
@@ -118,23 +123,29 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.setupAuth(); err != nil {
 		return err
 	}
+	if err := s.setupTLS(); err != nil {
+		return err
+	}
 	if err := prepareDataDir(s.cfg.DataDir); err != nil {
 		return err
 	}
 	if err := s.openBroker(); err != nil {
 		return err
 	}
-	if s.cfg.KafkaAddr != "" {
+	if err := s.startConnectors(); err != nil {
+		return err
+	}
+	if s.cfg.KafkaAddr != "" || s.cfg.KafkaTLSAddr != "" {
 		if err := s.startKafka(ctx); err != nil {
 			return err
 		}
 	}
-	if s.cfg.AMQPAddr != "" {
+	if s.cfg.AMQPAddr != "" || s.cfg.AMQPTLSAddr != "" {
 		if err := s.startAMQP(ctx); err != nil {
 			return err
 		}
 	}
-	if s.cfg.MQTTAddr != "" {
+	if s.cfg.MQTTAddr != "" || s.cfg.MQTTTLSAddr != "" {
 		if err := s.startMQTT(ctx); err != nil {
 			return err
 		}
@@ -150,9 +161,21 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	var httpsListener net.Listener
+	if s.cfg.HTTPSAddr != "" {
+		if httpsListener, err = s.listen(ctx, "https", s.cfg.HTTPSAddr); err != nil {
+			if httpListener != s.cfg.HTTPListener {
+				httpListener.Close()
+			}
+			return err
+		}
+	}
 	s.setPhase(phaseServing)
 	if httpListener != nil {
-		s.serveHTTP(httpListener)
+		s.serveHTTP("http", httpListener, nil)
+	}
+	if httpsListener != nil {
+		s.serveHTTP("https", httpsListener, s.tls.serverConfig("https"))
 	}
 	s.logAuth()
 	s.logger.Info("weir started", "version", s.cfg.Version, "data", s.cfg.DataDir, "fsync", s.cfg.FSync)
@@ -189,14 +212,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // they do not hold it up. The caller holds s.lifecycle.
 func (s *Server) stop(ctx context.Context) error {
 	var errs []error
-	if s.httpServer != nil {
-		if err := s.httpServer.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("drain http: %w", err))
-			s.httpServer.Close() // cut the connections that did not finish in time
-		}
-		<-s.httpDone
-		s.httpServer = nil
+	drained := make([]error, len(s.httpServers))
+	var wg sync.WaitGroup
+	for i, h := range s.httpServers {
+		wg.Go(func() {
+			if err := h.server.Shutdown(ctx); err != nil {
+				drained[i] = fmt.Errorf("drain %s: %w", h.name, err)
+				h.server.Close() // cut the connections that did not finish in time
+			}
+			<-h.done
+		})
 	}
+	wg.Wait()
+	errs = append(errs, drained...)
+	s.httpServers = nil
 	s.mu.Lock()
 	s.endpoints = nil
 	s.mu.Unlock()
@@ -239,14 +268,19 @@ func (s *Server) currentPhase() phase {
 }
 
 // listen binds a TCP listener for the named endpoint, records the address
-// it got and logs it. Protocol front ends get their listeners from here;
-// the caller must hand the listener at once to a registered component (or,
-// for HTTP, to serveHTTP) so that Shutdown and a failed Start close it.
+// it got and logs it; the listeners of Weir's protocols count their
+// connections against the limits (limits.go). Protocol front ends get
+// their listeners from here; the caller must hand the listener at once to
+// a registered component (or, for HTTP, to serveHTTP) so that Shutdown and
+// a failed Start close it.
 func (s *Server) listen(ctx context.Context, name, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	if slices.Contains(listenerNames(), name) {
+		ln = s.limits.limit(name, ln)
 	}
 	bound := ln.Addr().String()
 	s.mu.Lock()
@@ -256,30 +290,49 @@ func (s *Server) listen(ctx context.Context, name, addr string) (net.Listener, e
 	return ln, nil
 }
 
-// serveHTTP serves the mux on ln until stop. The caller holds s.lifecycle.
-func (s *Server) serveHTTP(ln net.Listener) {
-	// HTTP/1.1, and HTTP/2 without TLS (h2c, with prior knowledge), which
-	// gRPC clients speak to a plain-text port.
+// httpServing is an HTTP server that serveHTTP started.
+type httpServing struct {
+	name   string // "http" or "https"
+	server *http.Server
+	done   chan struct{} // closed when Serve has returned
+}
+
+// serveHTTP serves the mux on ln until stop, over TLS when tlsConfig is
+// not nil. The caller holds s.lifecycle.
+func (s *Server) serveHTTP(name string, ln net.Listener, tlsConfig *tls.Config) {
+	// HTTP/1.1, and HTTP/2: over TLS, chosen by ALPN; without TLS, h2c with
+	// prior knowledge, which gRPC clients speak to a plain-text port.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if tlsConfig != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	srv := &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           s.httpHandler(),
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorLog:          s.httpErrorLog(),
 		ConnState:         s.metrics.connState,
 	}
 	if s.api != nil {
 		srv.RegisterOnShutdown(s.api.Close) // runs on its own goroutine
 	}
 	done := make(chan struct{})
-	s.httpServer, s.httpDone = srv, done
+	s.httpServers = append(s.httpServers, httpServing{name: name, server: srv, done: done})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			s.logger.Error("http server stopped", "err", err)
+		var err error
+		if tlsConfig != nil {
+			err = srv.ServeTLS(ln, "", "") // the certificate comes from tlsConfig
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("http server stopped", "listener", name, "err", err)
 		}
 	}()
 }

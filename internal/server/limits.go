@@ -1,0 +1,162 @@
+package server
+
+// Connection limits: at most max-connections open connections on all the
+// listeners together and max-listener-connections on each; a connection
+// beyond them is closed as soon as it is accepted, before any byte of the
+// protocol (or of TLS) is read, and counted.
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// limitWarnEvery spaces the warnings that a listener refuses connections.
+const limitWarnEvery = time.Minute
+
+func validConnectionLimit(v string) error {
+	if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		return errors.New("want a number of connections, 0 for no limit")
+	}
+	return nil
+}
+
+// listenerLimits parses max-listener-connections; Validate has checked it.
+func (c *Config) listenerLimits() (perListener, error) {
+	return parsePerListener(c.MaxListenerConnections, "0", listenerNames(), validConnectionLimit)
+}
+
+func (c *Config) validateConnectionLimits() error {
+	if c.MaxConnections < 0 {
+		return invalidValue("max-connections", strconv.Itoa(c.MaxConnections), "must not be negative (0: no limit)")
+	}
+	if _, err := c.listenerLimits(); err != nil {
+		return invalidValue("max-listener-connections", c.MaxListenerConnections, err.Error())
+	}
+	return nil
+}
+
+// connLimits counts the open connections of every listener.
+type connLimits struct {
+	maxTotal int64
+	total    atomic.Int64
+	metrics  *listenerMetrics
+	server   *Server
+}
+
+// listenerMetrics are the connection metrics of every listener:
+//
+//	weir_connections                  gauge    listener          open connections
+//	weir_connections_refused_total    counter  listener, limit   connections closed at once by a limit (limit: listener or total)
+type listenerMetrics struct {
+	open    *prometheus.GaugeVec
+	refused *prometheus.CounterVec
+}
+
+func newListenerMetrics() *listenerMetrics {
+	return &listenerMetrics{
+		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_connections",
+			Help: "Open connections accepted by the listener.",
+		}, []string{"listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_connections_refused_total",
+			Help: "Connections closed as soon as accepted because the listener's limit (max-listener-connections) or the total one (max-connections) was reached.",
+		}, []string{"listener", "limit"}),
+	}
+}
+
+func (m *listenerMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.open, m.refused}
+}
+
+// limit wraps ln, the bound listener named name, so that it counts its
+// connections and refuses those beyond the limits.
+func (l *connLimits) limit(name string, ln net.Listener) net.Listener {
+	perListener, _ := l.server.cfg.listenerLimits() // checked by Validate
+	max, _ := strconv.Atoi(perListener.get(name))
+	l.metrics.open.WithLabelValues(name) // the series exists from the start
+	return &limitListener{Listener: ln, name: name, max: int64(max), limits: l}
+}
+
+type limitListener struct {
+	net.Listener
+	name     string
+	max      int64
+	open     atomic.Int64
+	limits   *connLimits
+	lastWarn atomic.Int64 // unix nanoseconds of the last warning
+}
+
+// Accept returns the next connection within the limits, closing those
+// beyond them.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if limit := l.admit(); limit != "" {
+			nc.Close()
+			l.refused(limit, nc.RemoteAddr())
+			continue
+		}
+		l.limits.metrics.open.WithLabelValues(l.name).Inc()
+		return &limitConn{Conn: nc, listener: l}, nil
+	}
+}
+
+// admit counts a new connection, or returns the limit it would exceed:
+// "listener" or "total".
+func (l *limitListener) admit() string {
+	if n := l.open.Add(1); l.max > 0 && n > l.max {
+		l.open.Add(-1)
+		return "listener"
+	}
+	if n := l.limits.total.Add(1); l.limits.maxTotal > 0 && n > l.limits.maxTotal {
+		l.limits.total.Add(-1)
+		l.open.Add(-1)
+		return "total"
+	}
+	return ""
+}
+
+func (l *limitListener) release() {
+	l.open.Add(-1)
+	l.limits.total.Add(-1)
+	l.limits.metrics.open.WithLabelValues(l.name).Dec()
+}
+
+func (l *limitListener) refused(limit string, remote net.Addr) {
+	l.limits.metrics.refused.WithLabelValues(l.name, limit).Inc()
+	logger := l.limits.server.logger
+	now := time.Now().UnixNano()
+	if last := l.lastWarn.Load(); now-last >= int64(limitWarnEvery) && l.lastWarn.CompareAndSwap(last, now) {
+		option, max := "max-listener-connections", l.max
+		if limit == "total" {
+			option, max = "max-connections", l.limits.maxTotal
+		}
+		logger.Warn("connection limit reached: new connections are closed at once (see weir_connections_refused_total)",
+			"listener", l.name, "option", option, "limit", max)
+		return
+	}
+	logger.Debug("connection refused: limit reached", "listener", l.name, "limit", limit, "remote", remote.String())
+}
+
+// limitConn is an admitted connection; closing it frees its place.
+type limitConn struct {
+	net.Conn
+	listener *limitListener
+	closed   atomic.Bool
+}
+
+func (c *limitConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.listener.release()
+	}
+	return c.Conn.Close()
+}
