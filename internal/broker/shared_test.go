@@ -334,13 +334,15 @@ func TestDelayTTLAndFilter(t *testing.T) {
 	defer b.Close()
 	ctx := context.Background()
 	createQueue(t, b, QueueConfig{Name: "d"})
-	at := time.Now().Add(400 * time.Millisecond)
+	// Far enough ahead that a loaded machine (-race, parallel packages)
+	// still receives "now" well before "later" is due.
+	at := time.Now().Add(2 * time.Second)
 	publish(t, b, "d",
 		Record{Value: []byte("later"), Headers: []Header{{Key: HeaderDeliverAt, Value: []byte(at.Format(time.RFC3339Nano))}}},
 		Record{Value: []byte("expired"), Headers: []Header{{Key: HeaderExpiresAt, Value: []byte(strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10))}}},
 		Record{Value: []byte("now")},
 	)
-	first := receiveAll(t, b, "d", "c", 3, 200*time.Millisecond)
+	first := receiveAll(t, b, "d", "c", 3, time.Second)
 	if len(first) != 1 || string(first[0].Value) != "now" {
 		t.Fatalf("before the delay: %+v", first)
 	}
@@ -349,7 +351,7 @@ func TestDelayTTLAndFilter(t *testing.T) {
 	if info.Delayed != 1 {
 		t.Fatalf("describe: %+v", info)
 	}
-	later := receiveAll(t, b, "d", "c", 1, 3*time.Second)
+	later := receiveAll(t, b, "d", "c", 1, 5*time.Second)
 	if len(later) != 1 || string(later[0].Value) != "later" || time.Now().Before(at) {
 		t.Fatalf("delayed record: %+v at %v (due %v)", later, time.Now(), at)
 	}
