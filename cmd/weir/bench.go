@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	weir "github.com/weirmq/weir/client"
+	benchkit "github.com/weirmq/weir/internal/bench"
 )
 
 func printBenchUsage(w io.Writer) {
@@ -23,6 +23,8 @@ func printBenchUsage(w io.Writer) {
   weir bench [--stream S] [--partitions N] [--records N | --duration D] [--size B]
              [--producers N] [--batch N] [--consumers N] [--json]
              [--shared [--prefetch N] [--ack-batch N] [--ack-interval D] [--ack-wait]]
+  weir bench --workload FILE [--driver weir|kafka|amqp|nats] [--url URL]
+             [--driver-opt K=V]... [--set FIELD=VALUE]... [--out DIR] [--json]
 
 Measures a running server through the Go SDK. First the producers publish
 --records records of --size bytes (or publish for --duration), each in
@@ -36,9 +38,9 @@ created it (unless --keep).
 With --shared the stream is a queue (created as one if missing) and the
 consumers are its competing consumers, each holding up to --prefetch records
 unacknowledged: a record counts once the server confirmed its ack stored.
-The handler acks as a handler's nil return does, without waiting for the
-confirmation (which a goroutine of its own waits for and counts); with
---ack-wait the handler waits for it, so each record also holds one of the
+The handler's nil return acks, and each ack counts when the SDK reports it
+stored (weir.OnAcked); with --ack-wait the handler acks with Message.Ack and
+waits for the confirmation, so each record also holds one of the
 consumer's --prefetch handler slots until its ack is on disk.
 
 Flags:
@@ -46,7 +48,9 @@ Flags:
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	bindClientFlags(fs)
 	bindBenchFlags(fs)
+	bindWorkloadFlags(fs)
 	printFlags(w, fs)
+	printWorkloadUsage(w)
 }
 
 type benchFlags struct {
@@ -130,23 +134,8 @@ type benchResult struct {
 	Consume     *phaseResult  `json:"consume,omitempty"`
 }
 
-type phaseResult struct {
-	Records       int64   `json:"records"`
-	Bytes         int64   `json:"bytes"`
-	Seconds       float64 `json:"seconds"`
-	RecordsPerSec float64 `json:"records_per_sec"`
-	MBPerSec      float64 `json:"mb_per_sec"`
-}
-
-func newPhaseResult(records, bytes int64, elapsed time.Duration) phaseResult {
-	s := elapsed.Seconds()
-	r := phaseResult{Records: records, Bytes: bytes, Seconds: s}
-	if s > 0 {
-		r.RecordsPerSec = float64(records) / s
-		r.MBPerSec = float64(bytes) / 1e6 / s
-	}
-	return r
-}
+// phaseResult is one phase's throughput, as the workload runs report it.
+type phaseResult = benchkit.Throughput
 
 // latencyStats are percentiles of the publish calls, in milliseconds.
 type latencyStats struct {
@@ -181,11 +170,17 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	cf := bindClientFlags(fs)
 	bf := bindBenchFlags(fs)
+	wf := bindWorkloadFlags(fs)
 	if _, err := parseArgs(fs, args, 0, 0); err != nil {
 		return err
 	}
 	if err := bf.check(); err != nil {
 		return err
+	}
+	if wf.workload != "" {
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		return benchWorkload(cf, bf, wf, explicit, stdout, stderr)
 	}
 	return cf.run(func(ctx context.Context, c *weir.Client) error {
 		info, created, err := benchStream(ctx, c, bf)
@@ -212,7 +207,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		res.Publish = newPhaseResult(published.records, published.bytes, published.elapsed)
+		res.Publish = benchkit.NewThroughput(published.records, published.bytes, published.elapsed)
 		res.Latency = percentiles(latencies)
 
 		if bf.consumers > 0 && published.records > 0 {
@@ -224,7 +219,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			r := newPhaseResult(consumed.records, consumed.bytes, consumed.elapsed)
+			r := benchkit.NewThroughput(consumed.records, consumed.bytes, consumed.elapsed)
 			res.Consume = &r
 		}
 		if bf.json {
@@ -346,7 +341,7 @@ func benchConsume(ctx context.Context, c *weir.Client, bf *benchFlags, before *w
 	if err := c.CommitOffsets(ctx, group, start...); err != nil {
 		return phaseTotals{}, err
 	}
-	return consumePhase(ctx, c, bf, want, bar, nil, weir.Group(group), weir.Credits(4*bf.batch+1000))
+	return consumePhase(ctx, c, bf, want, bar, nil, false, weir.Group(group), weir.Credits(4*bf.batch+1000))
 }
 
 // settleFunc settles a message (the shared bench's explicit ack) and calls
@@ -355,8 +350,10 @@ type settleFunc func(ctx context.Context, m *weir.Message, done func(error))
 
 // consumePhase runs bf.consumers consumers with opts until want records
 // were counted. settle, when set, runs on each message, which counts once
-// settle reports it done; its first error ends the phase.
-func consumePhase(ctx context.Context, c *weir.Client, bf *benchFlags, want int64, bar *progressBar, settle settleFunc, opts ...weir.ConsumeOption) (phaseTotals, error) {
+// settle reports it done; with onAck instead, the handler's nil return
+// acks and a message counts once weir.OnAcked reports its ack stored. The
+// first error ends the phase.
+func consumePhase(ctx context.Context, c *weir.Client, bf *benchFlags, want int64, bar *progressBar, settle settleFunc, onAck bool, opts ...weir.ConsumeOption) (phaseTotals, error) {
 	var got, bytes atomic.Int64
 	finished := make(chan struct{})
 	var once sync.Once
@@ -367,20 +364,26 @@ func consumePhase(ctx context.Context, c *weir.Client, bf *benchFlags, want int6
 			once.Do(func() { close(finished) })
 		}
 	}
-	handler := func(hctx context.Context, m *weir.Message) error {
-		if settle == nil {
+	settled := func(m *weir.Message, err error) {
+		if err == nil {
 			count(m)
-			return nil
+		} else if ctx.Err() == nil {
+			settleErr.CompareAndSwap(nil, &err)
+			once.Do(func() { close(finished) })
 		}
-		settle(hctx, m, func(err error) {
-			if err == nil {
-				count(m)
-			} else if hctx.Err() == nil {
-				settleErr.CompareAndSwap(nil, &err)
-				once.Do(func() { close(finished) })
-			}
-		})
+	}
+	handler := func(hctx context.Context, m *weir.Message) error {
+		switch {
+		case onAck:
+		case settle == nil:
+			count(m)
+		default:
+			settle(hctx, m, func(err error) { settled(m, err) })
+		}
 		return nil
+	}
+	if onAck {
+		opts = append(opts, weir.OnAcked(settled))
 	}
 	began := time.Now()
 	stopBar := bar.run("consume", want, 0, began, func() (int64, int64) { return got.Load(), bytes.Load() })
@@ -436,18 +439,11 @@ func printBenchResult(w io.Writer, r *benchResult) {
 // consumers of the queue. A record counts once the server confirmed its ack
 // stored; the handler waits for that only with --ack-wait.
 func benchConsumeShared(ctx context.Context, c *weir.Client, bf *benchFlags, _ *weir.StreamInfo, want int64, bar *progressBar) (phaseTotals, error) {
-	ack := func(hctx context.Context, m *weir.Message, done func(error)) {
-		if bf.ackWait {
-			done(m.Ack(hctx))
-			return
-		}
-		// Message.Ack marks m settled first (so the handler's return does
-		// nothing more), then waits for the confirmation, here on a
-		// goroutine of its own; the handler returns once m is marked.
-		go func() { done(m.Ack(hctx)) }()
-		for !m.Settled() {
-			runtime.Gosched()
-		}
+	opts := []weir.ConsumeOption{weir.Shared(""), weir.Prefetch(bf.prefetch), weir.AckBatching(bf.ackBatch, bf.ackInterval)}
+	if !bf.ackWait {
+		// The handler's nil return acks; OnAcked counts each ack stored.
+		return consumePhase(ctx, c, bf, want, bar, nil, true, opts...)
 	}
-	return consumePhase(ctx, c, bf, want, bar, ack, weir.Shared(""), weir.Prefetch(bf.prefetch), weir.AckBatching(bf.ackBatch, bf.ackInterval))
+	ack := func(hctx context.Context, m *weir.Message, done func(error)) { done(m.Ack(hctx)) }
+	return consumePhase(ctx, c, bf, want, bar, ack, false, opts...)
 }
