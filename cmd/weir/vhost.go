@@ -13,7 +13,7 @@ import (
 )
 
 // AMQP virtual hosts are namespaces of queues and exchanges (see "Names
-// and virtual hosts" in docs/ARCHITECTURE.md): a vhost other than "/"
+// and virtual hosts" in docs/PROTOCOLS.md): a vhost other than "/"
 // exists while its amq.direct exchange does, so these commands are
 // exchange and stream calls of the native API.
 

@@ -170,7 +170,7 @@ func intArg(t wire.Table, name string) (int64, bool, error) {
 }
 
 // parseQueueArgs maps x-arguments; the dead-letter exchange is resolved to
-// the one stream it routes to (docs/ARCHITECTURE.md).
+// the one stream it routes to (docs/PROTOCOLS.md).
 func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name, bn string) (queueArgs, *amqpError) {
 	var qa queueArgs
 	args := m.Arguments
@@ -232,7 +232,7 @@ func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name, bn string) (queueA
 		} else {
 			// Routed by the exchange's bindings when a message is
 			// dead-lettered, with x-dead-letter-routing-key or the
-			// message's own routing key (docs/ARCHITECTURE.md).
+			// message's own routing key (docs/PROTOCOLS.md).
 			qa.cfg.DeadLetterExchange = broker.DeadLetterExchange{Name: ch.c.bname(dlx), RoutingKey: name, KeepKey: true}
 			if hasDLRK {
 				qa.cfg.DeadLetterExchange.RoutingKey, qa.cfg.DeadLetterExchange.KeepKey = dlrk, false
@@ -356,7 +356,7 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 		create := b.CreateQueue
 		if m.Exclusive || m.AutoDelete {
 			// They end with their connection or last consumer, and never
-			// outlive a restart (docs/ARCHITECTURE.md).
+			// outlive a restart (docs/PROTOCOLS.md).
 			create = b.CreateTemporaryQueue
 		}
 		_, err = create(ch.ctx(), broker.QueueConfig{Name: bn, Partitions: 1, Subscription: qa.cfg})

@@ -235,7 +235,7 @@ func (ch *channel) handleMethod(m wire.Method) *amqpError {
 		return exception(wire.ChannelError, m, "channel %d is already open", ch.id)
 	case *wire.ChannelFlow:
 		// As RabbitMQ: a client may not stop deliveries with channel.flow
-		// (basic.qos is the way), a hard error (docs/ARCHITECTURE.md).
+		// (basic.qos is the way), a hard error (docs/PROTOCOLS.md).
 		if !m.Active {
 			return exception(wire.NotImplemented, m, "active=false")
 		}

@@ -7,7 +7,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 )
 
-// AMQP names and broker names (docs/ARCHITECTURE.md, "Names and virtual
+// AMQP names and broker names (docs/PROTOCOLS.md, "Names and virtual
 // hosts"). AMQP queue and exchange names are any string of up to 255
 // bytes, scoped by a virtual host; broker names follow Kafka's topic rules
 // ([a-zA-Z0-9._-], at most 249 characters) and have no vhosts. A name of
@@ -144,7 +144,7 @@ func unescapeName(s string) (string, error) {
 // encoded name longer than the broker's names may be.
 func checkName(kind, vhost, name, brokerName string) error {
 	if len(brokerName) > broker.MaxNameLength {
-		return fmt.Errorf("%s name '%s' is too long for vhost '%s': %d bytes once encoded as a Weir name (at most %d; docs/ARCHITECTURE.md)",
+		return fmt.Errorf("%s name '%s' is too long for vhost '%s': %d bytes once encoded as a Weir name (at most %d; docs/PROTOCOLS.md)",
 			kind, name, vhost, len(brokerName), broker.MaxNameLength)
 	}
 	if err := broker.ValidateStreamName(brokerName); err != nil {

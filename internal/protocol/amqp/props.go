@@ -11,7 +11,7 @@ import (
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
 )
 
-// Record headers the basic properties map to (docs/ARCHITECTURE.md, "AMQP
+// Record headers the basic properties map to (docs/PROTOCOLS.md, "AMQP
 // 0-9-1 front end"). content-type, message-id, correlation-id, reply-to,
 // expires-at and type are Weir's reserved names; the others are AMQP's own
 // names. timestamp is the record's timestamp.

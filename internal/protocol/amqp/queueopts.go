@@ -13,7 +13,7 @@ import (
 //
 // Both are set by queue.declare and kept in memory; those of durable
 // queues are also stored (queuestore.go), so they hold from the start
-// after a restart. docs/ARCHITECTURE.md has the reasons.
+// after a restart. docs/PROTOCOLS.md has the reasons.
 type queueOpts struct {
 	expires      time.Duration
 	singleActive bool

@@ -114,7 +114,7 @@ func TestSingleActiveConsumer(t *testing.T) {
 
 	// The active consumer goes with two messages unacknowledged: the next
 	// in line gets them (redelivered: not necessarily before newer ones,
-	// docs/ARCHITECTURE.md) and the rest.
+	// docs/PROTOCOLS.md) and the rest.
 	publish(5, 7)
 	for i := 5; i < 7; i++ {
 		if d := receive(t, deliveries[0], 5*time.Second); string(d.Body) != fmt.Sprintf("m%d", i) {

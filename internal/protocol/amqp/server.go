@@ -89,7 +89,7 @@ type Server struct {
 
 // queueState is what the front end knows of a queue beyond the broker:
 // its exclusive owner and auto-delete flag (in memory: see
-// docs/ARCHITECTURE.md), and how many AMQP consumers it has.
+// docs/PROTOCOLS.md), and how many AMQP consumers it has.
 type queueState struct {
 	owner      *conn // exclusive to this connection
 	autoDelete bool

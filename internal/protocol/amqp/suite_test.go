@@ -16,7 +16,7 @@ import (
 )
 
 // suiteExcluded are the tests of the amqp091-go integration suite that do
-// not run against Weir, each with its reason (docs/ARCHITECTURE.md lists
+// not run against Weir, each with its reason (docs/PROTOCOLS.md lists
 // them too). Every other test of the suite must pass.
 var suiteExcluded = map[string]string{
 	"TestConnectionRecovery": "drops connections through RabbitMQ's management HTTP API on port 15672 (a RabbitMQ tool, like rabbitmqctl)",

@@ -9,7 +9,7 @@
 // kmsg types) into broker calls and never reaches into storage. There is one
 // file per API key; conn.go holds the framing and request order, server.go
 // the listener. The supported API keys and versions are in apis.go and
-// docs/ARCHITECTURE.md.
+// docs/PROTOCOLS.md.
 package kafka
 
 import (

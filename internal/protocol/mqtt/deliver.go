@@ -20,7 +20,7 @@ const (
 
 // toRecord makes the record a PUBLISH is stored as: the key is the routing
 // key (as AMQP's publishes to an exchange), MQTT 5 properties become
-// headers (docs/ARCHITECTURE.md has the table).
+// headers (docs/PROTOCOLS.md has the table).
 func toRecord(p *Publish, clientID string) broker.Record {
 	rec := broker.Record{Key: []byte(RoutingKey(p.Topic)), Value: p.Payload}
 	if rec.Value == nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 )
 
-// Server-sent QoS 2 (docs/ARCHITECTURE.md, "MQTT front end"). A QoS 2
+// Server-sent QoS 2 (docs/PROTOCOLS.md, "MQTT front end"). A QoS 2
 // message sent to a client is an outEntry of its session from the PUBLISH
 // until PUBCOMP. A persistent session's entries are records of the
 // compacted stream mqtt.qos2, written before the packet they make due:

@@ -8,7 +8,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 )
 
-// Inbound QoS 2 across reconnects (docs/ARCHITECTURE.md, "MQTT front
+// Inbound QoS 2 across reconnects (docs/PROTOCOLS.md, "MQTT front
 // end"): the packet ids of a persistent session's QoS 2 publishes that are
 // stored and not released are records of mqtt.qos2, written after the
 // message is stored and before PUBREC, removed before PUBCOMP. A resumed

@@ -11,7 +11,7 @@
 // store.go keeps the retained messages and the persistent sessions
 // (compacted streams); sys.go publishes the $SYS topics from the counters
 // of stats.go; reason.go maps errors to reason codes; websocket.go serves
-// MQTT over WebSocket. docs/ARCHITECTURE.md ("MQTT front end") has the mapping
+// MQTT over WebSocket. docs/PROTOCOLS.md ("MQTT front end") has the mapping
 // and decisions.
 package mqtt
 

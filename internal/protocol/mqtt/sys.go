@@ -9,7 +9,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 )
 
-// $SYS topics, in the style of Mosquitto's (docs/ARCHITECTURE.md, "MQTT
+// $SYS topics, in the style of Mosquitto's (docs/PROTOCOLS.md, "MQTT
 // front end"): every Config.SysInterval the server publishes the values
 // that changed, at QoS 0, to the connected clients whose subscriptions
 // match, and keeps the last values as retained messages in memory, sent

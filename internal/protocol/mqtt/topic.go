@@ -2,7 +2,7 @@ package mqtt
 
 import "strings"
 
-// Topic mapping (docs/ARCHITECTURE.md, "MQTT front end"): an MQTT topic is
+// Topic mapping (docs/PROTOCOLS.md, "MQTT front end"): an MQTT topic is
 // a routing key of the topic exchange with the separators swapped, '/' to
 // '.' and '.' to '/', so the mapping is one to one both ways; in filters
 // '+' becomes '*' and '#' stays '#'.
