@@ -10,7 +10,9 @@
 //	weir pub ...           publish records to a stream or through an exchange
 //	weir sub ...           print records as they arrive
 //	weir group ...         list, describe and reset consumer groups
+//	weir connector ...     create, list, describe and remove CDC connectors (PostgreSQL)
 //	weir bench ...         measure throughput and latency
+//	weir torture ...       crash campaign: SIGKILL under load, check what was acknowledged
 //	weir user ...          add, list and remove users and bearer tokens
 //	weir version           print the version
 //	weir help [command]    show help
@@ -61,7 +63,10 @@ var commands = []command{
 	{name: "request", summary: "send a request and print the reply", run: runRequest, usage: printRequestUsage},
 	{name: "respond", summary: "answer the requests arriving in a queue", run: runRespond, usage: printRespondUsage},
 	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},
+	{name: "connector", summary: "create, list, describe and remove change data capture connectors", run: runConnector, usage: printConnectorUsage},
 	{name: "bench", summary: "measure publish and consume throughput and latency", run: runBench, usage: printBenchUsage},
+	{name: "torture", summary: "crash campaign: kill a server under real clients' load and check what it acknowledged", run: runTorture, usage: printTortureUsage},
+	{name: "vhost", summary: "add, list and remove AMQP virtual hosts", run: runVhost, usage: printVhostUsage},
 	{name: "user", summary: "add, list and remove users and their tokens (authentication)", run: runUser, usage: printUserUsage},
 	{name: "version", summary: "print the version of this build", run: runVersion, usage: printVersionUsage},
 }
