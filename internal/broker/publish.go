@@ -170,29 +170,56 @@ func (b *Broker) publish(ctx context.Context, streamName string, partition int32
 		byPartition[p] = append(byPartition[p], i)
 	}
 	now := b.now().UnixMilli()
-	errs := make(chan error, len(byPartition))
+	type partErr struct {
+		p   int32
+		err error
+	}
+	errs := make(chan partErr, len(byPartition))
 	var wg sync.WaitGroup
 	for p, idx := range byPartition {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- b.appendPartition(ctx, parts[p], p, recs, idx, results, now)
+			errs <- partErr{p, b.appendPartition(ctx, parts[p], p, recs, idx, results, now)}
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	var firstErr error
-	for err := range errs {
-		if err != nil && firstErr == nil {
-			firstErr = err
+	var failed map[int32]bool // partitions whose append failed
+	for pe := range errs {
+		if pe.err == nil {
+			continue
 		}
+		if firstErr == nil {
+			firstErr = pe.err
+			failed = make(map[int32]bool)
+		}
+		failed[pe.p] = true
 	}
 	if s.dedup != nil {
+		// The ids of records stored in a partition whose append succeeded
+		// are committed even when another partition failed: a retry of
+		// the whole call must find them, not store them twice.
+		stored, lost := claims, []*dedupEntry(nil)
 		if firstErr != nil {
-			s.dedup.abandon(claims)
-		} else {
-			s.dedup.commit(claims, results, b.now())
+			stored = nil
+			partOf := make(map[int]int32, len(claims))
+			for p, idx := range byPartition {
+				for _, i := range idx {
+					partOf[i] = p
+				}
+			}
+			for _, c := range claims {
+				if failed[partOf[c.index]] {
+					lost = append(lost, c)
+				} else {
+					stored = append(stored, c)
+				}
+			}
 		}
+		s.dedup.abandon(lost)
+		s.dedup.commit(stored, results, b.now())
 	}
 	if firstErr != nil {
 		return nil, firstErr
