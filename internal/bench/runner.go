@@ -143,14 +143,26 @@ func (r *run) runTimed(ctx context.Context, res *Result) error {
 		snapPub, snapPubBytes = r.published.Load(), r.publishedBytes.Load()
 		snapCons, snapConsBytes = r.consumed.Load(), r.consumedBytes.Load()
 	}
-	taken := make(chan struct{})
-	snapshot := time.AfterFunc(time.Until(warmEnd), func() { take(); close(taken) })
+	// A goroutine with a timer rather than time.AfterFunc: under the race
+	// detector, Go 1.26 can crash when a timer starts a goroutine inside a
+	// synctest bubble, as the tests run this.
+	taken, produced := make(chan bool), make(chan struct{})
+	go func() {
+		t := time.NewTimer(time.Until(warmEnd))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			take()
+			taken <- true
+		case <-produced:
+			taken <- false
+		}
+	}()
 	perr := r.produce(ctx, start, end, 0)
 	endPhase()
-	if snapshot.Stop() {
+	close(produced)
+	if !<-taken {
 		take() // the run ended within the warm-up (it failed)
-	} else {
-		<-taken
 	}
 	pubEnd := time.Now()
 	if perr != nil {
@@ -402,7 +414,9 @@ func (r *run) produce(ctx context.Context, start, end time.Time, total int64) er
 			sent := intended
 			value := r.payload.make(i, sent)
 			prod.Send(ctx, topics[i%len(topics)], keys.next(), value, func(err error) {
-				<-window
+				// The slot goes back last: a free window means every
+				// callback before has counted its record (see below).
+				defer func() { <-window }()
 				if err != nil {
 					r.publishErrors.Add(1)
 					if ctx.Err() == nil {
