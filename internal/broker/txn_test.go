@@ -154,7 +154,7 @@ func TestTxnCoordinator(t *testing.T) {
 		t.Errorf("markers %v, want abort, commit, commit", kinds)
 	}
 	// Native readers read uncommitted: every transactional record, aborted
-	// or not, and no control record (docs/ARCHITECTURE.md, Transactions).
+	// or not, and no control record (docs/PROTOCOLS.md, Transactions).
 	res, err := b.Fetch(ctx, "s", 0, 0, 1<<20, 0)
 	if err != nil {
 		t.Fatal(err)
