@@ -84,6 +84,10 @@ func (b *Broker) deadLetterTo(ctx context.Context, cfg *SubscriptionConfig, rec 
 		return nil
 	}
 	for _, s := range streams {
+		if deadLetterCycle(rec.Headers, s) {
+			b.cfg.Logger.Debug("dead letter dropped: it would close a dead-letter cycle without a rejection", "stream", cfg.Stream, "subscription", cfg.Name, "exchange", dlx.Name, "target", s)
+			continue
+		}
 		// Without dedup, as into a dead-letter stream: a record
 		// dead-lettered twice keeps its message-id.
 		if _, err := b.publish(ctx, s, -1, []Record{rec}, false); err != nil && !errors.Is(err, ErrStreamNotFound) {
@@ -91,4 +95,31 @@ func (b *Broker) deadLetterTo(ctx context.Context, cfg *SubscriptionConfig, rec 
 		}
 	}
 	return nil
+}
+
+// deadLetterCycle reports whether a dead letter routed to stream target
+// would close a cycle without a rejection: RabbitMQ drops such a message
+// (a TTL queue whose dead-letter exchange routes back to it would otherwise
+// bounce it forever). headers carry the record's deaths in order, each as
+// an x-dead-letter-stream header followed by its x-dead-letter-reason (the
+// newest, being dead-lettered now, last). Walking back from the newest, a
+// rejection means a consumer chose this path: no cycle; reaching a death in
+// target first means the record already died there: a cycle.
+func deadLetterCycle(headers []Header, target string) bool {
+	reason := ""
+	for i := len(headers) - 1; i >= 0; i-- {
+		switch headers[i].Key {
+		case HeaderDeadLetterReason:
+			reason = string(headers[i].Value)
+		case HeaderDeadLetterStream:
+			if reason == ReasonRejected {
+				return false
+			}
+			if string(headers[i].Value) == target {
+				return true
+			}
+			reason = ""
+		}
+	}
+	return false
 }

@@ -82,3 +82,94 @@ func TestDeadLetterExchange(t *testing.T) {
 		t.Errorf("routing key without exchange: %v", err)
 	}
 }
+
+// TestDeadLetterCycle: a record that expires in a queue whose dead-letter
+// exchange routes back to it is dropped (RabbitMQ's cycle rule), while a
+// rejected one goes round again, as often as it is rejected.
+func TestDeadLetterCycle(t *testing.T) {
+	ctx := context.Background()
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	if _, err := b.DeclareExchange(ctx, ExchangeConfig{Name: "dlx", Type: route.Direct}); err != nil {
+		t.Fatal(err)
+	}
+	createQueue(t, b, QueueConfig{Name: "loop", Subscription: SubscriptionConfig{
+		DeadLetterExchange: DeadLetterExchange{Name: "dlx", RoutingKey: "loop"},
+		ExpiredDeadLetter:  true,
+	}})
+	if err := b.Bind(ctx, "dlx", Binding{Destination: "loop", Key: "loop"}); err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	publish(t, b, "loop",
+		Record{Value: []byte("expires"), Headers: []Header{{Key: HeaderExpiresAt, Value: []byte(soon)}}},
+		Record{Value: []byte("rejected")})
+	for round := range 2 {
+		var d []Delivery
+		for len(d) == 0 {
+			ds, err := b.Receive(ctx, "loop", "loop", "c", 1, 5*time.Second)
+			if err != nil || len(ds) == 0 {
+				t.Fatalf("round %d: receive %d, %v", round, len(ds), err)
+			}
+			if string(ds[0].Value) != "rejected" {
+				t.Fatalf("round %d: delivered %q, want only the rejected record", round, ds[0].Value)
+			}
+			d = ds
+		}
+		if err := b.Reject(ctx, "loop", "loop", "c", []DeliveryRef{{Partition: d[0].Partition, Offset: d[0].Offset}}, "no"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two rejections appended two copies: offsets 2 and 3. The expired
+	// record must not come back, so the queue settles at depth 1 (the
+	// latest copy) with nothing appended after it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := b.DescribeSubscription("loop", "loop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.DescribeStream("loop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Depth == 1 && s.Partitions[0].EndOffset == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("depth %d, end offset %d; want 1 and 4 (the expired record dropped, not dead-lettered back)", info.Depth, s.Partitions[0].EndOffset)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDeadLetterCycleRule(t *testing.T) {
+	death := func(stream, reason string) []Header {
+		return []Header{{Key: HeaderDeadLetterStream, Value: []byte(stream)}, {Key: HeaderDeadLetterReason, Value: []byte(reason)}}
+	}
+	hist := func(deaths ...[]Header) []Header {
+		h := []Header{{Key: "own", Value: []byte("x")}}
+		for _, d := range deaths {
+			h = append(h, d...)
+		}
+		return h
+	}
+	for _, c := range []struct {
+		name    string
+		headers []Header
+		target  string
+		want    bool
+	}{
+		{"first death elsewhere", hist(death("a", ReasonExpired)), "b", false},
+		{"back to itself, expired", hist(death("a", ReasonExpired)), "a", true},
+		{"back to itself, rejected", hist(death("a", ReasonRejected)), "a", false},
+		{"a to b to a, all expired", hist(death("a", ReasonExpired), death("b", ReasonMaxLength)), "a", true},
+		{"a to b to a, rejected in b", hist(death("a", ReasonExpired), death("b", ReasonRejected)), "a", false},
+		{"rejected before the cycle only", hist(death("a", ReasonRejected), death("a", ReasonExpired)), "a", true},
+		{"no deaths", hist(), "a", false},
+	} {
+		if got := deadLetterCycle(c.headers, c.target); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
