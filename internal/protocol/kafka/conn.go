@@ -237,6 +237,10 @@ func parseRequest(frame []byte) (*request, error) {
 		if p, err = skipTags(frame, p); err != nil {
 			return nil, err
 		}
+		// kmsg spins on impossible tagged-field counts (tagguard.go).
+		if err := checkFlexibleBody(req.key, req.version, frame[p:]); err != nil {
+			return nil, fmt.Errorf("%w: %s v%d: %w", ErrMalformed, kmsg.NameForKey(req.key), req.version, err)
+		}
 	}
 	if err := body.ReadFrom(frame[p:]); err != nil {
 		return nil, fmt.Errorf("%w: %s v%d: %w", ErrMalformed, kmsg.NameForKey(req.key), req.version, err)
