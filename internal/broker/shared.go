@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -77,6 +78,10 @@ type pending struct {
 	committing bool
 }
 
+// noKeys is sharedPart.keysFrom when the store holds no ack or delivery
+// key of the partition.
+const noKeys = math.MaxInt64
+
 type sharedPart struct {
 	id    int32
 	log   *storage.Log
@@ -86,6 +91,13 @@ type sharedPart struct {
 	// settled since: they are popped when found at the top).
 	unsettled    offsetHeap
 	durableFloor int64
+	// keysFrom is the lowest offset at which the state store may hold an
+	// ack or delivery key of this partition (noKeys: none): a floor moved
+	// past it clears the keys below with a range deletion, one that is not
+	// just rewrites the floor key (in-order acks write no keys, so a busy
+	// queue's commits need no range deletions). Guarded by the committer:
+	// only commitBatch reads and writes it.
+	keysFrom int64
 	// Records in [fetch, sized) were sized ahead of the fetcher (for
 	// MaxLengthBytes): aheadBytes is the sum of their sizes, less those
 	// acknowledged before a restart. Records at sized and later are not

@@ -177,13 +177,16 @@ func (b *Broker) loadPart(subID string, p int32) (*sharedPart, error) {
 	if err != nil {
 		return nil, err
 	}
-	part := &sharedPart{id: p, fetch: st.Floor, durableFloor: st.Floor, live: make(map[int64]*pending),
+	// LoadCursor read every key of the partition, so keysFrom is exact.
+	part := &sharedPart{id: p, fetch: st.Floor, durableFloor: st.Floor, keysFrom: noKeys, live: make(map[int64]*pending),
 		storedAcks: make(map[int64]struct{}, len(st.Acked)), storedDeliveries: make(map[int64]deliveryState, len(st.Deliveries))}
 	for _, off := range st.Acked {
 		part.storedAcks[off] = struct{}{}
+		part.keysFrom = min(part.keysFrom, off)
 	}
 	for off, d := range st.Deliveries {
 		part.storedDeliveries[off] = deliveryState{count: d.Count, lastError: d.LastError}
+		part.keysFrom = min(part.keysFrom, off)
 	}
 	return part, nil
 }

@@ -153,11 +153,21 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 	if len(ops) == 0 && len(notes) == 0 && len(floors) == 0 {
 		return
 	}
+	// The lowest offset each partition writes a key at in this batch (all
+	// at or above the floor stored with them).
+	wroteFrom := make(map[*sharedPart]int64)
+	wroteKey := func(part *sharedPart, off int64) {
+		if w, ok := wroteFrom[part]; !ok || off < w {
+			wroteFrom[part] = off
+		}
+	}
 	err := ss.writeState(func(tx *state.Tx) error {
+		clear(wroteFrom)
 		for _, n := range notes {
 			if err := tx.SetDelivery(ss.id, n.p.part.id, n.p.rec.Offset, state.Delivery{Count: n.d.count, LastError: n.d.lastError}); err != nil {
 				return err
 			}
+			wroteKey(n.p.part, n.p.rec.Offset)
 		}
 		for _, op := range ops {
 			for _, p := range op.acks {
@@ -167,6 +177,7 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 				if err := tx.AckCursor(ss.id, p.part.id, p.rec.Offset); err != nil {
 					return err
 				}
+				wroteKey(p.part, p.rec.Offset)
 				if p.durable > 0 {
 					if err := tx.DeleteDelivery(ss.id, p.part.id, p.rec.Offset); err != nil {
 						return err
@@ -175,10 +186,15 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 			}
 		}
 		for part, pf := range floors {
-			if pf.floor > part.durableFloor {
-				if err := tx.SetCursorFloor(ss.id, part.id, pf.floor); err != nil {
-					return err
-				}
+			if pf.floor <= part.durableFloor {
+				continue
+			}
+			set := tx.MoveCursorFloor
+			if part.keysFrom < pf.floor {
+				set = tx.SetCursorFloor // clears the keys below
+			}
+			if err := set(ss.id, part.id, pf.floor); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -204,7 +220,13 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 	raised := false
 	if err == nil {
 		for part, pf := range floors {
+			if pf.floor > part.durableFloor && part.keysFrom < pf.floor {
+				part.keysFrom = noKeys // cleared below the floor
+			}
 			part.durableFloor = max(part.durableFloor, pf.floor)
+		}
+		for part, off := range wroteFrom {
+			part.keysFrom = min(part.keysFrom, off)
 		}
 		raised = len(floors) > 0
 	} else {

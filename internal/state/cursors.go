@@ -111,9 +111,25 @@ func (tx *Tx) SetCursorFloor(sub string, partition int32, floor int64) error {
 	for _, kind := range []byte{cursorAcked, cursorDelivery} {
 		from := cursorKey(sub, partition, kind, 0, true)
 		to := cursorKey(sub, partition, kind, floor, true)
-		if err := tx.batch.DeleteRange(from, to, nil); err != nil {
-			return fmt.Errorf("state: write: %w", err)
+		if err := tx.deleteRange(from, to); err != nil {
+			return err
 		}
+	}
+	return tx.MoveCursorFloor(sub, partition, floor)
+}
+
+// MoveCursorFloor records floor as SetCursorFloor does but leaves the keys
+// below it alone, for a caller that knows it wrote none there since the
+// last SetCursorFloor: every range deletion stays in the memtable until a
+// flush, and each new iterator of the store fragments them all again, so a
+// queue that moved its floor with one per commit made every later read
+// slower and the heap larger.
+func (tx *Tx) MoveCursorFloor(sub string, partition int32, floor int64) error {
+	if err := tx.check(); err != nil {
+		return err
+	}
+	if err := checkName("subscription", sub); err != nil {
+		return err
 	}
 	return tx.set(cursorKey(sub, partition, cursorFloor, 0, false), binary.BigEndian.AppendUint64(nil, uint64(floor)))
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -68,6 +69,8 @@ type Store struct {
 	commitMu sync.RWMutex
 
 	life lifecycle
+	// rangeDels counts the range deletions committed since Open.
+	rangeDels atomic.Int64
 }
 
 // Open opens the store in dir, creating it if needed. It fails with ErrLocked
@@ -187,7 +190,12 @@ func (s *Store) get(key []byte) ([]byte, error) {
 // scan calls fn for every key with the given prefix, in key order. The key
 // and value passed to fn are only valid during the call.
 func (s *Store) scan(prefix []byte, fn func(key, value []byte) error) error {
-	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	return s.scanRange(prefix, prefixEnd(prefix), fn)
+}
+
+// scanRange calls fn for every key in [lower, upper), in key order.
+func (s *Store) scanRange(lower, upper []byte, fn func(key, value []byte) error) error {
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("state: scan: %w", err)
 	}
@@ -224,6 +232,10 @@ type Stats struct {
 	Compactions int64
 	// ReadAmplification is the number of sstable levels a read may consult.
 	ReadAmplification int
+	// RangeDeletions counts the range deletions committed since Open:
+	// each stays in the memtable until a flush and is fragmented again by
+	// every new iterator, so they are kept rare.
+	RangeDeletions int64
 }
 
 // Stats returns current storage metrics, for the metrics endpoint.
@@ -243,6 +255,7 @@ func (s *Store) Stats() (Stats, error) {
 		Flushes:           m.Flush.Count,
 		Compactions:       m.Compact.Count,
 		ReadAmplification: m.ReadAmp(),
+		RangeDeletions:    s.rangeDels.Load(),
 	}, nil
 }
 

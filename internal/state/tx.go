@@ -16,6 +16,8 @@ type Tx struct {
 	// exclusively (taken by DeleteStreamOffsets).
 	exclusive bool
 	done      bool
+	// rangeDels counts the range deletions the transaction wrote.
+	rangeDels int64
 }
 
 // Update runs fn and atomically commits everything it wrote. If fn returns an
@@ -46,6 +48,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := tx.batch.Commit(s.writeOpts); err != nil {
 		return fmt.Errorf("state: commit: %w", err)
 	}
+	s.rangeDels.Add(tx.rangeDels)
 	return nil
 }
 
@@ -93,8 +96,14 @@ func (tx *Tx) delete(key []byte) error {
 // deletePrefix deletes every key that starts with prefix, with one range
 // tombstone.
 func (tx *Tx) deletePrefix(prefix []byte) error {
-	if err := tx.batch.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
+	return tx.deleteRange(prefix, prefixEnd(prefix))
+}
+
+// deleteRange deletes the keys in [from, to) with one range tombstone.
+func (tx *Tx) deleteRange(from, to []byte) error {
+	if err := tx.batch.DeleteRange(from, to, nil); err != nil {
 		return fmt.Errorf("state: write: %w", err)
 	}
+	tx.rangeDels++
 	return nil
 }
