@@ -52,6 +52,7 @@ func (p Protocol) String() string {
 type Client struct {
 	api          weirpbconnect.WeirClient
 	connectors   weirpbconnect.ConnectorsClient // connectors.go
+	events       weirpbconnect.EventsClient     // events.go
 	baseURL      string
 	httpClient   *http.Client
 	ownTransport *http.Transport // nil with WithHTTPClient
@@ -187,6 +188,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	connectOpts = append(connectOpts, o.authOptions()...)
 	c.api = weirpbconnect.NewWeirClient(c.httpClient, base, connectOpts...)
 	c.connectors = weirpbconnect.NewConnectorsClient(c.httpClient, base, connectOpts...)
+	c.events = weirpbconnect.NewEventsClient(c.httpClient, base, connectOpts...)
 	if !o.skipCheck {
 		if _, err := c.api.ListStreams(ctx, connect.NewRequest(&weirpb.ListStreamsRequest{})); err != nil {
 			c.Close()

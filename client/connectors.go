@@ -30,6 +30,52 @@ type PostgresConnectorConfig struct {
 	// message-id, and within the window the broker drops the events a
 	// restart writes again. Zero: no deduplication by the broker.
 	DedupWindow time.Duration
+	// Outbox, when set, routes the rows inserted into an outbox table to
+	// streams of their own (the CDC side of WriteOutbox). Nil: none.
+	Outbox *OutboxRouterConfig
+}
+
+// OutboxRouterConfig configures a connector's outbox event router: each
+// row inserted into the table becomes a record on the stream Route names,
+// with key = the aggregate id column, header message-id = the id column
+// (the stream drops repeats), header type, the payload column as the
+// value, and the Headers columns as headers; the table's updates and
+// deletes are ignored. Empty fields take the defaults, those of Debezium's
+// outbox event router (and of OutboxTablePostgres).
+type OutboxRouterConfig struct {
+	Table         string   // default public.outbox
+	Route         string   // default DefaultOutboxRoute, outbox.event.${routedByValue}
+	RouteBy       string   // the column replacing ${routedByValue}; default aggregatetype
+	IDColumn      string   // default id
+	KeyColumn     string   // default aggregateid
+	TypeColumn    string   // default type
+	PayloadColumn string   // default payload
+	Headers       []string // further columns as headers: "column" or "column:header"
+	// DeadLetter is the stream for rows that cannot be routed (a required
+	// column missing or null); empty: such a row stops the connector with
+	// an error (shown by DescribeConnector) until it is given one.
+	DeadLetter string
+	// DedupWindow of the streams the router creates; zero: the server's
+	// default (2 minutes).
+	DedupWindow time.Duration
+}
+
+func (o *OutboxRouterConfig) toPB() *weirpb.OutboxConfig {
+	if o == nil {
+		return nil
+	}
+	return &weirpb.OutboxConfig{Table: o.Table, Route: o.Route, RouteBy: o.RouteBy, IdColumn: o.IDColumn, KeyColumn: o.KeyColumn,
+		TypeColumn: o.TypeColumn, PayloadColumn: o.PayloadColumn, Headers: o.Headers, DeadLetter: o.DeadLetter,
+		DedupWindow: durationpb.New(o.DedupWindow)}
+}
+
+func fromPBOutbox(o *weirpb.OutboxConfig) *OutboxRouterConfig {
+	if o == nil {
+		return nil
+	}
+	return &OutboxRouterConfig{Table: o.GetTable(), Route: o.GetRoute(), RouteBy: o.GetRouteBy(), IDColumn: o.GetIdColumn(),
+		KeyColumn: o.GetKeyColumn(), TypeColumn: o.GetTypeColumn(), PayloadColumn: o.GetPayloadColumn(), Headers: o.GetHeaders(),
+		DeadLetter: o.GetDeadLetter(), DedupWindow: o.GetDedupWindow().AsDuration()}
 }
 
 // ConnectorInfo describes a connector and its progress.
@@ -64,6 +110,7 @@ func (c *Client) CreatePostgresConnector(ctx context.Context, name string, cfg P
 		Source: &weirpb.CreateConnectorRequest_Postgres{Postgres: &weirpb.PostgresConnectorConfig{
 			Dsn: cfg.DSN, Tables: cfg.Tables, Publication: cfg.Publication, Slot: cfg.Slot, Prefix: cfg.Prefix,
 			Snapshot: cfg.Snapshot, Json: cfg.JSON, Partitions: cfg.Partitions, DedupWindow: durationpb.New(cfg.DedupWindow),
+			Outbox: cfg.Outbox.toPB(),
 		}},
 	})
 	if err != nil {
@@ -113,7 +160,7 @@ func fromPBConnectorInfo(ci *weirpb.ConnectorInfo) *ConnectorInfo {
 		Postgres: PostgresConnectorConfig{
 			DSN: pg.GetDsn(), Tables: pg.GetTables(), Publication: pg.GetPublication(), Slot: pg.GetSlot(),
 			Prefix: pg.GetPrefix(), Snapshot: pg.GetSnapshot(), JSON: pg.GetJson(), Partitions: pg.GetPartitions(),
-			DedupWindow: pg.GetDedupWindow().AsDuration(),
+			DedupWindow: pg.GetDedupWindow().AsDuration(), Outbox: fromPBOutbox(pg.GetOutbox()),
 		},
 		LastError: ci.GetLastError(), Restarts: int(ci.GetRestarts()),
 		SnapshotRows: ci.GetSnapshotRows(), Events: ci.GetEvents(), Transactions: ci.GetTransactions(),

@@ -69,6 +69,51 @@
 //		return route(ctx, e.Type, e.Data)
 //	}), weir.Group("billing"))
 //
+// # Transactional outbox
+//
+// WriteOutbox inserts events into an outbox table inside the caller's own
+// transaction (*sql.Tx; a pgx.Tx through OutboxExecFunc), so that an event
+// exists if and only if the business change committed. The table is
+// Debezium's shape (OutboxTablePostgres, OutboxTableSQLite,
+// OutboxTableMySQL). With PostgreSQL, a Weir CDC connector given the table
+// (PostgresConnectorConfig.Outbox, or weir connector create postgres
+// --outbox-table) publishes each inserted row; elsewhere an OutboxRelay
+// polls the table, publishes the rows in id order and deletes them once the
+// broker confirmed them. Both write the record to outbox.event.<aggregate
+// type> with key = aggregate id, message-id = the event id and a type
+// header, so a row published twice (a relay or connector restarted between
+// publish and acknowledgement) is dropped by the stream's dedup window.
+//
+//	tx, err := db.BeginTx(ctx, nil)
+//	// ... the business change in tx ...
+//	err = weir.WriteOutbox(ctx, tx, weir.OutboxEvent{AggregateType: "order",
+//		AggregateID: "42", Type: "OrderPlaced", Payload: body})
+//	err = tx.Commit()
+//
+//	relay := &weir.OutboxRelay{DB: db, Client: c, Outbox: weir.Outbox{Dialect: weir.OutboxSQLite}}
+//	err = relay.Run(ctx)
+//
+// # Event store
+//
+// Append adds events to an aggregate (an id like "order-123", whose
+// category is "order": the part before the first '-') all or none, if it is
+// at the expected version: AnyVersion, NoStream, StreamExists, or a version
+// (its number of events). Otherwise it fails with a *VersionConflictError
+// (errors.Is(err, ErrVersionConflict)) holding the current version. Events
+// without an ID get a random UUID; an Append retried with the same ids
+// stores nothing twice and answers the first one's result (Duplicate).
+// Read returns an aggregate's events from a version; ReadAll the global
+// order from a position. SubscribeAll and SubscribeCategory follow the
+// global order from a position (or FromEnd): Next returns each event once,
+// in position order, Position says where to resume, and a lost connection
+// is reopened from there.
+//
+//	res, err := c.Append(ctx, "order-123", weir.ExpectedVersion(version),
+//		weir.EventData{Type: "OrderPaid", Data: body, CausationID: cmdID})
+//	if errors.Is(err, weir.ErrVersionConflict) { /* read again, decide again */ }
+//	sub, err := c.SubscribeCategory(ctx, "order", checkpoint)
+//	for { e, err := sub.Next(); /* apply e, store sub.Position() */ }
+//
 // # Tracing
 //
 // The client traces with OpenTelemetry: Publish, PublishPartition and each

@@ -40,6 +40,9 @@ func printConnectorUsage(w io.Writer) {
   weir connector create postgres --name NAME --dsn DSN (--tables T1,T2 | --publication P)
                                  [--prefix P] [--slot S] [--snapshot initial|never]
                                  [--json string|object] [--partitions N] [--dedup-window D]
+                                 [--outbox-table T [--outbox-route R] [--outbox-route-by COL]
+                                  [--outbox-headers COL[:HEADER],...] [--outbox-dead-letter STREAM]
+                                  [--outbox-dedup-window D]]
   weir connector ls
   weir connector describe NAME
   weir connector rm NAME [--keep-slot]
@@ -51,6 +54,14 @@ connectors created here and starts them again when it restarts; connectors
 of the configuration file (connectors:) are listed too but changed there.
 rm drops the connector's replication slot (and its publication, if it
 created it) unless --keep-slot.
+
+With --outbox-table, rows inserted into that table (Debezium's outbox
+columns: id, aggregatetype, aggregateid, type, payload) become records on
+outbox.event.AGGREGATETYPE (--outbox-route, ${routedByValue} being the
+--outbox-route-by column) with key aggregateid, message-id id (the stream
+drops repeats) and type; its updates and deletes are ignored. A row that
+cannot be routed stops the connector unless --outbox-dead-letter names a
+stream for it.
 
 Flags:
 `)
@@ -65,6 +76,9 @@ type connectorFlags struct {
 	name, dsn, tables, publication, prefix, slot, snapshot, json string
 	partitions                                                   int
 	dedupWindow                                                  time.Duration
+
+	outboxTable, outboxRoute, outboxRouteBy, outboxHeaders, outboxDeadLetter string
+	outboxDedupWindow                                                        time.Duration
 }
 
 func bindConnectorFlags(fs *flag.FlagSet) *connectorFlags {
@@ -79,6 +93,12 @@ func bindConnectorFlags(fs *flag.FlagSet) *connectorFlags {
 	fs.StringVar(&f.json, "json", "", "create: json and jsonb columns as string (the default) or object")
 	fs.IntVar(&f.partitions, "partitions", 0, "create: partitions of the streams created (default 1)")
 	fs.DurationVar(&f.dedupWindow, "dedup-window", 0, "create: dedup window of the streams created, so the broker drops events a restart writes again (0: none)")
+	fs.StringVar(&f.outboxTable, "outbox-table", "", "create: route the rows inserted into this outbox table, schema.table or table (captured even if not in --tables)")
+	fs.StringVar(&f.outboxRoute, "outbox-route", "", "create: stream of an outbox event (default outbox.event.${routedByValue})")
+	fs.StringVar(&f.outboxRouteBy, "outbox-route-by", "", "create: the column replacing ${routedByValue} (default aggregatetype)")
+	fs.StringVar(&f.outboxHeaders, "outbox-headers", "", "create: further outbox columns as headers, comma-separated COLUMN or COLUMN:HEADER")
+	fs.StringVar(&f.outboxDeadLetter, "outbox-dead-letter", "", "create: stream for outbox rows that cannot be routed (default: they stop the connector)")
+	fs.DurationVar(&f.outboxDedupWindow, "outbox-dedup-window", 0, "create: dedup window of the outbox streams created (0: the server's default, 2m)")
 	return f
 }
 
@@ -96,8 +116,8 @@ func connectorCreate(args []string, stdout io.Writer) error {
 	if f.name == "" || f.dsn == "" {
 		return usagef("--name and --dsn are required")
 	}
-	if f.tables == "" && f.publication == "" {
-		return usagef("give --tables or --publication")
+	if f.tables == "" && f.publication == "" && f.outboxTable == "" {
+		return usagef("give --tables or --publication (or --outbox-table)")
 	}
 	if f.dedupWindow < 0 {
 		return usagef("--dedup-window %v is negative", f.dedupWindow)
@@ -114,6 +134,20 @@ func connectorCreate(args []string, stdout io.Writer) error {
 			cfg.Tables = append(cfg.Tables, t)
 		}
 	}
+	if f.outboxTable != "" {
+		cfg.Outbox = &weir.OutboxRouterConfig{Table: f.outboxTable, Route: f.outboxRoute, RouteBy: f.outboxRouteBy,
+			DeadLetter: f.outboxDeadLetter, DedupWindow: f.outboxDedupWindow}
+		for _, h := range strings.Split(f.outboxHeaders, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.Outbox.Headers = append(cfg.Outbox.Headers, h)
+			}
+		}
+	} else if f.outboxRoute != "" || f.outboxRouteBy != "" || f.outboxHeaders != "" || f.outboxDeadLetter != "" || f.outboxDedupWindow != 0 {
+		return usagef("the --outbox-* flags need --outbox-table")
+	}
+	if f.outboxDedupWindow < 0 {
+		return usagef("--outbox-dedup-window %v is negative", f.outboxDedupWindow)
+	}
 	return cf.run(func(ctx context.Context, c *weir.Client) error {
 		info, err := c.CreatePostgresConnector(ctx, f.name, cfg)
 		if err != nil {
@@ -121,6 +155,9 @@ func connectorCreate(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "created connector %s: publication %s, slot %s, streams %s.<schema>.<table>\n",
 			info.Name, info.Postgres.Publication, info.Postgres.Slot, info.Postgres.Prefix)
+		if o := info.Postgres.Outbox; o != nil {
+			fmt.Fprintf(stdout, "outbox %s routed to %s\n", o.Table, o.Route)
+		}
 		return nil
 	})
 }
@@ -177,6 +214,18 @@ func connectorDescribe(args []string, stdout io.Writer) error {
 		fmt.Fprintf(tw, "Streams:\t%s.<schema>.<table> (%d partitions, compacted, %s)\n", pg.Prefix, pg.Partitions, dedup)
 		fmt.Fprintf(tw, "Snapshot:\t%s (%d rows read)\n", pg.Snapshot, ci.SnapshotRows)
 		fmt.Fprintf(tw, "JSON columns:\tas %s\n", pg.JSON)
+		if o := pg.Outbox; o != nil {
+			dl := "stop the connector"
+			if o.DeadLetter != "" {
+				dl = "go to " + o.DeadLetter
+			}
+			fmt.Fprintf(tw, "Outbox:\t%s routed to %s (by %s; key %s, message-id %s, type %s, value %s", o.Table, o.Route, o.RouteBy,
+				o.KeyColumn, o.IDColumn, o.TypeColumn, o.PayloadColumn)
+			if len(o.Headers) > 0 {
+				fmt.Fprintf(tw, ", headers %s", strings.Join(o.Headers, ", "))
+			}
+			fmt.Fprintf(tw, "); rows that cannot be routed %s\n", dl)
+		}
 		fmt.Fprintf(tw, "Events:\t%d in %d transactions since the server started\n", ci.Events, ci.Transactions)
 		fmt.Fprintf(tw, "Last event:\t%s\n", sinceEvent(ci.LastEventTime, time.Now()))
 		fmt.Fprintf(tw, "Confirmed LSN:\t%s\n", orDash(ci.ConfirmedLSN))

@@ -11,6 +11,7 @@
 //	weir sub ...           print records as they arrive
 //	weir group ...         list, describe and reset consumer groups
 //	weir connector ...     create, list, describe and remove CDC connectors (PostgreSQL)
+//	weir events ...        append to, read and tail the event store
 //	weir bench ...         measure throughput and latency
 //	weir torture ...       crash campaign: SIGKILL under load, check what was acknowledged
 //	weir user ...          add, list and remove users and bearer tokens
@@ -64,6 +65,7 @@ var commands = []command{
 	{name: "respond", summary: "answer the requests arriving in a queue", run: runRespond, usage: printRespondUsage},
 	{name: "group", summary: "list, describe and reset consumer groups", run: runGroup, usage: printGroupUsage},
 	{name: "connector", summary: "create, list, describe and remove change data capture connectors", run: runConnector, usage: printConnectorUsage},
+	{name: "events", summary: "append to, read and tail the event store", run: runEvents, usage: printEventsUsage},
 	{name: "bench", summary: "measure publish and consume throughput and latency", run: runBench, usage: printBenchUsage},
 	{name: "torture", summary: "crash campaign: kill a server under real clients' load and check what it acknowledged", run: runTorture, usage: printTortureUsage},
 	{name: "vhost", summary: "add, list and remove AMQP virtual hosts", run: runVhost, usage: printVhostUsage},

@@ -18,6 +18,9 @@ import (
 // runTorture runs the crash campaign (internal/torture) and exits non-zero
 // on any violation.
 func runTorture(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "load" {
+		return runTortureLoad(args[1:], stdout, stderr) // torture_load.go
+	}
 	fs := flag.NewFlagSet("torture", flag.ContinueOnError)
 	o := bindTortureFlags(fs)
 	binary, dir := &o.binary, &o.dir
@@ -94,7 +97,7 @@ every acknowledged record present, each producer's records in order in each
 partition, no duplicates, no queue record delivered again after its ack was
 confirmed, and (in a final drain) no unacknowledged queue record lost.
 Prints the counts; exits 1 on any violation. docs/RELIABILITY.md has the
-figures.
+figures. "weir torture load -h" describes the load campaign.
 
 Flags:
 `)

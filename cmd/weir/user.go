@@ -1,7 +1,7 @@
 package main
 
 // weir user: edit the users file that turns authentication on (see
-// internal/auth and "Security" in docs/ARCHITECTURE.md).
+// internal/auth and docs/SECURITY.md).
 
 import (
 	"bufio"
@@ -42,6 +42,14 @@ func runUser(args []string, stdout, stderr io.Writer) int {
 		return report("user token", userToken(rest, stdout), printUserUsage, stdout, stderr)
 	case "vhosts":
 		return report("user vhosts", userVhosts(rest, stdout), printUserUsage, stdout, stderr)
+	case "grant":
+		return report("user grant", userGrant(rest, stdout), printUserUsage, stdout, stderr)
+	case "revoke":
+		return report("user revoke", userRevoke(rest, stdout), printUserUsage, stdout, stderr)
+	case "permissions":
+		return report("user permissions", userPermissions(rest, stdout), printUserUsage, stdout, stderr)
+	case "limit":
+		return report("user limit", userLimit(rest, stdout), printUserUsage, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "weir user: unknown subcommand %q\nRun 'weir user -h' for usage.\n", sub)
 	return exitUsage
@@ -264,6 +272,10 @@ func printUserUsage(w io.Writer) {
   weir user ls
   weir user token NAME [--revoke-all]
   weir user vhosts NAME [VHOST ...] [--all]
+  weir user grant NAME RESOURCE PATTERN ACTIONS | --admin
+  weir user revoke NAME RESOURCE PATTERN [ACTIONS] | --admin
+  weir user permissions NAME
+  weir user limit NAME [--max-connections N] [--produce-bytes-per-second B] [--consume-bytes-per-second B]
 
 Edits the users file, which turns authentication on when the server's users
 option names it (--users FILE, WEIR_USERS, or users: in the YAML file).
@@ -280,6 +292,16 @@ server reads the file when it starts: restart it after editing.
 vhosts limits the AMQP virtual hosts the user may open to those named (a
 new user may open all); --all lifts the limit; with neither it prints them.
 
+grant adds a rule: RESOURCE is stream, queue, exchange, subscription, group,
+topic (MQTT) or *; PATTERN a name or a glob ('orders.*'; '*' matches any
+run of characters); ACTIONS a comma list of publish, consume, manage. A
+user without any rule may do everything; its first grant limits it to its
+rules. revoke removes actions (all without ACTIONS) from the rule of exactly
+that RESOURCE and PATTERN; revoking the last rule leaves a user allowed
+nothing. --admin makes a user an administrator (allowed everything).
+limit sets the user's own connection limit and byte-rate quotas (each flag
+left out is set to 0: the server's limit, no quota).
+
 Flags:
 `)
 	fs := flag.NewFlagSet("user", flag.ContinueOnError)
@@ -287,5 +309,9 @@ Flags:
 	fs.Bool("password-stdin", false, "user add, user passwd: read the password from the first line of stdin")
 	fs.Bool("revoke-all", false, "user token: remove every token of the user instead of creating one")
 	fs.Bool("all", false, "user vhosts: let the user open every vhost")
+	fs.Bool("admin", false, "user grant, user revoke: the administrator flag instead of a rule")
+	fs.Int("max-connections", 0, "user limit: the user's open connections at most (0: the server's max-connections-per-user)")
+	fs.Int64("produce-bytes-per-second", 0, "user limit: the user's produce byte-rate quota (0: none)")
+	fs.Int64("consume-bytes-per-second", 0, "user limit: the user's consume byte-rate quota (0: none)")
 	printFlags(w, fs)
 }

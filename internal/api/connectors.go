@@ -30,6 +30,34 @@ type PostgresConnectorConfig struct {
 	Publication, Slot, Prefix, Snapshot, JSONMode string
 	Partitions                                    int32
 	DedupWindow                                   time.Duration
+	Outbox                                        *OutboxConfig // nil: none
+}
+
+// OutboxConfig is a connector's outbox event router as the API carries it
+// (internal/connector/postgres.OutboxConfig).
+type OutboxConfig struct {
+	Table, Route, RouteBy, IDColumn, KeyColumn, TypeColumn, PayloadColumn string
+	Headers                                                               []string
+	DeadLetter                                                            string
+	DedupWindow                                                           time.Duration
+}
+
+func outboxFromPB(o *weirpb.OutboxConfig) *OutboxConfig {
+	if o == nil {
+		return nil
+	}
+	return &OutboxConfig{Table: o.Table, Route: o.Route, RouteBy: o.RouteBy, IDColumn: o.IdColumn, KeyColumn: o.KeyColumn,
+		TypeColumn: o.TypeColumn, PayloadColumn: o.PayloadColumn, Headers: o.Headers, DeadLetter: o.DeadLetter,
+		DedupWindow: o.DedupWindow.AsDuration()}
+}
+
+func outboxToPB(o *OutboxConfig) *weirpb.OutboxConfig {
+	if o == nil {
+		return nil
+	}
+	return &weirpb.OutboxConfig{Table: o.Table, Route: o.Route, RouteBy: o.RouteBy, IdColumn: o.IDColumn, KeyColumn: o.KeyColumn,
+		TypeColumn: o.TypeColumn, PayloadColumn: o.PayloadColumn, Headers: o.Headers, DeadLetter: o.DeadLetter,
+		DedupWindow: durationpb.New(o.DedupWindow)}
 }
 
 // ConnectorStatus is a connector as the Connectors service describes it.
@@ -126,7 +154,7 @@ func (s *Connectors) CreateConnector(ctx context.Context, req *connect.Request[w
 	cfg := PostgresConnectorConfig{
 		Name: req.Msg.Name, DSN: pg.Dsn, Tables: pg.Tables, Publication: pg.Publication, Slot: pg.Slot,
 		Prefix: pg.Prefix, Snapshot: pg.Snapshot, JSONMode: pg.Json, Partitions: pg.Partitions,
-		DedupWindow: pg.DedupWindow.AsDuration(),
+		DedupWindow: pg.DedupWindow.AsDuration(), Outbox: outboxFromPB(pg.Outbox),
 	}
 	st, err := s.manager.Create(ctx, cfg)
 	if err != nil {
@@ -172,7 +200,7 @@ func connectorInfo(st ConnectorStatus) *weirpb.ConnectorInfo {
 		Source: &weirpb.ConnectorInfo_Postgres{Postgres: &weirpb.PostgresConnectorConfig{
 			Dsn: RedactDSN(pg.DSN), Tables: pg.Tables, Publication: pg.Publication, Slot: pg.Slot,
 			Prefix: pg.Prefix, Snapshot: pg.Snapshot, Json: pg.JSONMode, Partitions: pg.Partitions,
-			DedupWindow: durationpb.New(pg.DedupWindow),
+			DedupWindow: durationpb.New(pg.DedupWindow), Outbox: outboxToPB(pg.Outbox),
 		}},
 		LastError:    st.LastError,
 		Restarts:     int32(st.Restarts),

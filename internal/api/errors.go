@@ -22,6 +22,7 @@ var errorCodes = []struct {
 	err  error
 	code connect.Code
 }{
+	{broker.ErrForbidden, connect.CodePermissionDenied},
 	{broker.ErrStreamNotFound, connect.CodeNotFound},
 	{broker.ErrPartitionNotFound, connect.CodeNotFound},
 	{broker.ErrGroupNotFound, connect.CodeNotFound},
@@ -33,6 +34,7 @@ var errorCodes = []struct {
 	{broker.ErrInvalidArgument, connect.CodeInvalidArgument},
 	{broker.ErrRecordTooLarge, connect.CodeResourceExhausted},
 	{broker.ErrQueueFull, connect.CodeResourceExhausted},
+	{broker.ErrDiskFull, connect.CodeResourceExhausted},
 	{broker.ErrOffsetOutOfRange, connect.CodeOutOfRange},
 	{broker.ErrStaleGeneration, connect.CodeFailedPrecondition},
 	{broker.ErrNotAssigned, connect.CodeFailedPrecondition},

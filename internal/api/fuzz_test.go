@@ -58,25 +58,31 @@ func FuzzUnaryRequests(f *testing.F) {
 			return
 		}
 		md := methods[int(data[0])%len(methods)]
-		path := "/" + string(md.Parent().FullName()) + "/" + string(md.Name())
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		req := httptest.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(data[1:]))
-		req.Header.Set("Content-Type", "application/proto")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code == http.StatusOK {
-			return
-		}
-		var e struct{ Code, Message string }
-		if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
-			t.Fatalf("%s: status %d with a body that is not a Connect error: %q", md.Name(), rec.Code, rec.Body.Bytes())
-		}
-		switch e.Code {
-		case "unknown", "internal", "":
-			t.Fatalf("%s: %d %s: %s", md.Name(), rec.Code, e.Code, e.Message)
-		}
+		checkUnaryAnswer(t, h, "/"+string(md.Parent().FullName())+"/"+string(md.Name()), data[1:])
 	})
+}
+
+// checkUnaryAnswer posts body to h as the protobuf request of the unary
+// call path: the answer must be a success or a Connect error of a known
+// code, never a panic, "unknown" or "internal".
+func checkUnaryAnswer(t *testing.T, h http.Handler, path string, body []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/proto")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK {
+		return
+	}
+	var e struct{ Code, Message string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("%s: status %d with a body that is not a Connect error: %q", path, rec.Code, rec.Body.Bytes())
+	}
+	switch e.Code {
+	case "unknown", "internal", "":
+		t.Fatalf("%s: %d %s: %s", path, rec.Code, e.Code, e.Message)
+	}
 }
 
 // unaryMethods lists the unary methods of the Weir service in declaration

@@ -52,6 +52,9 @@ type Options struct {
 	// MaxRequestBytes bounds one request message (0: DefaultMaxRequestBytes).
 	// Larger messages are rejected with ResourceExhausted.
 	MaxRequestBytes int
+	// Interceptors wrap every call, in order (internal/server's metrics
+	// and tracing).
+	Interceptors []connect.Interceptor
 }
 
 // Service implements weirpbconnect.WeirHandler over a broker.
@@ -62,6 +65,7 @@ type Service struct {
 	logger   *slog.Logger
 	observer Observer
 	maxBytes int
+	wrap     []connect.Interceptor
 
 	// ctx is cancelled by Close: subscriptions and long polls watch it.
 	ctx    context.Context
@@ -89,6 +93,7 @@ func New(b *broker.Broker, opts Options) *Service {
 		logger:   opts.Logger,
 		observer: opts.Observer,
 		maxBytes: opts.MaxRequestBytes,
+		wrap:     opts.Interceptors,
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -100,7 +105,7 @@ func New(b *broker.Broker, opts Options) *Service {
 // and its handler. Mount it on a server that speaks HTTP/2 without TLS (h2c)
 // as well as HTTP/1.1, so that gRPC clients can reach it.
 func (s *Service) Handler() (string, http.Handler) {
-	return weirpbconnect.NewWeirHandler(s, connect.WithReadMaxBytes(s.maxBytes))
+	return weirpbconnect.NewWeirHandler(s, connect.WithReadMaxBytes(s.maxBytes), connect.WithInterceptors(s.wrap...))
 }
 
 // Close ends every subscription and long poll with Unavailable, so that an

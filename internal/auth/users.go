@@ -65,6 +65,17 @@ type user struct {
 	tokens   []token
 	// vhosts are the AMQP virtual hosts the user may open; nil: all.
 	vhosts []string
+	// admin and permissions are the authorization rules (permissions.go):
+	// nil permissions means unrestricted; principal is them compiled.
+	admin       bool
+	permissions []Permission
+	principal   *Principal
+	// maxConnections bounds the user's open connections (0: the server's
+	// max-connections-per-user).
+	maxConnections int
+	// produceRate and consumeRate are byte-rate quotas in bytes a second
+	// (0: none).
+	produceRate, consumeRate int64
 }
 
 type token struct {
@@ -171,6 +182,7 @@ func (u *Users) Add(name, password string) error {
 	if err := x.setPassword(password); err != nil {
 		return err
 	}
+	x.compile()
 	u.users = append(u.users, x)
 	u.byName[name] = x
 	return nil
@@ -368,6 +380,15 @@ type fileUser struct {
 	// Vhosts limits the AMQP virtual hosts the user may open (absent:
 	// all; empty: none).
 	Vhosts *[]string `yaml:"vhosts,omitempty"`
+	// Admin, Permissions: authorization (permissions.go). Without a
+	// permissions key the user may do everything.
+	Admin       bool              `yaml:"admin,omitempty"`
+	Permissions *[]filePermission `yaml:"permissions,omitempty"`
+	// MaxConnections bounds the user's open connections.
+	MaxConnections int `yaml:"max-connections,omitempty"`
+	// ProduceBytesPerSecond, ConsumeBytesPerSecond: byte-rate quotas.
+	ProduceBytesPerSecond int64 `yaml:"produce-bytes-per-second,omitempty"`
+	ConsumeBytesPerSecond int64 `yaml:"consume-bytes-per-second,omitempty"`
 }
 
 type fileSCRAM struct {
@@ -384,7 +405,8 @@ type fileTok struct {
 
 const fileHeader = `# Weir users. Edit with "weir user add|rm|token|passwd"; no password or token
 # is stored, only salted hashes (argon2id for PLAIN-style checks, SCRAM stored
-# keys, SHA-256 of bearer tokens).
+# keys, SHA-256 of bearer tokens). Authorization: "weir user grant|revoke";
+# a user without a permissions key may do everything.
 `
 
 // Load reads and checks a users file.
@@ -516,6 +538,36 @@ func Parse(name string, data []byte) (*Users, error) {
 				x.vhosts = append(x.vhosts, v)
 			}
 		}
+		x.admin = fu.Admin
+		if fu.Permissions != nil {
+			ruleLine := func(j int, field string) int {
+				pn := lookup(userNode, "permissions")
+				if pn == nil || j >= len(pn.Content) {
+					return fieldLine("permissions")
+				}
+				if f := lookup(pn.Content[j], field); f != nil {
+					return f.Line
+				}
+				return pn.Content[j].Line
+			}
+			if x.permissions, err = decodePermissions(*fu.Permissions, ruleLine, fail, fu.Name); err != nil {
+				return nil, err
+			}
+		}
+		if fu.MaxConnections < 0 {
+			return nil, fail(fieldLine("max-connections"), "user %q: field max-connections: %d, want 0 (the server's limit) or more", fu.Name, fu.MaxConnections)
+		}
+		x.maxConnections = fu.MaxConnections
+		for _, q := range []struct {
+			field string
+			v     int64
+		}{{"produce-bytes-per-second", fu.ProduceBytesPerSecond}, {"consume-bytes-per-second", fu.ConsumeBytesPerSecond}} {
+			if q.v < 0 {
+				return nil, fail(fieldLine(q.field), "user %q: field %s: %d, want 0 (no quota) or more", fu.Name, q.field, q.v)
+			}
+		}
+		x.produceRate, x.consumeRate = fu.ProduceBytesPerSecond, fu.ConsumeBytesPerSecond
+		x.compile()
 		u.users = append(u.users, x)
 		u.byName[x.name] = x
 	}
@@ -582,6 +634,8 @@ func (u *Users) Marshal() ([]byte, error) {
 		if x.vhosts != nil {
 			fu.Vhosts = &x.vhosts
 		}
+		fu.Admin, fu.Permissions, fu.MaxConnections = x.admin, encodePermissions(x.permissions), x.maxConnections
+		fu.ProduceBytesPerSecond, fu.ConsumeBytesPerSecond = x.produceRate, x.consumeRate
 		doc.Users = append(doc.Users, fu)
 	}
 	var buf bytes.Buffer

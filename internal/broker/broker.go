@@ -36,6 +36,16 @@ type Config struct {
 	OnSync func(time.Duration)
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+
+	// The disk watermark (watermark.go): client publishes are refused
+	// with ErrDiskFull while FreeSpace (nil: statfs of DataDir) reports
+	// less than DiskFreeMin free, sampled every DiskCheckInterval, and for
+	// DiskFullHold after a write failed with ENOSPC. Off when DiskFreeMin
+	// is 0 and FreeSpace is nil.
+	DiskFreeMin       uint64
+	FreeSpace         FreeSpace
+	DiskCheckInterval time.Duration
+	DiskFullHold      time.Duration
 }
 
 // Broker is an open Weir node's model. It is safe for concurrent use.
@@ -53,6 +63,10 @@ type Broker struct {
 	producers producerRegistry
 	classic   classicRegistry
 	txns      txnCoordinator
+	// events is the event store (events*.go).
+	events *eventStore
+
+	disk *diskWatermark // watermark.go
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -91,6 +105,7 @@ func Open(cfg Config) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), ctx: ctx, cancel: cancel}
+	b.disk = newDiskWatermark(&cfg)
 	b.groups.init(b)
 	b.classic.init(b)
 	err = b.loadStreams()
@@ -103,11 +118,17 @@ func Open(cfg Config) (*Broker, error) {
 	if err == nil {
 		err = b.txns.load(b)
 	}
+	if err == nil {
+		b.events, err = openEventStore(b)
+	}
 	if err != nil {
 		b.closeStreams()
 		st.Close()
 		cancel()
 		return nil, err
+	}
+	if b.disk.enabled {
+		b.bg.Go(func() { b.disk.loop(ctx) })
 	}
 	b.bg.Add(1)
 	go b.groups.expireLoop()
@@ -164,7 +185,7 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	b.cancel()
 	b.bg.Wait()
-	err := b.closeStreams()
+	err := errors.Join(b.closeEvents(), b.closeStreams())
 	return errors.Join(err, b.removeTemporary(), b.state.Close())
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/state"
 )
 
@@ -318,6 +319,9 @@ func (g *classicGroup) compatible(protocols []ClassicProtocol, except string) bo
 // completes, answering with the generation, the leader and, to the leader,
 // every member's metadata.
 func (b *Broker) ClassicJoin(ctx context.Context, req ClassicJoinRequest) (ClassicJoinResult, error) {
+	if err := Authorize(ctx, auth.ResourceGroup, req.Group, auth.ActionConsume); err != nil {
+		return ClassicJoinResult{}, err
+	}
 	if err := ValidateGroupName(req.Group); err != nil {
 		return ClassicJoinResult{}, err
 	}
@@ -542,6 +546,9 @@ func (m *classicMember) metadata(protocol string) []byte {
 // ClassicSync hands the leader's assignments (by member id) to the group
 // and returns the member's own, waiting for the leader's if needed.
 func (b *Broker) ClassicSync(ctx context.Context, groupName, memberID, instanceID string, generation int32, assignments map[string][]byte) (ClassicSyncResult, error) {
+	if err := Authorize(ctx, auth.ResourceGroup, groupName, auth.ActionConsume); err != nil {
+		return ClassicSyncResult{}, err
+	}
 	r := &b.classic
 	now := b.now()
 	r.mu.Lock()
@@ -655,6 +662,9 @@ func (b *Broker) ClassicLeave(groupName, memberID, instanceID string) error {
 // the group has no members (tools, consumers that assign themselves).
 // The result holds one error (or nil) per offset.
 func (b *Broker) ClassicCommit(ctx context.Context, groupName, memberID, instanceID string, generation int32, offsets []OffsetCommit) ([]error, error) {
+	if err := Authorize(ctx, auth.ResourceGroup, groupName, auth.ActionConsume); err != nil {
+		return nil, err
+	}
 	if err := ValidateGroupName(groupName); err != nil {
 		return nil, err
 	}
@@ -816,6 +826,9 @@ var ErrGroupNotEmpty = errors.New("group has members")
 // DeleteGroup deletes a group's committed offsets. The group must have no
 // members under either coordinator.
 func (b *Broker) DeleteGroup(ctx context.Context, groupName string) error {
+	if err := Authorize(ctx, auth.ResourceGroup, groupName, auth.ActionManage); err != nil {
+		return err
+	}
 	if err := ValidateGroupName(groupName); err != nil {
 		return err
 	}

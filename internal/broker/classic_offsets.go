@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/state"
 )
 
@@ -28,6 +29,9 @@ type ClassicSubscriptions func(protocolType string, metadata [][]byte) (streams 
 // the deletion happen under the classic groups' lock, so no classic member
 // joins in between.
 func (b *Broker) DeleteGroupOffsets(ctx context.Context, groupName string, parts []PartitionRef, subscriptions ClassicSubscriptions) ([]error, error) {
+	if err := Authorize(ctx, auth.ResourceGroup, groupName, auth.ActionManage); err != nil {
+		return nil, err
+	}
 	if err := ValidateGroupName(groupName); err != nil {
 		return nil, err
 	}

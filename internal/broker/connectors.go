@@ -33,6 +33,9 @@ func checkConnectorName(name string) error {
 // PutConnector stores a connector's configuration, replacing any previous
 // one; create says it must not exist yet (ErrConnectorExists otherwise).
 func (b *Broker) PutConnector(ctx context.Context, name string, value []byte, create bool) error {
+	if err := authorizeAdmin(ctx, "connector "+name); err != nil {
+		return err
+	}
 	if err := checkConnectorName(name); err != nil {
 		return err
 	}
@@ -71,6 +74,9 @@ func (b *Broker) ListConnectors() ([]ConnectorEntry, error) {
 
 // DeleteConnector removes a connector's configuration and progress.
 func (b *Broker) DeleteConnector(ctx context.Context, name string) error {
+	if err := authorizeAdmin(ctx, "connector "+name); err != nil {
+		return err
+	}
 	if err := checkConnectorName(name); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker/route"
 	"github.com/weirmq/weir/internal/state"
 )
@@ -132,6 +133,9 @@ func (b *Broker) saveExchange(meta *exchangeMeta) error {
 // DeclareExchange creates an exchange, or checks that the one of that name
 // has the same settings (as AMQP's exchange.declare).
 func (b *Broker) DeclareExchange(ctx context.Context, cfg ExchangeConfig) (ExchangeInfo, error) {
+	if err := Authorize(ctx, auth.ResourceExchange, cfg.Name, auth.ActionManage); err != nil {
+		return ExchangeInfo{}, err
+	}
 	if err := validateName("exchange", cfg.Name); err != nil {
 		return ExchangeInfo{}, err
 	}
@@ -178,6 +182,9 @@ func (b *Broker) ListExchanges() []ExchangeInfo {
 
 // DeleteExchange deletes an exchange and every binding to it.
 func (b *Broker) DeleteExchange(ctx context.Context, name string) error {
+	if err := Authorize(ctx, auth.ResourceExchange, name, auth.ActionManage); err != nil {
+		return err
+	}
 	b.ex.mu.Lock()
 	defer b.ex.mu.Unlock()
 	if _, ok := b.ex.byName[name]; !ok {
@@ -234,6 +241,9 @@ func (b *Broker) replaceExchange(x *exchange, meta exchangeMeta) error {
 // Bind adds a binding from an exchange to a stream or another exchange;
 // binding twice changes nothing.
 func (b *Broker) Bind(ctx context.Context, exchangeName string, bind Binding) error {
+	if err := Authorize(ctx, auth.ResourceExchange, exchangeName, auth.ActionManage); err != nil {
+		return err
+	}
 	temporary := false
 	if bind.ToExchange {
 		b.ex.mu.RLock()
@@ -270,6 +280,9 @@ func (b *Broker) Bind(ctx context.Context, exchangeName string, bind Binding) er
 // Unbind removes a binding; removing one that is not there is not an error
 // (as AMQP's queue.unbind).
 func (b *Broker) Unbind(ctx context.Context, exchangeName string, bind Binding) error {
+	if err := Authorize(ctx, auth.ResourceExchange, exchangeName, auth.ActionManage); err != nil {
+		return err
+	}
 	b.ex.mu.Lock()
 	defer b.ex.mu.Unlock()
 	x, ok := b.ex.byName[exchangeName]
@@ -352,6 +365,9 @@ func (b *Broker) Route(exchangeName, routingKey string, headers []Header) ([]str
 // reached; none means the records were unroutable (counted, and for a
 // mandatory publish the caller returns them to the publisher).
 func (b *Broker) PublishExchange(ctx context.Context, exchangeName, routingKey string, recs []Record) ([]string, error) {
+	if err := Authorize(ctx, auth.ResourceExchange, exchangeName, auth.ActionPublish); err != nil {
+		return nil, err
+	}
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%w: nothing to publish", ErrInvalidArgument)
 	}
@@ -384,7 +400,7 @@ func (b *Broker) PublishExchange(ctx context.Context, exchangeName, routingKey s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := b.Publish(ctx, s, rs)
+			_, err := b.Publish(serverWork(ctx), s, rs)
 			errs <- err
 		}()
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/record"
 	"github.com/weirmq/weir/internal/storage"
 )
@@ -47,6 +48,9 @@ func readRaw(l *storage.Log, from int64, fn func(batch []byte) error) error {
 // (at least one record when any is there). When nothing is there yet it
 // waits up to maxWait for a record to arrive (a long poll).
 func (b *Broker) Fetch(ctx context.Context, streamName string, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {
+	if err := Authorize(ctx, auth.ResourceStream, streamName, auth.ActionConsume); err != nil {
+		return FetchResult{}, err
+	}
 	s, err := b.stream(streamName)
 	if err != nil {
 		return FetchResult{}, err

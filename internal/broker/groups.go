@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker/group"
 	"github.com/weirmq/weir/internal/state"
 )
@@ -187,6 +188,9 @@ func (g *groupRegistry) partitionsChanged(stream string, count int32) {
 // returns its view, with a start offset for each assigned partition: the
 // committed offset, or opts.Start when there is none.
 func (b *Broker) JoinGroup(ctx context.Context, opts JoinOptions) (GroupState, error) {
+	if err := Authorize(ctx, auth.ResourceGroup, opts.Group, auth.ActionConsume); err != nil {
+		return GroupState{}, err
+	}
 	if err := ValidateGroupName(opts.Group); err != nil {
 		return GroupState{}, err
 	}
@@ -316,6 +320,9 @@ func (b *Broker) startOffset(groupName, stream string, partition int32, pos Star
 // the generation it was last given; a group without active members accepts
 // commits with an empty memberID (tools and standalone consumers).
 func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, generation int64, offsets []OffsetCommit) error {
+	if err := Authorize(ctx, auth.ResourceGroup, groupName, auth.ActionConsume); err != nil {
+		return err
+	}
 	if err := ValidateGroupName(groupName); err != nil {
 		return err
 	}
@@ -368,6 +375,9 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 // ResetOffsets moves a group's committed offsets on one stream (every
 // partition) to pos. The group must have no active members.
 func (b *Broker) ResetOffsets(ctx context.Context, groupName, stream string, pos StartPosition) ([]GroupOffset, error) {
+	if err := Authorize(ctx, auth.ResourceGroup, groupName, auth.ActionManage); err != nil {
+		return nil, err
+	}
 	if err := ValidateGroupName(groupName); err != nil {
 		return nil, err
 	}

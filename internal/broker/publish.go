@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/record"
 	"github.com/weirmq/weir/internal/storage"
 )
@@ -78,13 +79,25 @@ func messageID(r *Record) string {
 // whose message-id was published within the stream's dedup window is not
 // stored again: its result is the original's, marked Duplicate.
 func (b *Broker) Publish(ctx context.Context, streamName string, recs []Record) ([]PublishResult, error) {
+	if err := Authorize(ctx, auth.ResourceStream, streamName, auth.ActionPublish); err != nil {
+		return nil, err
+	}
+	if err := b.admitPublish(ctx); err != nil {
+		return nil, err
+	}
 	return b.publish(ctx, streamName, -1, recs, true)
 }
 
 // PublishPartition is Publish into one given partition.
 func (b *Broker) PublishPartition(ctx context.Context, streamName string, partition int32, recs []Record) ([]PublishResult, error) {
+	if err := Authorize(ctx, auth.ResourceStream, streamName, auth.ActionPublish); err != nil {
+		return nil, err
+	}
 	if partition < 0 {
 		return nil, fmt.Errorf("%w: partition %d", ErrPartitionNotFound, partition)
+	}
+	if err := b.admitPublish(ctx); err != nil {
+		return nil, err
 	}
 	return b.publish(ctx, streamName, partition, recs, true)
 }
@@ -260,6 +273,7 @@ func (b *Broker) appendPartition(ctx context.Context, log *storage.Log, p int32,
 			return fmt.Errorf("%w: a record does not fit in a segment of %d bytes", ErrRecordTooLarge, log.SegmentBytes())
 		}
 		if err != nil {
+			b.disk.noteWriteError(err)
 			return fmt.Errorf("broker: append to partition %d: %w", p, err)
 		}
 		for j, i := range idx[:n] {

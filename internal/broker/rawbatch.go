@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/record"
 	"github.com/weirmq/weir/internal/storage"
 )
@@ -46,6 +47,12 @@ type AppendResult struct {
 // records are decoded and published through Publish instead, so that dedup
 // holds for every protocol; the client's batch framing is then not kept.
 func (b *Broker) AppendBatches(ctx context.Context, streamName string, partition int32, data []byte) (AppendResult, error) {
+	if err := Authorize(ctx, auth.ResourceStream, streamName, auth.ActionPublish); err != nil {
+		return AppendResult{}, err
+	}
+	if err := b.admitPublish(ctx); err != nil {
+		return AppendResult{}, err
+	}
 	s, err := b.stream(streamName)
 	if err != nil {
 		return AppendResult{}, err
@@ -142,6 +149,7 @@ func (b *Broker) appendBatches(ctx context.Context, s *stream, streamName string
 	case errors.Is(err, storage.ErrClosed):
 		return AppendResult{}, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, streamName)
 	case err != nil:
+		b.disk.noteWriteError(err)
 		return AppendResult{}, fmt.Errorf("broker: append to partition %d: %w", partition, err)
 	}
 	s.afterPublish()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/weirmq/weir/internal/auth"
 )
 
 // MaxDestinations bounds the recipient list of one PublishTo.
@@ -41,6 +43,15 @@ type DestinationResult struct {
 // not undo the others (which the error and the results say), and a retry
 // with the same message-ids stores nothing twice.
 func (b *Broker) PublishTo(ctx context.Context, dests []Destination, recs []Record) ([]DestinationResult, error) {
+	for _, d := range dests {
+		res, name := auth.ResourceStream, d.Stream
+		if d.Exchange != "" {
+			res, name = auth.ResourceExchange, d.Exchange
+		}
+		if err := Authorize(ctx, res, name, auth.ActionPublish); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.checkDestinations(dests); err != nil {
 		return nil, err
 	}

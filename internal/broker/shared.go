@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/filter"
 	"github.com/weirmq/weir/internal/storage"
 )
@@ -196,11 +197,14 @@ type sharedSub struct {
 	// taken before mu.
 	sizeMu       sync.Mutex
 	deadLettered int64
-	changed      chan struct{} // closed (and replaced) when records may be deliverable
-	wake         chan struct{} // capacity 1: an earlier deadline or due time was set
-	grown        chan struct{} // closed (and replaced) when partitions are added
-	room         chan struct{} // closed (and replaced) when the buffer has room
-	closed       bool
+	// Counters of SubscriptionInfo (metrics), guarded by mu.
+	delivered, redelivered, acked, nacked, rejected, timedOut int64
+
+	changed chan struct{} // closed (and replaced) when records may be deliverable
+	wake    chan struct{} // capacity 1: an earlier deadline or due time was set
+	grown   chan struct{} // closed (and replaced) when partitions are added
+	room    chan struct{} // closed (and replaced) when the buffer has room
+	closed  bool
 
 	commits chan *commitOp
 	kick    chan struct{} // capacity 1: dirty delivery states wait for the committer
@@ -268,6 +272,9 @@ func (ss *sharedSub) take(now time.Time) *pending {
 // is not handed out again before the count of its previous delivery is
 // durable, and Close writes the counts not yet written).
 func (b *Broker) Receive(ctx context.Context, streamName, sub, consumerID string, max int, wait time.Duration) ([]Delivery, error) {
+	if err := AuthorizeSubscription(ctx, streamName, sub, auth.ActionConsume); err != nil {
+		return nil, err
+	}
 	ss, err := b.sharedSub(streamName, sub)
 	if err != nil {
 		return nil, err
@@ -304,6 +311,10 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 				ss.buffered--
 			}
 			p.count++
+			ss.delivered++
+			if p.count > 1 {
+				ss.redelivered++
+			}
 			p.state, p.consumer, p.deadline = stateInFlight, c, now.Add(ss.cfg.AckTimeout)
 			heap.Push(&ss.inflight, p)
 			c.inflight++
@@ -465,6 +476,7 @@ func (b *Broker) AckThen(ctx context.Context, streamName, sub, consumerID string
 			ss.takeFromConsumer(p)
 			ss.markSettling(p)
 		}
+		ss.acked += int64(len(ps))
 		held = ps
 		if taken != nil {
 			taken()
@@ -482,6 +494,7 @@ func (b *Broker) AckThen(ctx context.Context, streamName, sub, consumerID string
 func (b *Broker) Nack(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, errText string, delay time.Duration) error {
 	_, err := b.withHeld(streamName, sub, consumerID, refs, false, func(ss *sharedSub, ps []*pending) {
 		now := b.now()
+		ss.nacked += int64(len(ps))
 		for _, p := range ps {
 			ss.takeFromConsumer(p)
 			p.lastError = errText
@@ -506,6 +519,7 @@ func (b *Broker) Nack(ctx context.Context, streamName, sub, consumerID string, r
 // Reject dead-letters delivered records now.
 func (b *Broker) Reject(ctx context.Context, streamName, sub, consumerID string, refs []DeliveryRef, reason string) error {
 	_, err := b.withHeld(streamName, sub, consumerID, refs, true, func(ss *sharedSub, ps []*pending) {
+		ss.rejected += int64(len(ps))
 		for _, p := range ps {
 			ss.takeFromConsumer(p)
 			if reason != "" {
@@ -580,6 +594,7 @@ func (ss *sharedSub) tick() {
 		p := ss.inflight.items[0]
 		ss.takeFromConsumer(p)
 		p.lastError = "ack deadline passed"
+		ss.timedOut++
 		ss.markDirty(p) // the count, if a first delivery, and the error
 		if ss.cfg.MaxDeliveries > 0 && p.count >= ss.cfg.MaxDeliveries {
 			ss.deadLetter(p, ReasonMaxDeliveries)

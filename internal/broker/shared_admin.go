@@ -5,12 +5,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weirmq/weir/internal/auth"
 )
 
 // Purge settles every record of a shared subscription that is not
 // acknowledged yet, in flight included (as SQS's PurgeQueue): acknowledging
 // one of those afterwards is harmless. It returns how many were purged.
 func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, error) {
+	if err := AuthorizeSubscription(ctx, streamName, sub, auth.ActionManage); err != nil {
+		return 0, err
+	}
 	ss, err := b.sharedSub(streamName, sub)
 	if err != nil {
 		return 0, err
@@ -57,6 +62,9 @@ func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, erro
 // dead-letter stream back to the stream they came from, without the
 // dead-letter headers, and returns how many it moved.
 func (b *Broker) Redrive(ctx context.Context, streamName, sub string, max int64) (int64, error) {
+	if err := AuthorizeSubscription(ctx, streamName, sub, auth.ActionManage); err != nil {
+		return 0, err
+	}
 	ss, err := b.sharedSub(streamName, sub)
 	if err != nil {
 		return 0, err
@@ -73,7 +81,7 @@ func (b *Broker) Redrive(ctx context.Context, streamName, sub string, max int64)
 		if max > 0 {
 			n = min(n, max-moved)
 		}
-		ds, err := b.Receive(ctx, dlq, dlq, consumer, int(n), 100*time.Millisecond)
+		ds, err := b.Receive(serverWork(ctx), dlq, dlq, consumer, int(n), 100*time.Millisecond)
 		if err != nil {
 			return moved, err
 		}

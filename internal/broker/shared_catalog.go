@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/filter"
 	"github.com/weirmq/weir/internal/state"
 )
@@ -79,6 +80,9 @@ func CompileFilter(expr string) (*filter.Filter, error) {
 // CreateSubscription creates a shared subscription on a stream, starting at
 // cfg.Start in every partition.
 func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig) (SubscriptionInfo, error) {
+	if err := Authorize(ctx, auth.ResourceSubscription, cfg.Name, auth.ActionManage); err != nil {
+		return SubscriptionInfo{}, err
+	}
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
 		return SubscriptionInfo{}, err
@@ -280,6 +284,9 @@ func (b *Broker) sharedSub(streamName, name string) (*sharedSub, error) {
 
 // DeleteSubscription deletes a shared subscription and its state.
 func (b *Broker) DeleteSubscription(ctx context.Context, streamName, name string) error {
+	if err := Authorize(ctx, auth.ResourceSubscription, name, auth.ActionManage); err != nil {
+		return err
+	}
 	s, err := b.stream(streamName)
 	if err != nil {
 		return err
@@ -354,7 +361,8 @@ func (ss *sharedSub) lengthForLimit() int64 { return ss.depth() - int64(ss.settl
 func (ss *sharedSub) info() SubscriptionInfo {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: ss.inflight.Len(), DeadLettered: ss.deadLettered, Depth: ss.depth(), DepthBytes: ss.depthBytes()}
+	info := SubscriptionInfo{Config: ss.cfg, Consumers: len(ss.consumers), InFlight: ss.inflight.Len(), DeadLettered: ss.deadLettered, Depth: ss.depth(), DepthBytes: ss.depthBytes(),
+		Delivered: ss.delivered, Redelivered: ss.redelivered, Acked: ss.acked, Nacked: ss.nacked, Rejected: ss.rejected, TimedOut: ss.timedOut}
 	for _, part := range ss.parts {
 		for _, p := range part.live {
 			switch p.state {
@@ -371,6 +379,9 @@ func (ss *sharedSub) info() SubscriptionInfo {
 // CreateQueue creates a queue: a stream with until-acked retention and a
 // shared subscription of the same name that starts at its first record.
 func (b *Broker) CreateQueue(ctx context.Context, cfg QueueConfig) (SubscriptionInfo, error) {
+	if err := Authorize(ctx, auth.ResourceQueue, cfg.Name, auth.ActionManage); err != nil {
+		return SubscriptionInfo{}, err
+	}
 	sub := cfg.Subscription
 	sub.Stream, sub.Name, sub.Start = cfg.Name, cfg.Name, StartPosition{Kind: StartEarliest}
 	sub.defaults()

@@ -302,7 +302,7 @@ func (b *Broker) ensureDeadLetterQueue(ctx context.Context, dlq string) error {
 	}
 	// No dedup: a record dead-lettered again after a redrive keeps its
 	// message-id and must not be taken for a duplicate.
-	_, err := b.CreateQueue(ctx, QueueConfig{Name: dlq, DedupWindow: -1})
+	_, err := b.CreateQueue(serverWork(ctx), QueueConfig{Name: dlq, DedupWindow: -1})
 	if errors.Is(err, ErrStreamExists) {
 		return nil
 	}

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(countCrashChildEnv); dir != "" {
 		os.Exit(countCrashChild(dir))
 	}
+	if dir := os.Getenv(eventCrashChildEnv); dir != "" {
+		os.Exit(eventCrashChild(dir))
+	}
 	os.Exit(m.Run())
 }
 

@@ -120,6 +120,10 @@ type SubscriptionInfo struct {
 	InFlight, Waiting, Delayed int
 	Consumers                  int
 	DeadLettered               int64 // since the node started
+	// Counters since the node started: deliveries to consumers (Redelivered
+	// those of records delivered before), records acknowledged, nacked,
+	// rejected, and taken back because their ack deadline passed.
+	Delivered, Redelivered, Acked, Nacked, Rejected, TimedOut int64
 }
 
 // Delivery is a record handed to a consumer of a shared subscription.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/state"
 	"github.com/weirmq/weir/internal/storage"
 )
@@ -225,6 +226,7 @@ func (s *stream) info() StreamInfo {
 		info.Partitions = append(info.Partitions, PartitionInfo{
 			Partition: int32(i), StartOffset: st.StartOffset, EndOffset: st.EndOffset,
 			DurableOffset: st.DurableOffset, Bytes: st.Bytes, Segments: st.Segments,
+			AppendedOffsets: st.AppendedOffsets, AppendedBytes: st.AppendedBytes,
 		})
 	}
 	return info
@@ -232,6 +234,9 @@ func (s *stream) info() StreamInfo {
 
 // CreateStream creates a stream and its partitions.
 func (b *Broker) CreateStream(ctx context.Context, cfg StreamConfig) (StreamInfo, error) {
+	if err := Authorize(ctx, auth.ResourceStream, cfg.Name, auth.ActionManage); err != nil {
+		return StreamInfo{}, err
+	}
 	return b.createStream(ctx, cfg, false)
 }
 
@@ -324,6 +329,9 @@ func (b *Broker) DescribeStream(name string) (StreamInfo, error) {
 // DeleteStream deletes a stream, its records and every group's committed
 // offsets on it.
 func (b *Broker) DeleteStream(ctx context.Context, name string) error {
+	if err := Authorize(ctx, auth.ResourceStream, name, auth.ActionManage); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	s, ok := b.streams[name]
 	if !ok || b.closed {
@@ -384,6 +392,9 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 // AddPartitions grows a stream to total partitions. Keys may map to other
 // partitions afterwards, as in Kafka.
 func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) (StreamInfo, error) {
+	if err := Authorize(ctx, auth.ResourceStream, name, auth.ActionManage); err != nil {
+		return StreamInfo{}, err
+	}
 	b.mu.Lock()
 	s, ok := b.streams[name]
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/state"
 )
 
@@ -25,6 +26,9 @@ import (
 // name while both exist). The owner deletes it with DeleteStream; Close
 // removes what is left.
 func (b *Broker) CreateTemporaryQueue(ctx context.Context, cfg QueueConfig) (SubscriptionInfo, error) {
+	if err := Authorize(ctx, auth.ResourceQueue, cfg.Name, auth.ActionManage); err != nil {
+		return SubscriptionInfo{}, err
+	}
 	sub := cfg.Subscription
 	sub.Stream, sub.Name, sub.Start = cfg.Name, cfg.Name, StartPosition{Kind: StartEarliest}
 	sub.defaults()

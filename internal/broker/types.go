@@ -88,6 +88,10 @@ type PartitionInfo struct {
 	DurableOffset int64
 	Bytes         int64
 	Segments      int
+	// AppendedOffsets and AppendedBytes count, since the node started,
+	// the offsets (records and transaction markers) and the stored batch
+	// bytes appended to the partition.
+	AppendedOffsets, AppendedBytes int64
 }
 
 // StreamInfo describes a stream.

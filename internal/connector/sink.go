@@ -21,6 +21,10 @@ type Record struct {
 	Key     []byte // nil: no key
 	Value   []byte // nil: a tombstone
 	Headers []broker.Header
+	// Create, when set, configures the stream if the sink must create it
+	// (nil: the sink's defaults). Records routed away from the change
+	// streams (an outbox router's) need settings of their own.
+	Create *StreamDefaults
 }
 
 // Sink stores records. Write returns once every record is durable (under
@@ -69,23 +73,31 @@ func (s *BrokerSink) Write(ctx context.Context, recs []Record) error {
 	}
 	var order []string
 	byStream := make(map[string][]broker.Record)
+	create := make(map[string]*StreamDefaults)
 	for _, r := range recs {
 		if _, ok := byStream[r.Stream]; !ok {
 			order = append(order, r.Stream)
 		}
 		byStream[r.Stream] = append(byStream[r.Stream], broker.Record{Key: r.Key, Value: r.Value, Headers: r.Headers})
+		if r.Create != nil {
+			create[r.Stream] = r.Create
+		}
 	}
 	errs := make([]error, len(order))
 	var wg sync.WaitGroup
 	for i, name := range order {
-		wg.Go(func() { errs[i] = s.publish(ctx, name, byStream[name]) })
+		d := s.defaults
+		if c := create[name]; c != nil {
+			d = *c
+		}
+		wg.Go(func() { errs[i] = s.publish(ctx, name, d, byStream[name]) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (s *BrokerSink) publish(ctx context.Context, name string, recs []broker.Record) error {
-	if err := s.ensure(ctx, name); err != nil {
+func (s *BrokerSink) publish(ctx context.Context, name string, d StreamDefaults, recs []broker.Record) error {
+	if err := s.ensure(ctx, name, d); err != nil {
 		return err
 	}
 	_, err := s.broker.Publish(ctx, name, recs)
@@ -94,7 +106,7 @@ func (s *BrokerSink) publish(ctx context.Context, name string, recs []broker.Rec
 		s.mu.Lock()
 		delete(s.known, name)
 		s.mu.Unlock()
-		if err := s.ensure(ctx, name); err != nil {
+		if err := s.ensure(ctx, name, d); err != nil {
 			return err
 		}
 		_, err = s.broker.Publish(ctx, name, recs)
@@ -108,15 +120,15 @@ func (s *BrokerSink) publish(ctx context.Context, name string, recs []broker.Rec
 // EnsureStreams creates the streams that do not exist (StreamCreator).
 func (s *BrokerSink) EnsureStreams(ctx context.Context, names []string) error {
 	for _, name := range names {
-		if err := s.ensure(ctx, name); err != nil {
+		if err := s.ensure(ctx, name, s.defaults); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// ensure creates the stream unless it exists.
-func (s *BrokerSink) ensure(ctx context.Context, name string) error {
+// ensure creates the stream with d unless it exists.
+func (s *BrokerSink) ensure(ctx context.Context, name string, d StreamDefaults) error {
 	s.mu.Lock()
 	known := s.known[name]
 	s.mu.Unlock()
@@ -128,7 +140,7 @@ func (s *BrokerSink) ensure(ctx context.Context, name string) error {
 			return err
 		}
 		_, err := s.broker.CreateStream(ctx, broker.StreamConfig{
-			Name: name, Partitions: s.defaults.Partitions, Compacted: s.defaults.Compacted, DedupWindow: s.defaults.DedupWindow,
+			Name: name, Partitions: d.Partitions, Compacted: d.Compacted, DedupWindow: d.DedupWindow,
 		})
 		if err != nil && !errors.Is(err, broker.ErrStreamExists) {
 			return fmt.Errorf("create stream %q: %w", name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/weirmq/weir/internal/protocol/amqp"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // startAMQP binds the AMQP 0-9-1 listeners (plain and amqps, those that
@@ -17,10 +18,12 @@ func (s *Server) startAMQP(ctx context.Context) error {
 		MaxRecordBytes: int(s.cfg.MaxRecordBytes),
 		Version:        s.cfg.Version,
 		Authenticator:  s.amqpAuthenticator(),
+		Tracer:         tracing.New(s.tracing(), "amqp"),
 	})
 	if err != nil {
 		return err
 	}
+	s.metrics.amqp.set(as)
 	s.Register(ComponentFunc("amqp", as.Close))
 	return s.serveFrontEnd(ctx, "amqp", s.cfg.AMQPAddr, s.cfg.AMQPTLSAddr, as.Serve, amqp.ErrServerClosed)
 }

@@ -1,7 +1,7 @@
 package server
 
 // Authentication: the users file (internal/auth) behind every listener, and
-// the safe default without one — see "Security" in docs/ARCHITECTURE.md.
+// the safe default without one — see docs/SECURITY.md.
 
 import (
 	"errors"
@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/weirmq/weir/internal/auth"
+	"github.com/weirmq/weir/internal/console"
 	"github.com/weirmq/weir/internal/protocol/amqp"
 	"github.com/weirmq/weir/internal/protocol/kafka"
 	"github.com/weirmq/weir/internal/protocol/mqtt"
@@ -103,8 +104,12 @@ func (s *Server) setupAuth() error {
 		return fmt.Errorf("%w: users: %w", ErrInvalidConfig, err)
 	}
 	s.users = users
+	s.userConns = s.newUserConnections(users)
 	if s.cfg.KafkaAuthenticator == nil {
-		s.cfg.KafkaAuthenticator = kafkaUsers{users}
+		s.cfg.KafkaAuthenticator = kafkaUsers{users, s.userConns}
+		if src := s.cfg.TLSClientCertUser; src != "" && src != "none" {
+			s.cfg.KafkaAuthenticator = kafkaCertUsers{kafkaUsers{users, s.userConns}, src}
+		}
 	}
 	return nil
 }
@@ -142,7 +147,17 @@ func UsersFileFromConfig(path string) (string, error) {
 }
 
 // kafkaUsers is the users file as a Kafka SASL authenticator.
-type kafkaUsers struct{ users *auth.Users }
+type kafkaUsers struct {
+	users *auth.Users
+	*auth.UserConnections
+}
+
+// kafkaCertUsers is kafkaUsers that also logs clients in by their
+// certificates (tls-client-cert-user).
+type kafkaCertUsers struct {
+	kafkaUsers
+	source string
+}
 
 func (kafkaUsers) Mechanisms() []string {
 	return []string{kafka.MechanismSCRAMSHA512, kafka.MechanismSCRAMSHA256, kafka.MechanismPlain}
@@ -167,7 +182,10 @@ func (k kafkaUsers) SCRAM(mechanism, user string) (kafka.SCRAMCredentials, error
 }
 
 // amqpUsers is the users file as an AMQP authenticator (PLAIN, AMQPLAIN).
-type amqpUsers struct{ users *auth.Users }
+type amqpUsers struct {
+	users *auth.Users
+	*auth.UserConnections
+}
 
 func (a amqpUsers) Authenticate(_, user, password string) error {
 	return a.users.CheckPassword(user, password)
@@ -182,12 +200,15 @@ func (s *Server) amqpAuthenticator() amqp.Authenticator {
 	if s.users == nil {
 		return nil
 	}
-	return amqpUsers{s.users}
+	return amqpUsers{s.users, s.userConns}
 }
 
 // mqttUsers is the users file as an MQTT authenticator: a CONNECT must
 // carry a user name and its password.
-type mqttUsers struct{ users *auth.Users }
+type mqttUsers struct {
+	users *auth.Users
+	*auth.UserConnections
+}
 
 func (m mqttUsers) Authenticate(_ string, username *string, password []byte) error {
 	if username == nil || password == nil {
@@ -202,7 +223,7 @@ func (s *Server) mqttAuthenticator() mqtt.Authenticator {
 	if s.users == nil {
 		return nil
 	}
-	return mqttUsers{s.users}
+	return mqttUsers{s.users, s.userConns}
 }
 
 // httpHandler is the handler of the HTTP listener: the mux, behind
@@ -229,17 +250,24 @@ func (h *httpAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// /healthz is for load balancers; /mqtt carries MQTT over WebSocket,
 	// whose CONNECT is authenticated by the MQTT front end (browsers cannot
 	// set headers on a WebSocket).
-	if r.URL.Path == "/healthz" || r.URL.Path == "/mqtt" {
+	// The console's pages hold no data (one is its login form); what they
+	// show comes from calls that need credentials.
+	if r.URL.Path == "/healthz" || r.URL.Path == "/mqtt" || console.Public(r) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	if _, err := h.authenticate(r.Header.Get("Authorization")); err == nil {
-		h.next.ServeHTTP(w, r)
+	if user, err := h.authenticate(r.Header.Get("Authorization")); err == nil {
+		h.next.ServeHTTP(w, r.WithContext(h.server.withPrincipal(r.Context(), user)))
 		return
 	}
 	h.server.logger.Debug("http request refused: not authenticated", "remote", r.RemoteAddr, "path", r.URL.Path)
-	w.Header().Add("WWW-Authenticate", `Bearer realm="weir"`)
-	w.Header().Add("WWW-Authenticate", `Basic realm="weir", charset="UTF-8"`)
+	// A script's request (the console's, marked X-Requested-With) gets no
+	// challenge: browsers would answer Basic with their own password dialog
+	// instead of letting the page show its login form.
+	if r.Header.Get("X-Requested-With") == "" {
+		w.Header().Add("WWW-Authenticate", `Bearer realm="weir"`)
+		w.Header().Add("WWW-Authenticate", `Basic realm="weir", charset="UTF-8"`)
+	}
 	refusal := "authentication required: send Authorization: Bearer <token> (weir user token) or Basic user:password"
 	if h.errors.IsSupported(r) {
 		_ = h.errors.Write(w, r, connect.NewError(connect.CodeUnauthenticated, errors.New(refusal)))

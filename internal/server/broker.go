@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"connectrpc.com/connect"
+
 	"github.com/weirmq/weir/internal/api"
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/storage"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // openBroker opens the broker in the data directory and the native API over
@@ -21,18 +24,21 @@ func (s *Server) openBroker() error {
 		MaxRecordBytes: int(s.cfg.MaxRecordBytes),
 		Logger:         s.logger,
 		OnSync:         s.metrics.observeSync,
+		DiskFreeMin:    uint64(s.cfg.DiskFreeMin),
+		FreeSpace:      s.freeSpace(),
 	})
 	if err != nil {
 		return fmt.Errorf("open broker: %w", err)
 	}
 	s.Register(ComponentFunc("broker", func(context.Context) error { return b.Close() }))
-	s.metrics.broker.set(b)
+	s.metrics.broker.set(b, s.cfg.DataDir)
 
 	svc := api.New(b, api.Options{
 		Logger:   s.logger,
 		Observer: s.metrics,
 		// A publish request may carry a few records of the largest size.
 		MaxRequestBytes: max(api.DefaultMaxRequestBytes, 4*int(s.cfg.MaxRecordBytes)),
+		Interceptors:    []connect.Interceptor{&apiInterceptor{metrics: s.metrics.http, tracer: tracing.New(s.tracing(), "weir")}},
 	})
 	s.Register(ComponentFunc("api", func(ctx context.Context) error {
 		closed := make(chan struct{})
@@ -49,6 +55,10 @@ func (s *Server) openBroker() error {
 	}))
 	s.api = svc
 	s.Handle(svc.Handler())
+	s.Handle(svc.EventsHandler())
+	if err := s.mountConsole(b); err != nil {
+		return err
+	}
 
 	s.mu.Lock()
 	s.broker = b

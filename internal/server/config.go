@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/protocol/kafka"
 )
 
@@ -56,8 +57,11 @@ type Config struct {
 	FSyncInterval         time.Duration `yaml:"fsync-interval" arg:"duration" help:"time between fsyncs with fsync=interval"`
 	// MaxRecordBytes bounds one record: key, value and headers.
 	MaxRecordBytes ByteSize `yaml:"max-record-bytes" arg:"size" help:"largest record accepted (key, value and headers), in bytes or with a unit: 512KiB, 1MiB"`
-	LogLevel       string   `yaml:"log-level" arg:"level" help:"log level: debug, info, warn or error"`
-	LogFormat      string   `yaml:"log-format" arg:"format" help:"log format: text or json"`
+	// DiskFreeMin is the disk watermark (broker/watermark.go): below this
+	// much free space on the data directory's disk, publishes are refused.
+	DiskFreeMin ByteSize `yaml:"disk-free-min" arg:"size" help:"free disk space below which publishes are refused until space returns (consumers go on), as 256MiB or 1GiB; 0 turns the floor off (a write failing with ENOSPC still pauses publishes)"`
+	LogLevel    string   `yaml:"log-level" arg:"level" help:"log level: debug, info, warn or error"`
+	LogFormat   string   `yaml:"log-format" arg:"format" help:"log format: text or json"`
 	// Users names the users file (internal/auth); empty turns
 	// authentication off, and then the listeners bind loopback only
 	// unless InsecureListenAny is "true" (see auth.go).
@@ -77,13 +81,18 @@ type Config struct {
 	TLSClientCAFile   string        `yaml:"tls-client-ca-file" arg:"file" help:"PEM CA certificates that client certificates are verified against (with tls-client-auth request or require)"`
 	TLSClientAuth     string        `yaml:"tls-client-auth" arg:"mode" help:"client certificates on the TLS listeners: none, request (verified when sent) or require; per listener as in require,https=none"`
 	TLSMinVersion     string        `yaml:"tls-min-version" arg:"version" help:"oldest TLS version accepted: 1.2 or 1.3"`
+	TLSClientCertUser string        `yaml:"tls-client-cert-user" arg:"field" help:"with a users file, log Kafka clients with a verified client certificate in as the user it names, without SASL: none, cn, san-email or san-dns"`
 	TLSReloadInterval time.Duration `yaml:"tls-reload-interval" arg:"duration" help:"how often the TLS files are checked for changes and reloaded (also on SIGHUP); 0 checks only on SIGHUP"`
 
 	// Connection limits (limits.go); 0 is no limit.
 	MaxConnections         int    `yaml:"max-connections" arg:"n" help:"open connections accepted on all listeners together; beyond it a new connection is closed at once; 0: no limit"`
 	MaxListenerConnections string `yaml:"max-listener-connections" arg:"n" help:"open connections accepted on each listener: a number for every listener, or per listener as in 10000,http=500; 0: no limit"`
+	MaxConnectionsPerUser  int    `yaml:"max-connections-per-user" arg:"n" help:"open Kafka, AMQP and MQTT connections of one user (with a users file; a user's max-connections in it wins); 0: no limit"`
 	// PprofAddr serves Go's runtime profiles (pprof.go); empty: off.
 	PprofAddr string `yaml:"pprof-addr" arg:"addr" help:"address that serves Go runtime profiles (/debug/pprof/) for diagnosis; empty turns it off; loopback only, as profiles are not authenticated"`
+	// OpenTelemetry tracing (tracing.go): off until OTLPEndpoint is set.
+	OTLPEndpoint     string `yaml:"otlp-endpoint" arg:"url" help:"OTLP/HTTP endpoint spans are exported to, as http://localhost:4318 (/v1/traces is added when the URL has no path); empty turns tracing off"`
+	TraceSampleRatio string `yaml:"trace-sample-ratio" arg:"ratio" help:"share of root spans (requests that carry no trace context) recorded, from 0 to 1; spans of a trace a client sampled are always recorded"`
 
 	// Connectors are the change data capture connectors the node runs
 	// (connectors.go); set only in the configuration file.
@@ -104,7 +113,16 @@ type Config struct {
 	// SASL (PLAIN, SCRAM-SHA-256/512) against it. Not an option: Start sets
 	// it from the users file (Users) unless an embedder or a test set it.
 	KafkaAuthenticator kafka.Authenticator `yaml:"-"`
+	// FreeSpace, when set, is where the disk watermark reads the free
+	// space instead of statfs of DataDir (diskwatch.go). Not an option:
+	// tests simulate a full disk with it.
+	FreeSpace broker.FreeSpace `yaml:"-"`
 }
+
+// DefaultDiskFreeMin is the default disk watermark: RabbitMQ's default
+// disk_free_limit is 50 MB, which leaves little room for a segment roll
+// and the state store's compactions; 256 MiB does.
+const DefaultDiskFreeMin ByteSize = 256 << 20
 
 // Bounds of Config.MaxRecordBytes.
 const (
@@ -128,6 +146,7 @@ func DefaultConfig() Config {
 		FSync:                  FSyncAlways,
 		FSyncInterval:          50 * time.Millisecond,
 		MaxRecordBytes:         DefaultMaxRecordBytes,
+		DiskFreeMin:            DefaultDiskFreeMin,
 		LogLevel:               "info",
 		LogFormat:              "text",
 		InsecureListenAny:      "false",
@@ -135,6 +154,7 @@ func DefaultConfig() Config {
 		TLSMinVersion:          "1.2",
 		TLSReloadInterval:      10 * time.Second,
 		MaxListenerConnections: "0",
+		TraceSampleRatio:       "1",
 		Version:                "dev",
 	}
 }
@@ -173,6 +193,9 @@ func (c *Config) Validate() error {
 	if c.MaxRecordBytes <= 0 || c.MaxRecordBytes > MaxRecordBytesLimit {
 		return invalidValue("max-record-bytes", c.MaxRecordBytes.String(), "must be 1 byte to "+MaxRecordBytesLimit.String())
 	}
+	if c.DiskFreeMin < 0 {
+		return invalidValue("disk-free-min", c.DiskFreeMin.String(), "must not be negative")
+	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return invalidValue("log-level", c.LogLevel, err.Error())
 	}
@@ -183,6 +206,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateConnectionLimits(); err != nil {
+		return err
+	}
+	if err := c.validateTracing(); err != nil {
 		return err
 	}
 	if err := c.validateConnectors(); err != nil {

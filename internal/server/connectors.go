@@ -214,6 +214,11 @@ func (m *connectorManager) Create(ctx context.Context, req api.PostgresConnector
 		Prefix: req.Prefix, Snapshot: req.Snapshot, JSON: req.JSONMode, Partitions: req.Partitions,
 		DedupWindow: req.DedupWindow,
 	}
+	if o := req.Outbox; o != nil {
+		cfg.Outbox = &postgres.OutboxConfig{Table: o.Table, Route: o.Route, RouteBy: o.RouteBy, IDColumn: o.IDColumn,
+			KeyColumn: o.KeyColumn, TypeColumn: o.TypeColumn, PayloadColumn: o.PayloadColumn, Headers: o.Headers,
+			DeadLetter: o.DeadLetter, DedupWindow: o.DedupWindow}
+	}
 	if err := cfg.Validate(); err != nil {
 		return api.ConnectorStatus{}, api.InvalidConnector(err)
 	}
@@ -276,6 +281,11 @@ func (mc *managedConnector) status() api.ConnectorStatus {
 		State: stats.State, LastError: mc.lastError, LastErrorTime: mc.lastErrorTime, Restarts: mc.restarts,
 		SnapshotRows: stats.SnapshotRows, Events: stats.Events, Transactions: stats.Transactions,
 		LagBytes: stats.LagBytes(), Behind: stats.Behind, LastEvent: stats.LastEvent,
+	}
+	if o := cfg.Outbox; o != nil {
+		st.Postgres.Outbox = &api.OutboxConfig{Table: o.Table, Route: o.Route, RouteBy: o.RouteBy, IDColumn: o.IDColumn,
+			KeyColumn: o.KeyColumn, TypeColumn: o.TypeColumn, PayloadColumn: o.PayloadColumn, Headers: o.Headers,
+			DeadLetter: o.DeadLetter, DedupWindow: o.DedupWindow}
 	}
 	if stats.ConfirmedLSN != 0 {
 		st.ConfirmedLSN = stats.ConfirmedLSN.String()

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/weirmq/weir/internal/protocol/kafka"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // startKafka binds the Kafka listeners (plain and TLS, those that are on)
@@ -23,6 +24,7 @@ func (s *Server) startKafka(ctx context.Context) error {
 		ShareSessionTimeout: s.cfg.KafkaShareSessionTimeout,
 		Authenticator:       s.cfg.KafkaAuthenticator,
 		Observer:            s.metrics.kafka,
+		Tracer:              tracing.New(s.tracing(), "kafka"),
 	})
 	s.Register(ComponentFunc("kafka", ks.Close))
 	return s.serveFrontEnd(ctx, "kafka", s.cfg.KafkaAddr, s.cfg.KafkaTLSAddr, ks.Serve, kafka.ErrServerClosed)

@@ -37,6 +37,9 @@ func (c *Config) validateConnectionLimits() error {
 	if _, err := c.listenerLimits(); err != nil {
 		return invalidValue("max-listener-connections", c.MaxListenerConnections, err.Error())
 	}
+	if c.MaxConnectionsPerUser < 0 {
+		return invalidValue("max-connections-per-user", strconv.Itoa(c.MaxConnectionsPerUser), "must not be negative (0: no limit)")
+	}
 	return nil
 }
 
@@ -55,6 +58,7 @@ type connLimits struct {
 type listenerMetrics struct {
 	open    *prometheus.GaugeVec
 	refused *prometheus.CounterVec
+	traffic *trafficCollector // bytes received and sent (metrics_traffic.go)
 }
 
 func newListenerMetrics() *listenerMetrics {
@@ -67,11 +71,12 @@ func newListenerMetrics() *listenerMetrics {
 			Name: "weir_connections_refused_total",
 			Help: "Connections closed as soon as accepted because the listener's limit (max-listener-connections) or the total one (max-connections) was reached.",
 		}, []string{"listener", "limit"}),
+		traffic: newTrafficCollector(),
 	}
 }
 
 func (m *listenerMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.open, m.refused}
+	return []prometheus.Collector{m.open, m.refused, m.traffic}
 }
 
 // limit wraps ln, the bound listener named name, so that it counts its
@@ -80,7 +85,7 @@ func (l *connLimits) limit(name string, ln net.Listener) net.Listener {
 	perListener, _ := l.server.cfg.listenerLimits() // checked by Validate
 	max, _ := strconv.Atoi(perListener.get(name))
 	l.metrics.open.WithLabelValues(name) // the series exists from the start
-	return &limitListener{Listener: ln, name: name, max: int64(max), limits: l}
+	return &limitListener{Listener: ln, name: name, max: int64(max), limits: l, traffic: l.metrics.traffic.listener(name)}
 }
 
 type limitListener struct {
@@ -89,6 +94,7 @@ type limitListener struct {
 	max      int64
 	open     atomic.Int64
 	limits   *connLimits
+	traffic  *listenerTraffic
 	lastWarn atomic.Int64 // unix nanoseconds of the last warning
 }
 
@@ -152,6 +158,20 @@ type limitConn struct {
 	net.Conn
 	listener *limitListener
 	closed   atomic.Bool
+}
+
+// Read counts the bytes received (weir_received_bytes_total).
+func (c *limitConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.listener.traffic.received.Add(uint64(n))
+	return n, err
+}
+
+// Write counts the bytes sent (weir_sent_bytes_total).
+func (c *limitConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.listener.traffic.sent.Add(uint64(n))
+	return n, err
 }
 
 func (c *limitConn) Close() error {

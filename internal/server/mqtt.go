@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/weirmq/weir/internal/protocol/mqtt"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // startMQTT binds the MQTT listener and serves the MQTT front end on it
@@ -19,6 +20,7 @@ func (s *Server) startMQTT(ctx context.Context) error {
 		Authenticator: s.mqttAuthenticator(),
 		SysInterval:   mqttSysInterval(s.cfg.MQTTSysInterval),
 		Version:       s.cfg.Version,
+		Tracer:        tracing.New(s.tracing(), "mqtt"),
 	})
 	if err != nil {
 		return err

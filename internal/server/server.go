@@ -13,9 +13,12 @@ import (
 	"sync"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/weirmq/weir/internal/api"
 	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/console"
 )
 
 // Errors returned by Start.
@@ -50,12 +53,18 @@ type Server struct {
 	metrics *metrics
 
 	limits *connLimits // connection counts and limits (limits.go)
+	// userConns counts each user's connections; with users (authz.go).
+	userConns *auth.UserConnections
 
-	lifecycle   sync.Mutex    // serializes Start and Shutdown; guards the fields below it
-	httpServers []httpServing // the HTTP and HTTPS servers started
-	api         *api.Service  // nil until Start opened the broker
-	users       *auth.Users   // nil when authentication is off (auth.go)
-	tls         *tlsFiles     // nil when no TLS listener is on (tls.go)
+	lifecycle   sync.Mutex       // serializes Start and Shutdown; guards the fields below it
+	httpServers []httpServing    // the HTTP and HTTPS servers started
+	api         *api.Service     // nil until Start opened the broker
+	console     *console.Console // nil until Start opened the broker (console.go)
+	users       *auth.Users      // nil when authentication is off (auth.go)
+	tls         *tlsFiles        // nil when no TLS listener is on (tls.go)
+	// tracerProvider exports the front ends' spans; nil when tracing is
+	// off (tracing.go).
+	tracerProvider *sdktrace.TracerProvider
 
 	mu         sync.Mutex // guards the fields below it
 	phase      phase
@@ -124,6 +133,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := s.setupTLS(); err != nil {
+		return err
+	}
+	if err := s.setupTracing(); err != nil {
 		return err
 	}
 	if err := prepareDataDir(s.cfg.DataDir); err != nil {
@@ -320,6 +332,9 @@ func (s *Server) serveHTTP(name string, ln net.Listener, tlsConfig *tls.Config) 
 	}
 	if s.api != nil {
 		srv.RegisterOnShutdown(s.api.Close) // runs on its own goroutine
+	}
+	if s.console != nil {
+		srv.RegisterOnShutdown(s.console.Close) // ends the live feeds
 	}
 	done := make(chan struct{})
 	s.httpServers = append(s.httpServers, httpServing{name: name, server: srv, done: done})

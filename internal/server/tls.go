@@ -2,7 +2,7 @@ package server
 
 // TLS on the listeners: the options, the certificate files (loaded at
 // Start, reloaded when they change and on SIGHUP), and the TLS side of the
-// Kafka, AMQP and MQTT listeners — see "Security" in docs/ARCHITECTURE.md.
+// Kafka, AMQP and MQTT listeners — see docs/SECURITY.md.
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weirmq/weir/internal/auth"
 )
 
 // tlsHandshakeTimeout bounds a TLS handshake on the Kafka, AMQP and MQTT
@@ -76,6 +78,9 @@ func (c *Config) validateTLS() error {
 	}
 	if _, ok := tlsVersions[c.TLSMinVersion]; !ok {
 		return invalidValue("tls-min-version", c.TLSMinVersion, "must be 1.2 or 1.3")
+	}
+	if c.TLSClientCertUser != "" && !slices.Contains(auth.CertificateUserSources, c.TLSClientCertUser) {
+		return invalidValue("tls-client-cert-user", c.TLSClientCertUser, "must be none, cn, san-email or san-dns")
 	}
 	if c.TLSReloadInterval < 0 {
 		return invalidValue("tls-reload-interval", c.TLSReloadInterval.String(), "must not be negative")

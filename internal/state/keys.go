@@ -24,7 +24,7 @@ var (
 
 // tables lists every table so that a test can check that no two share a
 // prefix. Add new tables here.
-var tables = []table{metaTable, catalogTable, offsetsTable, cursorsTable}
+var tables = []table{metaTable, catalogTable, offsetsTable, cursorsTable, eventsTable}
 
 // key returns a new key holding the table header, with room for extra more
 // bytes.

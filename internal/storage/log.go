@@ -36,6 +36,10 @@ type Log struct {
 	end     atomic.Int64 // next offset to be assigned = first not readable
 	durable atomic.Int64 // offsets below this are fsynced
 
+	// Offsets and batch bytes appended since Open (metrics): one atomic
+	// add each per group commit.
+	appendedOffsets, appendedBytes atomic.Int64
+
 	waitMu sync.Mutex
 	waitCh chan struct{}
 
@@ -193,12 +197,17 @@ type Stats struct {
 	StartOffset, EndOffset, DurableOffset int64
 	Segments                              int
 	Bytes                                 int64
+	// AppendedOffsets and AppendedBytes count what was appended since the
+	// log was opened: offsets (records and transaction markers) and
+	// RecordBatch bytes as stored.
+	AppendedOffsets, AppendedBytes int64
 }
 
 // Stats returns the current offsets, segment count and bytes on disk.
 func (l *Log) Stats() Stats {
 	segs := *l.segs.Load()
-	st := Stats{StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), DurableOffset: l.DurableOffset(), Segments: len(segs)}
+	st := Stats{StartOffset: l.StartOffset(), EndOffset: l.EndOffset(), DurableOffset: l.DurableOffset(), Segments: len(segs),
+		AppendedOffsets: l.appendedOffsets.Load(), AppendedBytes: l.appendedBytes.Load()}
 	for _, s := range segs {
 		st.Bytes += s.size.Load()
 	}

@@ -270,6 +270,8 @@ func (w *writer) commitRun(reqs []*appendRequest) {
 		}
 		return
 	}
+	l.appendedOffsets.Add(next - w.nextOffset)
+	l.appendedBytes.Add(pos - w.size)
 	w.size = pos
 	w.nextOffset = next
 	w.dirty = l.opts.FSync != FSyncAlways

@@ -22,14 +22,16 @@ type server struct {
 	err    error         // Wait's error, after exited
 
 	kafka, amqp, http string // listener addresses
+	mqtt              string // when extra arguments turned it on
 }
 
 // startServer starts `weir serve` on dataDir with every listener on a free
 // loopback port, its log appended to logPath, and waits until it listens.
 // With killAfter > 0 it kills the server that long after starting it, in
 // the middle of its recovery or, if it listens before, at once: it returns
-// nil, nil then.
-func startServer(ctx context.Context, binary, dataDir, fsync, logPath string, timeout, killAfter time.Duration) (*server, error) {
+// nil, nil then. Extra arguments go after the campaign's own (a later flag
+// wins: "--mqtt-addr", "127.0.0.1:0" turns MQTT on).
+func startServer(ctx context.Context, binary, dataDir, fsync, logPath string, timeout, killAfter time.Duration, extra ...string) (*server, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -43,6 +45,7 @@ func startServer(ctx context.Context, binary, dataDir, fsync, logPath string, ti
 		"--mqtt-addr=",
 		"--log-level", "warn",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Env = cleanEnv()
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
@@ -94,6 +97,8 @@ func startServer(ctx context.Context, binary, dataDir, fsync, logPath string, ti
 				s.amqp = addr
 			case "http":
 				s.http = addr
+			case "mqtt": // listed before http
+				s.mqtt = addr
 			}
 		case <-killNow:
 			s.kill()

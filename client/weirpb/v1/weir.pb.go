@@ -4735,7 +4735,7 @@ func (*InboxResponse_Inbox) isInboxResponse_Msg() {}
 
 func (*InboxResponse_Records) isInboxResponse_Msg() {}
 
-// PostgreSQL change data capture (see docs/ARCHITECTURE.md, PostgreSQL CDC).
+// PostgreSQL change data capture (see docs/STATE-PROPAGATION.md).
 type PostgresConnectorConfig struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Dsn         string                 `protobuf:"bytes,1,opt,name=dsn,proto3" json:"dsn,omitempty"`                 // libpq connection string or URL; a password in it is not shown back
@@ -4748,7 +4748,10 @@ type PostgresConnectorConfig struct {
 	Partitions  int32                  `protobuf:"varint,8,opt,name=partitions,proto3" json:"partitions,omitempty"`  // of the streams created; default 1
 	// Dedup window of the streams created (events carry a message-id); unset
 	// or zero: no deduplication by the broker.
-	DedupWindow   *durationpb.Duration `protobuf:"bytes,9,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	DedupWindow *durationpb.Duration `protobuf:"bytes,9,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	// Outbox event router: the rows inserted into the outbox table become
+	// records on streams of their own. Unset: no outbox.
+	Outbox        *OutboxConfig `protobuf:"bytes,10,opt,name=outbox,proto3" json:"outbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4846,6 +4849,136 @@ func (x *PostgresConnectorConfig) GetDedupWindow() *durationpb.Duration {
 	return nil
 }
 
+func (x *PostgresConnectorConfig) GetOutbox() *OutboxConfig {
+	if x != nil {
+		return x.Outbox
+	}
+	return nil
+}
+
+// The outbox event router of a PostgreSQL connector (docs/STATE-PROPAGATION.md,
+// PostgreSQL CDC, outbox router). Empty fields take the defaults, which are
+// those of Debezium's outbox event router.
+type OutboxConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`                                      // default public.outbox
+	Route         string                 `protobuf:"bytes,2,opt,name=route,proto3" json:"route,omitempty"`                                      // default outbox.event.${routedByValue}
+	RouteBy       string                 `protobuf:"bytes,3,opt,name=route_by,json=routeBy,proto3" json:"route_by,omitempty"`                   // column replacing ${routedByValue}; default aggregatetype
+	IdColumn      string                 `protobuf:"bytes,4,opt,name=id_column,json=idColumn,proto3" json:"id_column,omitempty"`                // message-id; default id
+	KeyColumn     string                 `protobuf:"bytes,5,opt,name=key_column,json=keyColumn,proto3" json:"key_column,omitempty"`             // record key; default aggregateid
+	TypeColumn    string                 `protobuf:"bytes,6,opt,name=type_column,json=typeColumn,proto3" json:"type_column,omitempty"`          // type header; default type
+	PayloadColumn string                 `protobuf:"bytes,7,opt,name=payload_column,json=payloadColumn,proto3" json:"payload_column,omitempty"` // value; default payload
+	Headers       []string               `protobuf:"bytes,8,rep,name=headers,proto3" json:"headers,omitempty"`                                  // further columns as headers: "column" or "column:header"
+	// Stream for rows that cannot be routed; empty: such a row stops the
+	// connector with an error.
+	DeadLetter string `protobuf:"bytes,9,opt,name=dead_letter,json=deadLetter,proto3" json:"dead_letter,omitempty"`
+	// Dedup window of the streams the router creates; unset or zero: the
+	// broker's default (2 minutes).
+	DedupWindow   *durationpb.Duration `protobuf:"bytes,10,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboxConfig) Reset() {
+	*x = OutboxConfig{}
+	mi := &file_weir_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxConfig) ProtoMessage() {}
+
+func (x *OutboxConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxConfig.ProtoReflect.Descriptor instead.
+func (*OutboxConfig) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *OutboxConfig) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetRouteBy() string {
+	if x != nil {
+		return x.RouteBy
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetIdColumn() string {
+	if x != nil {
+		return x.IdColumn
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetKeyColumn() string {
+	if x != nil {
+		return x.KeyColumn
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetTypeColumn() string {
+	if x != nil {
+		return x.TypeColumn
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetPayloadColumn() string {
+	if x != nil {
+		return x.PayloadColumn
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetHeaders() []string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *OutboxConfig) GetDeadLetter() string {
+	if x != nil {
+		return x.DeadLetter
+	}
+	return ""
+}
+
+func (x *OutboxConfig) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
+	}
+	return nil
+}
+
 type CreateConnectorRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -4859,7 +4992,7 @@ type CreateConnectorRequest struct {
 
 func (x *CreateConnectorRequest) Reset() {
 	*x = CreateConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[80]
+	mi := &file_weir_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4871,7 +5004,7 @@ func (x *CreateConnectorRequest) String() string {
 func (*CreateConnectorRequest) ProtoMessage() {}
 
 func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[80]
+	mi := &file_weir_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4884,7 +5017,7 @@ func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectorRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{80}
+	return file_weir_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateConnectorRequest) GetName() string {
@@ -4949,7 +5082,7 @@ type ConnectorInfo struct {
 
 func (x *ConnectorInfo) Reset() {
 	*x = ConnectorInfo{}
-	mi := &file_weir_proto_msgTypes[81]
+	mi := &file_weir_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4961,7 +5094,7 @@ func (x *ConnectorInfo) String() string {
 func (*ConnectorInfo) ProtoMessage() {}
 
 func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[81]
+	mi := &file_weir_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4974,7 +5107,7 @@ func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorInfo.ProtoReflect.Descriptor instead.
 func (*ConnectorInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{81}
+	return file_weir_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ConnectorInfo) GetName() string {
@@ -5116,7 +5249,7 @@ type ListConnectorsRequest struct {
 
 func (x *ListConnectorsRequest) Reset() {
 	*x = ListConnectorsRequest{}
-	mi := &file_weir_proto_msgTypes[82]
+	mi := &file_weir_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5128,7 +5261,7 @@ func (x *ListConnectorsRequest) String() string {
 func (*ListConnectorsRequest) ProtoMessage() {}
 
 func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[82]
+	mi := &file_weir_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5141,7 +5274,7 @@ func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectorsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectorsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{82}
+	return file_weir_proto_rawDescGZIP(), []int{83}
 }
 
 type ListConnectorsResponse struct {
@@ -5153,7 +5286,7 @@ type ListConnectorsResponse struct {
 
 func (x *ListConnectorsResponse) Reset() {
 	*x = ListConnectorsResponse{}
-	mi := &file_weir_proto_msgTypes[83]
+	mi := &file_weir_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5165,7 +5298,7 @@ func (x *ListConnectorsResponse) String() string {
 func (*ListConnectorsResponse) ProtoMessage() {}
 
 func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[83]
+	mi := &file_weir_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5178,7 +5311,7 @@ func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectorsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectorsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{83}
+	return file_weir_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListConnectorsResponse) GetConnectors() []*ConnectorInfo {
@@ -5197,7 +5330,7 @@ type DescribeConnectorRequest struct {
 
 func (x *DescribeConnectorRequest) Reset() {
 	*x = DescribeConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[84]
+	mi := &file_weir_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5209,7 +5342,7 @@ func (x *DescribeConnectorRequest) String() string {
 func (*DescribeConnectorRequest) ProtoMessage() {}
 
 func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[84]
+	mi := &file_weir_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5222,7 +5355,7 @@ func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeConnectorRequest.ProtoReflect.Descriptor instead.
 func (*DescribeConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{84}
+	return file_weir_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *DescribeConnectorRequest) GetName() string {
@@ -5242,7 +5375,7 @@ type DeleteConnectorRequest struct {
 
 func (x *DeleteConnectorRequest) Reset() {
 	*x = DeleteConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[85]
+	mi := &file_weir_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5254,7 +5387,7 @@ func (x *DeleteConnectorRequest) String() string {
 func (*DeleteConnectorRequest) ProtoMessage() {}
 
 func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[85]
+	mi := &file_weir_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5267,7 +5400,7 @@ func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{85}
+	return file_weir_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeleteConnectorRequest) GetName() string {
@@ -5292,7 +5425,7 @@ type DeleteConnectorResponse struct {
 
 func (x *DeleteConnectorResponse) Reset() {
 	*x = DeleteConnectorResponse{}
-	mi := &file_weir_proto_msgTypes[86]
+	mi := &file_weir_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5304,7 +5437,7 @@ func (x *DeleteConnectorResponse) String() string {
 func (*DeleteConnectorResponse) ProtoMessage() {}
 
 func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[86]
+	mi := &file_weir_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5317,7 +5450,7 @@ func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectorResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{86}
+	return file_weir_proto_rawDescGZIP(), []int{87}
 }
 
 var File_weir_proto protoreflect.FileDescriptor
@@ -5676,7 +5809,7 @@ const file_weir_proto_rawDesc = "" +
 	"\rInboxResponse\x12\x16\n" +
 	"\x05inbox\x18\x01 \x01(\tH\x00R\x05inbox\x12,\n" +
 	"\arecords\x18\x02 \x01(\v2\x10.weir.v1.RecordsH\x00R\arecordsB\x05\n" +
-	"\x03msg\"\x9f\x02\n" +
+	"\x03msg\"\xce\x02\n" +
 	"\x17PostgresConnectorConfig\x12\x10\n" +
 	"\x03dsn\x18\x01 \x01(\tR\x03dsn\x12\x16\n" +
 	"\x06tables\x18\x02 \x03(\tR\x06tables\x12 \n" +
@@ -5688,7 +5821,24 @@ const file_weir_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\b \x01(\x05R\n" +
 	"partitions\x12<\n" +
-	"\fdedup_window\x18\t \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"v\n" +
+	"\fdedup_window\x18\t \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x12-\n" +
+	"\x06outbox\x18\n" +
+	" \x01(\v2\x15.weir.v1.OutboxConfigR\x06outbox\"\xd2\x02\n" +
+	"\fOutboxConfig\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
+	"\x05route\x18\x02 \x01(\tR\x05route\x12\x19\n" +
+	"\broute_by\x18\x03 \x01(\tR\arouteBy\x12\x1b\n" +
+	"\tid_column\x18\x04 \x01(\tR\bidColumn\x12\x1d\n" +
+	"\n" +
+	"key_column\x18\x05 \x01(\tR\tkeyColumn\x12\x1f\n" +
+	"\vtype_column\x18\x06 \x01(\tR\n" +
+	"typeColumn\x12%\n" +
+	"\x0epayload_column\x18\a \x01(\tR\rpayloadColumn\x12\x18\n" +
+	"\aheaders\x18\b \x03(\tR\aheaders\x12\x1f\n" +
+	"\vdead_letter\x18\t \x01(\tR\n" +
+	"deadLetter\x12<\n" +
+	"\fdedup_window\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\"v\n" +
 	"\x16CreateConnectorRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
 	"\bpostgres\x18\x02 \x01(\v2 .weir.v1.PostgresConnectorConfigH\x00R\bpostgresB\b\n" +
@@ -5783,7 +5933,7 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
 var file_weir_proto_goTypes = []any{
 	(*Header)(nil),                      // 0: weir.v1.Header
 	(*Record)(nil),                      // 1: weir.v1.Record
@@ -5865,42 +6015,43 @@ var file_weir_proto_goTypes = []any{
 	(*OpenInboxRequest)(nil),            // 77: weir.v1.OpenInboxRequest
 	(*InboxResponse)(nil),               // 78: weir.v1.InboxResponse
 	(*PostgresConnectorConfig)(nil),     // 79: weir.v1.PostgresConnectorConfig
-	(*CreateConnectorRequest)(nil),      // 80: weir.v1.CreateConnectorRequest
-	(*ConnectorInfo)(nil),               // 81: weir.v1.ConnectorInfo
-	(*ListConnectorsRequest)(nil),       // 82: weir.v1.ListConnectorsRequest
-	(*ListConnectorsResponse)(nil),      // 83: weir.v1.ListConnectorsResponse
-	(*DescribeConnectorRequest)(nil),    // 84: weir.v1.DescribeConnectorRequest
-	(*DeleteConnectorRequest)(nil),      // 85: weir.v1.DeleteConnectorRequest
-	(*DeleteConnectorResponse)(nil),     // 86: weir.v1.DeleteConnectorResponse
-	nil,                                 // 87: weir.v1.PositionsMode.OffsetsEntry
-	nil,                                 // 88: weir.v1.ExchangeBinding.ArgsEntry
-	nil,                                 // 89: weir.v1.BindRequest.ArgsEntry
-	(*timestamppb.Timestamp)(nil),       // 90: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 91: google.protobuf.Duration
+	(*OutboxConfig)(nil),                // 80: weir.v1.OutboxConfig
+	(*CreateConnectorRequest)(nil),      // 81: weir.v1.CreateConnectorRequest
+	(*ConnectorInfo)(nil),               // 82: weir.v1.ConnectorInfo
+	(*ListConnectorsRequest)(nil),       // 83: weir.v1.ListConnectorsRequest
+	(*ListConnectorsResponse)(nil),      // 84: weir.v1.ListConnectorsResponse
+	(*DescribeConnectorRequest)(nil),    // 85: weir.v1.DescribeConnectorRequest
+	(*DeleteConnectorRequest)(nil),      // 86: weir.v1.DeleteConnectorRequest
+	(*DeleteConnectorResponse)(nil),     // 87: weir.v1.DeleteConnectorResponse
+	nil,                                 // 88: weir.v1.PositionsMode.OffsetsEntry
+	nil,                                 // 89: weir.v1.ExchangeBinding.ArgsEntry
+	nil,                                 // 90: weir.v1.BindRequest.ArgsEntry
+	(*timestamppb.Timestamp)(nil),       // 91: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 92: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
 	0,   // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	90,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	91,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	91,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	91,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	92,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	92,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
 	2,   // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	90,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	91,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
 	3,   // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
 	2,   // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
 	4,   // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
 	1,   // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
 	13,  // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
 	13,  // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	90,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	91,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	91,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	92,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	1,   // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
 	21,  // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
 	22,  // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
 	23,  // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
 	20,  // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
 	16,  // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	91,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	87,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	92,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	88,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
 	16,  // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
 	25,  // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
 	26,  // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
@@ -5909,30 +6060,30 @@ var file_weir_proto_depIdxs = []int32{
 	27,  // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
 	1,   // 28: weir.v1.Records.records:type_name -> weir.v1.Record
 	34,  // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	91,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	90,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	92,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	91,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
 	27,  // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	90,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	91,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
 	40,  // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
 	41,  // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
 	16,  // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
 	16,  // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
-	91,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	91,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
-	91,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
-	91,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	92,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	92,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	92,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	92,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
 	44,  // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
 	44,  // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
-	91,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	92,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
 	45,  // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
 	44,  // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
 	45,  // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
 	60,  // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
-	91,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
-	88,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
+	92,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	89,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
 	63,  // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
 	64,  // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
-	89,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
+	90,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
 	1,   // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
 	73,  // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
 	1,   // 56: weir.v1.PublishToRequest.records:type_name -> weir.v1.Record
@@ -5940,96 +6091,98 @@ var file_weir_proto_depIdxs = []int32{
 	13,  // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
 	75,  // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
 	29,  // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
-	91,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
-	79,  // 62: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
-	79,  // 63: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
-	90,  // 64: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
-	90,  // 65: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
-	91,  // 66: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
-	81,  // 67: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
-	5,   // 68: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
-	6,   // 69: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
-	8,   // 70: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
-	9,   // 71: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
-	11,  // 72: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
-	12,  // 73: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
-	12,  // 74: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
-	17,  // 75: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
-	19,  // 76: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
-	30,  // 77: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
-	32,  // 78: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
-	46,  // 79: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
-	47,  // 80: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
-	49,  // 81: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
-	51,  // 82: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
-	53,  // 83: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
-	54,  // 84: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
-	55,  // 85: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
-	57,  // 86: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
-	59,  // 87: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
-	59,  // 88: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
-	59,  // 89: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
-	59,  // 90: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
-	35,  // 91: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	37,  // 92: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	39,  // 93: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	43,  // 94: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	62,  // 95: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
-	65,  // 96: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
-	67,  // 97: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
-	69,  // 98: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
-	69,  // 99: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
-	71,  // 100: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
-	74,  // 101: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
-	77,  // 102: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
-	80,  // 103: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
-	82,  // 104: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
-	84,  // 105: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
-	85,  // 106: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
-	4,   // 107: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	7,   // 108: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,   // 109: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	10,  // 110: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,   // 111: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	14,  // 112: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	15,  // 113: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	18,  // 114: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	24,  // 115: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	31,  // 116: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	33,  // 117: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	45,  // 118: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
-	48,  // 119: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
-	50,  // 120: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
-	52,  // 121: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
-	45,  // 122: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
-	45,  // 123: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
-	56,  // 124: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
-	58,  // 125: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
-	61,  // 126: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
-	61,  // 127: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
-	61,  // 128: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
-	61,  // 129: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
-	36,  // 130: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	38,  // 131: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	42,  // 132: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	42,  // 133: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	64,  // 134: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
-	66,  // 135: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
-	68,  // 136: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
-	70,  // 137: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
-	70,  // 138: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
-	72,  // 139: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
-	76,  // 140: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
-	78,  // 141: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
-	81,  // 142: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
-	83,  // 143: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
-	81,  // 144: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
-	86,  // 145: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
-	107, // [107:146] is the sub-list for method output_type
-	68,  // [68:107] is the sub-list for method input_type
-	68,  // [68:68] is the sub-list for extension type_name
-	68,  // [68:68] is the sub-list for extension extendee
-	0,   // [0:68] is the sub-list for field type_name
+	92,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
+	80,  // 62: weir.v1.PostgresConnectorConfig.outbox:type_name -> weir.v1.OutboxConfig
+	92,  // 63: weir.v1.OutboxConfig.dedup_window:type_name -> google.protobuf.Duration
+	79,  // 64: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	79,  // 65: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	91,  // 66: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
+	91,  // 67: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
+	92,  // 68: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
+	82,  // 69: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
+	5,   // 70: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
+	6,   // 71: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
+	8,   // 72: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
+	9,   // 73: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
+	11,  // 74: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
+	12,  // 75: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
+	12,  // 76: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
+	17,  // 77: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
+	19,  // 78: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
+	30,  // 79: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
+	32,  // 80: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
+	46,  // 81: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
+	47,  // 82: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
+	49,  // 83: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
+	51,  // 84: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
+	53,  // 85: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
+	54,  // 86: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
+	55,  // 87: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
+	57,  // 88: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
+	59,  // 89: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
+	59,  // 90: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
+	59,  // 91: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
+	59,  // 92: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
+	35,  // 93: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	37,  // 94: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	39,  // 95: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	43,  // 96: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	62,  // 97: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
+	65,  // 98: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
+	67,  // 99: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
+	69,  // 100: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
+	69,  // 101: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
+	71,  // 102: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
+	74,  // 103: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
+	77,  // 104: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
+	81,  // 105: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
+	83,  // 106: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
+	85,  // 107: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
+	86,  // 108: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
+	4,   // 109: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	7,   // 110: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,   // 111: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	10,  // 112: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,   // 113: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	14,  // 114: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	15,  // 115: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	18,  // 116: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	24,  // 117: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	31,  // 118: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	33,  // 119: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	45,  // 120: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	48,  // 121: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	50,  // 122: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	52,  // 123: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	45,  // 124: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	45,  // 125: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	56,  // 126: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	58,  // 127: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	61,  // 128: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	61,  // 129: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	61,  // 130: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	61,  // 131: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	36,  // 132: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	38,  // 133: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	42,  // 134: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	42,  // 135: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	64,  // 136: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
+	66,  // 137: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
+	68,  // 138: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
+	70,  // 139: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
+	70,  // 140: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
+	72,  // 141: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
+	76,  // 142: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
+	78,  // 143: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
+	82,  // 144: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
+	84,  // 145: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
+	82,  // 146: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
+	87,  // 147: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
+	109, // [109:148] is the sub-list for method output_type
+	70,  // [70:109] is the sub-list for method input_type
+	70,  // [70:70] is the sub-list for extension type_name
+	70,  // [70:70] is the sub-list for extension extendee
+	0,   // [0:70] is the sub-list for field type_name
 }
 
 func init() { file_weir_proto_init() }
@@ -6060,10 +6213,10 @@ func file_weir_proto_init() {
 		(*InboxResponse_Inbox)(nil),
 		(*InboxResponse_Records)(nil),
 	}
-	file_weir_proto_msgTypes[80].OneofWrappers = []any{
+	file_weir_proto_msgTypes[81].OneofWrappers = []any{
 		(*CreateConnectorRequest_Postgres)(nil),
 	}
-	file_weir_proto_msgTypes[81].OneofWrappers = []any{
+	file_weir_proto_msgTypes[82].OneofWrappers = []any{
 		(*ConnectorInfo_Postgres)(nil),
 	}
 	type x struct{}
@@ -6072,7 +6225,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   90,
+			NumMessages:   91,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

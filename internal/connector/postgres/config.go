@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,10 @@ type Config struct {
 	// Weir (default 1000); a transaction larger than that is written in
 	// several batches, and acknowledged after the last.
 	BatchRecords int `yaml:"batch-records,omitempty" json:"batch_records,omitempty"`
+	// Outbox routes the rows inserted into an outbox table to streams of
+	// their own (outbox.go); the table is captured even when Tables does
+	// not name it. Nil: no outbox.
+	Outbox *OutboxConfig `yaml:"outbox,omitempty" json:"outbox,omitempty"`
 }
 
 // StreamDefaults are the settings of the streams the connector creates:
@@ -81,6 +86,19 @@ func (c Config) StreamDefaults() connector.StreamDefaults {
 // withDefaults returns c with its defaults filled in.
 func (c Config) withDefaults() Config {
 	ident := strings.ToLower(strings.ReplaceAll(c.Name, "-", "_"))
+	if c.Outbox != nil {
+		partitions := c.Partitions
+		if partitions == 0 {
+			partitions = 1
+		}
+		o := c.Outbox.withDefaults(partitions)
+		c.Outbox = &o
+		// The outbox table is captured: added to the tables, unless the
+		// connector reads a publication of the user's (which must hold it).
+		if (len(c.Tables) > 0 || c.Publication == "") && !slices.ContainsFunc(c.Tables, func(t string) bool { n, _ := parseTableName(t); return n == o.table }) {
+			c.Tables = append(slices.Clip(c.Tables), o.Table)
+		}
+	}
 	if c.Publication == "" {
 		c.Publication = "weir_" + ident
 	}
@@ -128,9 +146,14 @@ func (c Config) Validate() error {
 	if _, err := pgconn.ParseConfig(c.DSN); err != nil {
 		return invalid("connector %s: dsn: %v", c.Name, err)
 	}
+	if c.Outbox != nil {
+		if err := c.Outbox.validate(); err != nil {
+			return invalid("connector %s: outbox: %v", c.Name, err)
+		}
+	}
 	d := c.withDefaults()
-	if len(c.Tables) == 0 && c.Publication == "" {
-		return invalid("connector %s: give tables or a publication", c.Name)
+	if len(c.Tables) == 0 && c.Publication == "" && c.Outbox == nil {
+		return invalid("connector %s: give tables or a publication (or an outbox)", c.Name)
 	}
 	for _, t := range c.Tables {
 		if _, err := parseTableName(t); err != nil {
@@ -225,17 +248,5 @@ func parseTableName(s string) (tableName, error) {
 // each character a stream name cannot hold replaced by '_' (as Debezium
 // does for topic names).
 func streamName(prefix, schema, table string) string {
-	var b strings.Builder
-	b.WriteString(prefix)
-	for _, part := range []string{schema, table} {
-		b.WriteByte('.')
-		for _, r := range part {
-			if streamNameChar(r) {
-				b.WriteRune(r)
-			} else {
-				b.WriteByte('_')
-			}
-		}
-	}
-	return b.String()
+	return prefix + "." + streamNamePart(schema) + "." + streamNamePart(table)
 }

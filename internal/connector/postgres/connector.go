@@ -88,7 +88,15 @@ func New(cfg Config, opts Options) (*Connector, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Connector{cfg: cfg.withDefaults(), sink: opts.Sink, store: opts.Store, logger: opts.Logger,
+	cfg = cfg.withDefaults()
+	if opts.Transform == nil && cfg.Outbox != nil {
+		router, err := NewOutboxRouter(*cfg.Outbox)
+		if err != nil {
+			return nil, err
+		}
+		opts.Transform = router.Transform
+	}
+	return &Connector{cfg: cfg, sink: opts.Sink, store: opts.Store, logger: opts.Logger,
 		transform: opts.Transform, stats: Stats{State: StateStopped}}, nil
 }
 
@@ -216,9 +224,12 @@ func (c *Connector) createStreams(ctx context.Context, sqlc *sqlConn) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(refs))
-	for i, ref := range refs {
-		names[i] = streamName(c.cfg.Prefix, ref.Name.Schema, ref.Name.Table)
+	names := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		if c.cfg.Outbox != nil && c.cfg.Outbox.table == ref.Name {
+			continue // routed: nothing is written to its own stream
+		}
+		names = append(names, streamName(c.cfg.Prefix, ref.Name.Schema, ref.Name.Table))
 	}
 	return creator.EnsureStreams(ctx, names)
 }
@@ -268,7 +279,11 @@ func (c *Connector) write(ctx context.Context, events []event, db string) error 
 	recs := make([]connector.Record, 0, len(events)+len(events)/4)
 	for i := range events {
 		if c.transform != nil {
-			recs = append(recs, c.transform(events[i].view(c.cfg.Name, db))...)
+			out, err := c.transform(events[i].view(c.cfg.Name, db))
+			if err != nil {
+				return err
+			}
+			recs = append(recs, out...)
 		} else {
 			recs = append(recs, events[i].records(c.cfg.Name, db, now)...)
 		}
@@ -320,7 +335,7 @@ func (c *Connector) snapshot(ctx context.Context, sqlc *sqlConn, snapName string
 			for i, v := range raw {
 				vals[i] = value{Text: v, Null: v == nil}
 			}
-			ev := event{Table: t, Op: opRead, Snapshot: snapshotTrue, LSN: lsn, Time: now}
+			ev := event{Table: t, Op: opRead, Snapshot: snapshotTrue, LSN: lsn, Time: now, Row: vals}
 			if ev.After, err = encodeRow(t, vals, c.cfg.JSON == JSONAsObject); err != nil {
 				rr.Close()
 				return err

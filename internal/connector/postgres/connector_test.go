@@ -375,15 +375,29 @@ func TestConnectorSnapshotThenStreamingRace(t *testing.T) {
 		INSERT INTO public.seq SELECT g, 'pre' FROM generate_series(1, 3000) g`)
 
 	const total = 6000
-	started := make(chan struct{})
+	started, streaming := make(chan struct{}), make(chan struct{})
 	writerDone := runWriter(s, 3001, total, 10, func(id int) string {
-		if id == 3101 {
+		switch id {
+		case 3101:
 			close(started)
+		case 4501:
+			// The second half waits for the switch, however long the
+			// slot and the snapshot took: some rows must be streamed.
+			select {
+			case <-streaming:
+			case <-time.After(2 * time.Minute):
+			}
 		}
 		return fmt.Sprintf(`INSERT INTO public.seq SELECT g, 'live' FROM generate_series(%d, %d) g`, id, id+9)
 	})
 	<-started
 	rc := startConnector(t, b, Config{Name: "race", DSN: s.ConnString(), Tables: []string{"seq"}, BatchRecords: 100})
+	go func() {
+		defer close(streaming)
+		for deadline := time.Now().Add(2 * time.Minute); rc.c.Stats().State != StateStreaming && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	if err := <-writerDone; err != nil {
 		t.Fatal(err)
 	}
@@ -567,12 +581,12 @@ func TestConnectorTransform(t *testing.T) {
 	defer b.Close()
 	s.Exec(t, `CREATE TABLE public.outbox (id uuid PRIMARY KEY, aggregatetype text, aggregateid text, type text, payload jsonb);
 		CREATE TABLE public.orders (id int PRIMARY KEY)`)
-	route := func(ev Event) []connector.Record {
+	route := func(ev Event) ([]connector.Record, error) {
 		if ev.Table != "outbox" {
-			return DebeziumRecords(ev)
+			return DebeziumRecords(ev), nil
 		}
 		if ev.Op != 'c' {
-			return nil
+			return nil, nil
 		}
 		var row struct{ ID, AggregateType, AggregateID, Type string }
 		var raw map[string]json.RawMessage
@@ -583,7 +597,7 @@ func TestConnectorTransform(t *testing.T) {
 			json.Unmarshal(raw[k], dst)
 		}
 		return []connector.Record{{Stream: "outbox.event." + row.AggregateType, Key: []byte(row.AggregateID), Value: raw["payload"],
-			Headers: []broker.Header{{Key: broker.HeaderMessageID, Value: []byte(row.ID)}, {Key: broker.HeaderType, Value: []byte(row.Type)}}}}
+			Headers: []broker.Header{{Key: broker.HeaderMessageID, Value: []byte(row.ID)}, {Key: broker.HeaderType, Value: []byte(row.Type)}}}}, nil
 	}
 	cfg := Config{Name: "outboxed", DSN: s.ConnString(), Tables: []string{"outbox", "orders"}, JSON: JSONAsObject, StatusInterval: 200 * time.Millisecond}
 	c, err := New(cfg, Options{Sink: connector.NewBrokerSink(b, cfg.StreamDefaults()), Store: b, Transform: route})

@@ -61,8 +61,9 @@ type event struct {
 	Op        byte
 	Before    []byte // encoded row, or nil
 	After     []byte
-	Key       []byte // encoded key, or nil
-	Tombstone bool   // a tombstone follows the event (deletes)
+	Key       []byte  // encoded key, or nil
+	Tombstone bool    // a tombstone follows the event (deletes)
+	Row       []value // the after-image's values as received (inserts and snapshot reads), for Event.Column
 
 	Snapshot  string
 	CommitLSN LSN // the transaction's commit LSN (0 in the snapshot)
@@ -212,7 +213,48 @@ type Event struct {
 // records on their own streams); DebeziumRecords is the default. The
 // records of a transaction are acknowledged to PostgreSQL once written, as
 // for the default.
-type Transform func(Event) []connector.Record
+// An error stops the connector (Run returns it; nothing of the
+// transaction is acknowledged, so it is read again after the restart).
+type Transform func(Event) ([]connector.Record, error)
+
+// ColumnValue is a column of an inserted or snapshot-read row as PostgreSQL
+// sent it: its text form (the session settings of values.go apply: bytea
+// in hex, timestamps ISO), or null.
+type ColumnValue struct {
+	Text    []byte
+	Null    bool
+	TypeOID uint32
+}
+
+// Column returns the named column of the row an insert or a snapshot read
+// carries (ok false: no such column, or the event is another kind).
+func (ev Event) Column(name string) (ColumnValue, bool) {
+	if ev.source == nil || ev.source.Row == nil {
+		return ColumnValue{}, false
+	}
+	for i, col := range ev.source.Table.Cols {
+		if col.Name == name && i < len(ev.source.Row) {
+			v := ev.source.Row[i]
+			if v.Absent {
+				return ColumnValue{}, false
+			}
+			return ColumnValue{Text: v.Text, Null: v.Null, TypeOID: col.OID}, true
+		}
+	}
+	return ColumnValue{}, false
+}
+
+// Columns lists the names of the columns of the event's table, in order.
+func (ev Event) Columns() []string {
+	if ev.source == nil {
+		return nil
+	}
+	names := make([]string, len(ev.source.Table.Cols))
+	for i, col := range ev.source.Table.Cols {
+		names[i] = col.Name
+	}
+	return names
+}
 
 // DebeziumRecords is the default Transform: the Debezium envelope on the
 // table's stream, and for a delete the tombstone that follows it. ev must

@@ -139,6 +139,7 @@ func changeEvents(rels map[uint32]*relState, ch Change, jsonObject bool) ([]even
 			return nil, err
 		}
 		ev := base(rs, opCreate)
+		ev.Row = vals
 		if ev.After, ev.Key, err = rowAndKey(rs.table, vals, jsonObject); err != nil {
 			return nil, err
 		}

@@ -88,13 +88,9 @@ func appendValue(dst []byte, oid uint32, text []byte, jsonObject bool) ([]byte, 
 		}
 		return appendString(dst, string(text)), nil
 	case oidBytea:
-		h, ok := strings.CutPrefix(string(text), `\x`)
-		if !ok {
-			return nil, fmt.Errorf("bytea value not in hex format")
-		}
-		raw, err := hex.DecodeString(h)
+		raw, err := decodeBytea(text)
 		if err != nil {
-			return nil, fmt.Errorf("bytea value: %w", err)
+			return nil, err
 		}
 		return appendString(dst, base64.StdEncoding.EncodeToString(raw)), nil
 	case oidTimestamp, oidTimestampTZ:
@@ -153,4 +149,18 @@ func appendString(dst []byte, s string) []byte {
 		i += size
 	}
 	return append(dst, '"')
+}
+
+// decodeBytea decodes a bytea value in its hex text form (bytea_output=hex,
+// a session setting of the connector).
+func decodeBytea(text []byte) ([]byte, error) {
+	h, ok := strings.CutPrefix(string(text), `\x`)
+	if !ok {
+		return nil, fmt.Errorf("bytea value not in hex format")
+	}
+	raw, err := hex.DecodeString(h)
+	if err != nil {
+		return nil, fmt.Errorf("bytea value: %w", err)
+	}
+	return raw, nil
 }

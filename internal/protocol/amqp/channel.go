@@ -109,6 +109,7 @@ func (ch *channel) fail(e *amqpError) {
 		b, _ := wire.AppendMethod(nil, ch.id, &wire.ChannelClose{ReplyCode: e.code, ReplyText: e.text, ClassID: e.classID, MethodID: e.methodID})
 		ch.c.write(b)
 		ch.closed = true
+		ch.c.s.stats.raised(e.code, false)
 		ch.c.log.Debug("channel exception", "channel", ch.id, "code", e.code, "text", e.text)
 	}
 	ch.outMu.Unlock()

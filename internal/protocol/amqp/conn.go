@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
 )
 
@@ -41,11 +42,15 @@ type conn struct {
 
 	ctx    context.Context // ends when the connection closes
 	cancel context.CancelFunc
+	// login is the user the connection logged in as: its principal, against
+	// which ctx's broker calls are checked, and its connection limit.
+	login *broker.Login
 
 	wmu       sync.Mutex
 	closing   bool // connection.close sent: nothing else goes out
 	lastWrite atomic.Int64
 	lastRead  atomic.Int64
+	disk      diskBlock // publishes held below the disk watermark (diskhold.go)
 
 	readFrames *wire.FrameReader
 	channels   map[uint16]*channel // reader goroutine only
@@ -55,6 +60,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{s: s, nc: nc, id: id, channels: make(map[uint16]*channel)}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.login, c.ctx = broker.NewLogin(c.ctx, s.cfg.Authenticator)
 	c.log = s.log.With("remote", nc.RemoteAddr().String())
 	return c
 }
@@ -110,12 +116,16 @@ func (c *conn) Close() { c.forceClose("CONNECTION_FORCED - broker shutdown") }
 
 // Serve runs the connection until it ends (tcpserve.Conn).
 func (c *conn) Serve() {
+	defer c.login.LoggedOut()
 	defer c.nc.Close()
 	defer c.cancel()
+	c.s.stats.accepted.Add(1)
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	if !c.handshake(r) {
 		return
 	}
+	c.s.stats.open.Add(1)
+	defer c.s.stats.open.Add(-1)
 	c.log = c.log.With("user", c.user)
 	c.log.Debug("connection open", "frame_max", c.frameMax, "channel_max", c.channelMax, "heartbeat", c.heartbeat)
 	if c.heartbeat > 0 {
@@ -197,6 +207,11 @@ func (c *conn) handshake(r *bufio.Reader) bool {
 		return false
 	}
 	c.user = user
+	if err := c.login.LoggedIn(user); err != nil {
+		// As RabbitMQ for a user at its connection limit: 530 NOT_ALLOWED.
+		c.hardClose(exception(wire.NotAllowed, m, "connection refused for user %s: %v", user, err), fr)
+		return false
+	}
 	heartbeat := uint16(0)
 	if s.cfg.Heartbeat > 0 {
 		heartbeat = uint16(min(s.cfg.Heartbeat/time.Second, 65535))
@@ -254,6 +269,7 @@ func (c *conn) handshake(r *bufio.Reader) bool {
 
 // hardClose sends connection.close and waits briefly for close-ok.
 func (c *conn) hardClose(e *amqpError, fr *wire.FrameReader) {
+	c.s.stats.raised(e.code, true)
 	c.closeWith(e)
 	c.nc.SetReadDeadline(time.Now().Add(closeTimeout))
 	for {
@@ -289,7 +305,7 @@ func (c *conn) heartbeats() {
 		case <-c.ctx.Done():
 			return
 		case now := <-tick.C:
-			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) {
+			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) && !c.disk.holding() {
 				c.log.Info("closing connection: no heartbeat from the client", "heartbeat", c.heartbeat)
 				c.nc.Close()
 				return
@@ -315,6 +331,7 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		c.lastRead.Store(time.Now().UnixNano())
+		c.s.stats.frameReceived(f)
 		if e := c.handleFrame(f); e != nil {
 			if e.code == closedOK {
 				return nil

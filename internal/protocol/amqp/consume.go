@@ -91,6 +91,9 @@ func (ch *channel) consume(m *wire.BasicConsume) *amqpError {
 		}
 		isStream = true
 	}
+	if err := ch.authorizeConsume(bn, isStream); err != nil {
+		return brokerException(err, m)
+	}
 	tag := m.ConsumerTag
 	ch.mu.Lock()
 	if tag == "" {
@@ -270,7 +273,7 @@ func (c *consumer) deliver(ds []broker.Delivery) error {
 				c.held++
 				ch.held++
 			}
-			out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: d.DeliveryCount > 1,
+			out = appendDelivery(out, ch, c.name, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, Redelivered: d.DeliveryCount > 1,
 				Exchange: "", RoutingKey: routingKeyOf(&d.Record, c.name)}, &d.Record, now)
 		}
 		return out
@@ -281,8 +284,13 @@ func (c *consumer) deliver(ds []broker.Delivery) error {
 	return err
 }
 
-func appendDelivery(out []byte, ch *channel, m wire.Method, rec *broker.Record, now time.Time) []byte {
+func appendDelivery(out []byte, ch *channel, source string, m wire.Method, rec *broker.Record, now time.Time) []byte {
 	props := fromRecord(rec, now)
+	ch.c.s.stats.delivered.Add(1)
+	// The span covers encoding the delivery; it is there to carry the
+	// record's trace on to the consumer's side.
+	_, span := ch.c.s.cfg.Tracer.StartDeliver(ch.ctx(), source, rec)
+	defer span.End()
 	out, _ = wire.AppendMethod(out, ch.id, m)
 	out, _ = wire.AppendContent(out, ch.id, wire.ClassBasic, &props, rec.Value, ch.c.frameMax)
 	return out
@@ -399,7 +407,7 @@ func (c *consumer) deliverStream(ds []broker.Delivery) error {
 				c.held++
 				ch.held++
 			}
-			out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, RoutingKey: routingKeyOf(&d.Record, c.name)}, &d.Record, now)
+			out = appendDelivery(out, ch, c.name, &wire.BasicDeliver{ConsumerTag: c.tag, DeliveryTag: tag, RoutingKey: routingKeyOf(&d.Record, c.name)}, &d.Record, now)
 		}
 		return out
 	})
@@ -438,7 +446,7 @@ func (ch *channel) get(m *wire.BasicGet) *amqpError {
 			ch.held++
 			ch.brokerIDs[brokerConsumer{bn, id}] = true
 		}
-		return appendDelivery(nil, ch, &wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.DeliveryCount > 1, RoutingKey: routingKeyOf(&d.Record, m.Queue), MessageCount: left}, &d.Record, time.Now())
+		return appendDelivery(nil, ch, m.Queue, &wire.BasicGetOk{DeliveryTag: tag, Redelivered: d.DeliveryCount > 1, RoutingKey: routingKeyOf(&d.Record, m.Queue), MessageCount: left}, &d.Record, time.Now())
 	})
 	if m.NoAck {
 		s.b.Ack(ch.ctx(), bn, bn, id, []broker.DeliveryRef{ref})

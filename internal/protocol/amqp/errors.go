@@ -59,6 +59,8 @@ func brokerException(err error, m wire.Method) *amqpError {
 		return exception(wire.PreconditionFailed, m, "%v", err)
 	case errors.Is(err, broker.ErrClosed):
 		return exception(wire.ConnectionForced, m, "broker shutting down")
+	case errors.Is(err, broker.ErrForbidden):
+		return exception(wire.AccessRefused, m, "%v", err)
 	}
 	return exception(wire.InternalError, m, "%v", err)
 }

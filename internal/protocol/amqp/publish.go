@@ -7,6 +7,7 @@ import (
 
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 var errChannelClosed = errors.New("amqp: channel closed")
@@ -98,6 +99,7 @@ func (p *publisher) run() {
 			}
 		}
 		p.publish(batch)
+		p.pace(batch)
 	}
 }
 
@@ -120,11 +122,17 @@ func (p *publisher) publish(batch []*pubJob) {
 	}
 	routable := make([]bool, len(batch))
 	var err error
+	destination := first.exchange
+	if destination == "" {
+		destination = first.routingKey // the default exchange: a queue
+	}
+	ctx, span := ch.c.s.cfg.Tracer.StartPublish(ch.ctx(), destination, recs)
+	defer func() { tracing.End(span, err) }()
 	if first.exchange == "" {
 		// The default exchange: the routing key names the queue (or
 		// stream, or inbox).
 		if first.routingKey != "" {
-			_, err = b.Publish(ch.ctx(), ch.c.bname(first.routingKey), recs)
+			_, err = b.Publish(ctx, ch.c.bname(first.routingKey), recs)
 		} else {
 			err = broker.ErrStreamNotFound
 		}
@@ -157,7 +165,7 @@ func (p *publisher) publish(batch []*pubJob) {
 		}
 		if err == nil && len(toSend) > 0 {
 			var reached []string
-			reached, err = b.PublishExchange(ch.ctx(), exchange, first.routingKey, toSend)
+			reached, err = b.PublishExchange(ctx, exchange, first.routingKey, toSend)
 			if err == nil && (len(reached) > 0 || !first.mandatory) {
 				if idx == nil {
 					for i := range routable {
@@ -174,6 +182,14 @@ func (p *publisher) publish(batch []*pubJob) {
 			ch.fail(ch.notFound(&wire.BasicPublish{}, "exchange", first.exchange))
 			return
 		}
+	}
+	if errors.Is(err, broker.ErrForbidden) {
+		ch.fail(brokerException(err, &wire.BasicPublish{})) // 403, as RabbitMQ
+		return
+	}
+	if errors.Is(err, broker.ErrDiskFull) && ch.c.holdForDisk(ch.ctx()) {
+		p.publish(batch) // held until space returned (diskhold.go): store it now
+		return
 	}
 	if err != nil {
 		ch.c.log.Debug("publish failed", "exchange", first.exchange, "routing_key", first.routingKey, "err", err)

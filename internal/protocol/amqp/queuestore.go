@@ -103,7 +103,7 @@ func (s *Server) writeQueueOpts(name string, rec *queueOptsRecord) {
 	if rec != nil {
 		value, _ = json.Marshal(rec)
 	}
-	if _, err := s.b.Publish(context.Background(), optsStream, []broker.Record{{Key: []byte(name), Value: value}}); err != nil && !errors.Is(err, broker.ErrClosed) {
+	if _, err := s.b.Publish(broker.Bookkeeping(context.Background()), optsStream, []broker.Record{{Key: []byte(name), Value: value}}); err != nil && !errors.Is(err, broker.ErrClosed) {
 		s.log.Warn("could not store queue options", "queue", name, "err", err)
 	}
 }

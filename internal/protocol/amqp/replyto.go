@@ -81,7 +81,7 @@ func (rt *directReplyTo) run(ctx context.Context, r *broker.Reader) {
 		err = ch.sendTagged(func() (out []byte) {
 			for i := range recs {
 				ch.nextTag++
-				out = appendDelivery(out, ch, &wire.BasicDeliver{ConsumerTag: rt.tag, DeliveryTag: ch.nextTag, RoutingKey: directReplyToName}, &recs[i], now)
+				out = appendDelivery(out, ch, directReplyToName, &wire.BasicDeliver{ConsumerTag: rt.tag, DeliveryTag: ch.nextTag, RoutingKey: directReplyToName}, &recs[i], now)
 			}
 			return out
 		})

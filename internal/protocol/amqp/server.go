@@ -28,6 +28,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
 	"github.com/weirmq/weir/internal/protocol/tcpserve"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // Defaults of Config.
@@ -66,6 +67,9 @@ type Config struct {
 	MaxRecordBytes int
 	// Version is reported in the server properties.
 	Version string
+	// Tracer starts a span for each batch of basic.publish stored and
+	// each message delivered (nil: no tracing).
+	Tracer *tracing.Tracer
 }
 
 // Server serves AMQP 0-9-1 on listeners.
@@ -79,6 +83,7 @@ type Server struct {
 
 	tcp      tcpserve.Server[*conn]
 	nextConn atomic.Uint64
+	stats    serverStats // counters for metrics (stats.go)
 
 	mu     sync.Mutex
 	closed bool

@@ -10,8 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/internal/broker"
 )
 
 // maxQueued is how many decoded requests a connection reads ahead of the
@@ -50,6 +53,13 @@ type conn struct {
 
 	ctx    context.Context // ends when the connection or the server closes
 	cancel context.CancelFunc
+	// login is the user SASL (or the client certificate) authenticated: its
+	// principal, against which ctx's broker calls are checked, and its
+	// connection limit.
+	login *broker.Login
+	// throttleFor is how long to hold the connection after the response
+	// being handled (a byte-rate quota, authz.go).
+	throttleFor time.Duration
 }
 
 // request is one decoded request.
@@ -64,6 +74,7 @@ type request struct {
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.login, c.ctx = broker.NewLogin(c.ctx, s.cfg.Authenticator)
 	if host, port, err := net.SplitHostPort(nc.LocalAddr().String()); err == nil {
 		c.host = host
 		p, _ := strconv.Atoi(port)
@@ -83,7 +94,10 @@ func (c *conn) Close() { c.nc.Close() }
 func (c *conn) Serve() {
 	c.s.cfg.Observer.Connected()
 	defer c.s.cfg.Observer.Disconnected()
+	c.log.Debug("connection open")
+	defer c.log.Debug("connection closed")
 	defer c.s.share.connClosed(c) // after the last request was handled
+	defer c.login.LoggedOut()
 	defer c.nc.Close()
 	defer c.cancel()
 	queue := make(chan *request, maxQueued)
@@ -142,6 +156,12 @@ func (c *conn) Serve() {
 		}
 		if c.closeAfterResponse {
 			return
+		}
+		if c.throttleFor > 0 {
+			if err := w.Flush(); err != nil {
+				return
+			}
+			c.mute()
 		}
 		if cap(out) > 1<<20 {
 			out = nil // do not keep a large fetch response's buffer

@@ -19,6 +19,7 @@ var errorCodes = []struct {
 	{broker.ErrPartitionNotFound, kerr.UnknownTopicOrPartition},
 	{broker.ErrStreamExists, kerr.TopicAlreadyExists},
 	{broker.ErrRecordTooLarge, kerr.MessageTooLarge},
+	{broker.ErrDiskFull, kerr.KafkaStorageError}, // retriable: producers retry until space returns
 	{broker.ErrCorruptBatch, kerr.CorruptMessage},
 	{broker.ErrInvalidBatch, kerr.InvalidRecord},
 	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
@@ -57,6 +58,9 @@ var errorCodeInvalidGroup = kerr.InvalidGroupID.Code
 func errorCode(err error) int16 {
 	if err == nil {
 		return 0
+	}
+	if code, ok := forbiddenCode(err); ok {
+		return code
 	}
 	for _, e := range errorCodes {
 		if errors.Is(err, e.err) {

@@ -22,6 +22,8 @@ const defaultFetchMaxBytes = 50 << 20
 // stable offset and lists the aborted transactions it covers. From v7 a
 // fetch may open or use a fetch session (KIP-227, fetchsession.go).
 func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
+	_, span := c.s.cfg.Tracer.StartRequest(c.ctx, "fetch", nil)
+	defer span.End()
 	var sess *fetchSession
 	incremental := false
 	if req.Version >= 7 {
@@ -41,6 +43,9 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 	codes := make([]int16, len(req.Topics))
 	for i, t := range req.Topics {
 		names[i], codes[i] = c.topicName(t.Topic, t.TopicID, req.Version >= 13)
+		if codes[i] == 0 {
+			codes[i] = c.authorizeRead(names[i])
+		}
 	}
 	for {
 		resp, bytes, failed := fetchOnce(c, req, names, codes)
@@ -49,6 +54,7 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 			if sess != nil {
 				sess.answer(req.Version, resp, incremental)
 			}
+			resp.ThrottleMillis = c.throttleFetch(bytes)
 			return resp, nil
 		}
 		// Wait for records past what each partition holds now.

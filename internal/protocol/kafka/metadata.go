@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 )
 
@@ -21,7 +22,9 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 	b := c.s.cfg.Broker
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		for _, info := range b.ListStreams() {
-			resp.Topics = append(resp.Topics, metadataTopic(info))
+			if c.topicVisible(info.Config.Name) {
+				resp.Topics = append(resp.Topics, metadataTopic(info))
+			}
 		}
 		return resp, nil
 	}
@@ -47,7 +50,11 @@ func handleMetadata(c *conn, req *kmsg.MetadataRequest) (kmsg.Response, error) {
 		}
 		name := *t.Topic
 		info, err := b.DescribeStream(name)
-		if errors.Is(err, broker.ErrStreamNotFound) && autoCreate {
+		if !c.topicVisible(name) {
+			// As Kafka: a topic the user may not describe is refused
+			// whether or not it exists.
+			info, err = broker.StreamInfo{}, broker.Authorize(c.ctx, auth.ResourceStream, name, auth.ActionConsume)
+		} else if errors.Is(err, broker.ErrStreamNotFound) && autoCreate {
 			info, err = c.s.autoCreate(c, name)
 		}
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // handleProduce answers Produce (key 0). Each partition's records, one or
@@ -45,7 +47,9 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := b.AppendBatches(c.ctx, topic, p.Partition, p.Records)
+				ctx, span := c.s.cfg.Tracer.StartPublishBatches(c.ctx, topic, p.Partition, p.Records)
+				res, err := b.AppendBatches(ctx, topic, p.Partition, p.Records)
+				tracing.End(span, err)
 				if err != nil {
 					rp.ErrorCode = errorCode(err)
 					if req.Version >= 8 {
@@ -59,7 +63,9 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 		}
 	}
 	wg.Wait()
+	resp.ThrottleMillis = c.throttleProduce(req)
 	if req.Acks == 0 {
+		c.mute() // no response to carry the throttle time: just hold
 		return nil, nil
 	}
 	return resp, nil

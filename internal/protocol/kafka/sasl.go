@@ -59,7 +59,7 @@ var ErrNotAuthenticated = errors.New("kafka: request before SASL authentication"
 
 // checkAuthenticated refuses requests before authentication when SASL is on.
 func (c *conn) checkAuthenticated(key int16) error {
-	if c.s.cfg.Authenticator == nil || c.sasl.authenticated || slices.Contains(preAuthAPIs, key) {
+	if c.s.cfg.Authenticator == nil || c.sasl.authenticated || slices.Contains(preAuthAPIs, key) || c.certificateLogin() {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrNotAuthenticated, kmsg.NameForKey(key))
@@ -149,6 +149,13 @@ func handleSASLAuthenticate(c *conn, req *kmsg.SASLAuthenticateRequest) (kmsg.Re
 		return fail(fmt.Errorf("mechanism %q", c.sasl.mechanism))
 	}
 	if c.sasl.authenticated {
+		if err := c.login.LoggedIn(c.sasl.user); err != nil {
+			c.sasl.authenticated = false
+			out, _ := fail(err)
+			msg := err.Error()
+			resp.ErrorMessage = &msg
+			return out, nil
+		}
 		c.log.Debug("kafka: SASL authenticated", "user", c.sasl.user, "mechanism", c.sasl.mechanism)
 	}
 	return resp, nil

@@ -21,6 +21,7 @@ import (
 
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/protocol/tcpserve"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // Defaults of Config.
@@ -49,6 +50,9 @@ type Config struct {
 	// Observer, when set, is told of connections and requests (the server's
 	// metrics).
 	Observer Observer
+	// Tracer starts a span for each partition a Produce appends to and
+	// for each Fetch (nil: no tracing).
+	Tracer *tracing.Tracer
 	// Authenticator, when set, turns SASL on: every connection must
 	// authenticate before its first request other than ApiVersions.
 	Authenticator Authenticator

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 )
 
@@ -163,7 +164,12 @@ func (sc *shareCoordinator) ensureSubscription(ctx context.Context, topic, group
 	if gs.SharedStart != nil {
 		start = *gs.SharedStart
 	}
-	_, err = b.CreateSubscription(ctx, broker.SubscriptionConfig{
+	// A share group's subscription is created implicitly: consuming is the
+	// right it needs (Kafka: READ on the group and the topic).
+	if err := broker.AuthorizeSubscription(ctx, topic, group, auth.ActionConsume); err != nil {
+		return err
+	}
+	_, err = b.CreateSubscription(broker.WithoutIdentity(ctx), broker.SubscriptionConfig{
 		Stream: topic, Name: group,
 		Start:         broker.StartPosition{Kind: start},
 		MaxDeliveries: shareDeliveryCountLimit,

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 )
 
@@ -65,6 +66,11 @@ type conn struct {
 		Warn(string, ...any)
 	}
 
+	// login is the connected user: its principal, which authz.go checks
+	// topics against (not ctx's broker calls: under the broker, topics are
+	// routing keys the server manages), and its connection limit.
+	login *broker.Login
+
 	wmu  sync.Mutex // guards w and writes to nc
 	w    *bufio.Writer
 	wbuf []byte
@@ -114,7 +120,7 @@ func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	return &conn{
 		s: s, nc: nc, id: id, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
 		log: s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
-		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), login: newLogin(s),
 		consumerID: fmt.Sprintf("mqtt-%d-%d", time.Now().UnixNano(), id),
 		subs:       map[string]subState{}, consumers: map[string]context.CancelFunc{},
 		inflight: map[uint16]inflightMsg{}, inQoS2: map[uint16]bool{}, out: map[uint64]*outEntry{}, nextSeq: 1,
@@ -176,6 +182,7 @@ func (c *conn) Close() { c.shutdown(reasonServerShuttingDown) }
 // Serve runs the connection until it ends (tcpserve.Conn).
 func (c *conn) Serve() {
 	defer close(c.done)
+	defer c.login.LoggedOut()
 	defer c.nc.Close()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.ConnectTimeout))
 	p, err := ReadPacket(c.r, 0, c.s.cfg.MaxPacketSize)
@@ -244,6 +251,17 @@ func (c *conn) connect(p *Connect) error {
 	}
 	if err := c.s.cfg.Authenticator.Authenticate(c.clientID, p.Username, p.Password); err != nil {
 		return refuse(returnBadUserOrPassword, reasonBadUserOrPassword, fmt.Errorf("authentication: %w", err))
+	}
+	if p.Username != nil {
+		if err := c.login.LoggedIn(*p.Username); err != nil {
+			return refuse(returnServerUnavailable, reasonQuotaExceeded, err)
+		}
+	}
+	if c.login.Authorizing() && c.login.Principal() == nil {
+		return refuse(returnNotAuthorized, reasonNotAuthorized, errors.New("no rules for this user"))
+	}
+	if p.Will != nil && !c.allowed(p.Will.Topic, auth.ActionPublish) {
+		return refuse(returnNotAuthorized, reasonNotAuthorized, fmt.Errorf("will topic %q: not authorized", p.Will.Topic))
 	}
 	if v5 && p.Props.Has(propAuthMethod) {
 		// Extended authentication is not offered.
@@ -354,7 +372,11 @@ func (c *conn) connect(p *Connect) error {
 			c.startConsumer(shareQueue(st.Group, st.Filter))
 		}
 	}
-	c.log.Debug("connected", "client", c.clientID, "version", c.version(), "persistent", c.persistent, "present", existed)
+	user := ""
+	if p.Username != nil {
+		user = *p.Username
+	}
+	c.log.Debug("connected", "client", c.clientID, "user", user, "version", c.version(), "persistent", c.persistent, "present", existed)
 	return nil
 }
 
@@ -543,9 +565,9 @@ func (c *conn) handlePublish(p *Publish) error {
 	if err := c.publishFailure(); err != nil {
 		return err
 	}
-	pp := &pendingPublish{p: p, denied: isSysTopic(p.Topic)}
+	pp := &pendingPublish{p: p, denied: isSysTopic(p.Topic) || !c.allowed(p.Topic, auth.ActionPublish)}
 	if pp.denied {
-		c.log.Debug("publish to $SYS refused", "client", c.clientID, "topic", p.Topic)
+		c.log.Debug("publish refused: not authorized", "client", c.clientID, "topic", p.Topic)
 	}
 	if p.QoS == 2 {
 		c.mu.Lock()
@@ -700,6 +722,13 @@ func (c *conn) handleSubscribe(p *Subscribe) error {
 		}
 		if !valid {
 			codes[i] = fail
+			continue
+		}
+		if !c.allowed(filter, auth.ActionConsume) {
+			codes[i] = byte(subackFailure311)
+			if v5 {
+				codes[i] = reasonNotAuthorized
+			}
 			continue
 		}
 		if shared && sub.NoLocal {

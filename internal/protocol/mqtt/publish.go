@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // Bounds of the publishes publishLoop stores together (with the 64 the
@@ -53,6 +54,7 @@ func (c *conn) publishLoop() {
 		if err := c.answerBatch(batch); err != nil {
 			c.failPublishes(err)
 		}
+		c.pace(batch)
 	}
 }
 
@@ -73,7 +75,12 @@ func (c *conn) storeBatch(batch []*pendingPublish) {
 	}
 	var wg sync.WaitGroup
 	for _, t := range topics {
-		wg.Go(func() { c.storeTopic(t, byTopic[t]) })
+		wg.Go(func() {
+			c.storeTopic(t, byTopic[t])
+			for c.retryWhenDiskFree(byTopic[t]) {
+				c.storeTopic(t, byTopic[t])
+			}
+		})
 	}
 	wg.Wait()
 }
@@ -95,7 +102,9 @@ func (c *conn) storeTopic(topic string, pps []*pendingPublish) {
 	if len(recs) == 0 {
 		return
 	}
-	reached, err := c.s.b.PublishExchange(c.ctx, Exchange, RoutingKey(topic), recs)
+	ctx, span := c.s.cfg.Tracer.StartPublish(c.ctx, topic, recs)
+	reached, err := c.s.b.PublishExchange(ctx, Exchange, RoutingKey(topic), recs)
+	tracing.End(span, err)
 	for _, pp := range stored {
 		pp.err, pp.reached = err, len(reached) > 0
 	}

@@ -121,7 +121,7 @@ func (qs *qos2Store) put(ctx context.Context, clientID string, ors ...outRecord)
 	}
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	if _, err := qs.b.Publish(ctx, qos2Stream, recs); err != nil {
+	if _, err := qs.b.Publish(broker.Bookkeeping(ctx), qos2Stream, recs); err != nil {
 		return err
 	}
 	if qs.m[clientID] == nil {
@@ -157,7 +157,7 @@ func (qs *qos2Store) remove(ctx context.Context, clientID string, seqs []uint64)
 	if len(recs) == 0 {
 		return nil
 	}
-	if _, err := qs.b.Publish(ctx, qos2Stream, recs); err != nil {
+	if _, err := qs.b.Publish(broker.Bookkeeping(ctx), qos2Stream, recs); err != nil {
 		return err
 	}
 	for _, seq := range seqs {

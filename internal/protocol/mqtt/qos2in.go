@@ -53,7 +53,7 @@ func (qs *qos2Store) setIn(ctx context.Context, clientID string, ids []uint16, p
 	}
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	if _, err := qs.b.Publish(ctx, qos2Stream, recs); err != nil {
+	if _, err := qs.b.Publish(broker.Bookkeeping(ctx), qos2Stream, recs); err != nil {
 		return err
 	}
 	for _, id := range ids {

@@ -55,7 +55,7 @@ func reasonOf(err error) byte {
 		return reasonProtocolError
 	case errors.Is(err, ErrPacketTooLarge), errors.Is(err, broker.ErrRecordTooLarge):
 		return reasonPacketTooLarge
-	case errors.Is(err, broker.ErrQueueFull):
+	case errors.Is(err, broker.ErrQueueFull), errors.Is(err, broker.ErrDiskFull):
 		return reasonQuotaExceeded
 	case errors.Is(err, broker.ErrClosed):
 		return reasonServerShuttingDown

@@ -28,6 +28,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/broker/route"
 	"github.com/weirmq/weir/internal/protocol/tcpserve"
+	"github.com/weirmq/weir/internal/tracing"
 )
 
 // Exchange is the topic exchange MQTT topics are routing keys of.
@@ -79,6 +80,9 @@ type Config struct {
 	SysInterval time.Duration
 	// Version is the server's version, for $SYS/broker/version.
 	Version string
+	// Tracer starts a span for each batch of PUBLISH packets of a topic
+	// stored (nil: no tracing).
+	Tracer *tracing.Tracer
 }
 
 // Server serves MQTT on listeners.

@@ -200,7 +200,7 @@ func (ss *sessionStore) put(ctx context.Context, clientID string, st sessionStat
 	if err != nil {
 		return err
 	}
-	if _, err := ss.b.Publish(ctx, sessionsStream, []broker.Record{{Key: []byte(clientID), Value: v}}); err != nil {
+	if _, err := ss.b.Publish(broker.Bookkeeping(ctx), sessionsStream, []broker.Record{{Key: []byte(clientID), Value: v}}); err != nil {
 		return err
 	}
 	ss.m[clientID] = st
@@ -232,7 +232,7 @@ func (ss *sessionStore) remove(ctx context.Context, clientID string) error {
 	if _, ok := ss.m[clientID]; !ok {
 		return nil
 	}
-	if _, err := ss.b.Publish(ctx, sessionsStream, []broker.Record{{Key: []byte(clientID)}}); err != nil {
+	if _, err := ss.b.Publish(broker.Bookkeeping(ctx), sessionsStream, []broker.Record{{Key: []byte(clientID)}}); err != nil {
 		return err
 	}
 	delete(ss.m, clientID)
