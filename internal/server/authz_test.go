@@ -533,3 +533,118 @@ func TestKafkaCertificateUser(t *testing.T) {
 		t.Error("a certificate of no user was logged in")
 	}
 }
+
+// TestKafkaAuthorizationDescribe: the describing requests answer as Kafka
+// does without DESCRIBE: ListOffsets and DescribeConfigs refuse a topic bob
+// may not see, ListGroups leaves out a group he may not see, and
+// DescribeGroups and OffsetFetch refuse it.
+func TestKafkaAuthorizationDescribe(t *testing.T) {
+	s := startAuthzServer(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	alice := kadm.NewClient(kafkaAs(t, s, "alice"))
+	if _, err := alice.CreateTopics(ctx, 1, 1, nil, "orders.eu", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"g-ok", "g-bad"} {
+		var os kadm.Offsets
+		os.Add(kadm.Offset{Topic: "orders.eu", Partition: 0, At: 0, LeaderEpoch: -1})
+		if _, err := alice.CommitOffsets(ctx, g, os); err != nil {
+			t.Fatalf("alice commits in %s: %v", g, err)
+		}
+	}
+	bobClient := kafkaAs(t, s, "bob")
+	bob := kadm.NewClient(bobClient)
+
+	// ListOffsets straight to the broker (kadm would stop at Metadata's
+	// refusal of secret first).
+	lo := kmsg.NewPtrListOffsetsRequest()
+	for _, topic := range []string{"orders.eu", "secret"} {
+		lt := kmsg.NewListOffsetsRequestTopic()
+		lt.Topic = topic
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Timestamp = -1
+		lt.Partitions = append(lt.Partitions, lp)
+		lo.Topics = append(lo.Topics, lt)
+	}
+	if err := bobClient.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	node := bobClient.DiscoveredBrokers()[0]
+	raw, err := node.Request(ctx, lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loResp := raw.(*kmsg.ListOffsetsResponse)
+	for _, lt := range loResp.Topics {
+		want := int16(0)
+		if lt.Topic == "secret" {
+			want = kerr.TopicAuthorizationFailed.Code
+		}
+		if got := lt.Partitions[0].ErrorCode; got != want {
+			t.Errorf("ListOffsets %s: error %d, want %d", lt.Topic, got, want)
+		}
+	}
+
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, topic := range []string{"orders.eu", "secret"} {
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+		dc.Resources = append(dc.Resources, r)
+	}
+	raw, err = node.Request(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range raw.(*kmsg.DescribeConfigsResponse).Resources {
+		want := int16(0)
+		if rr.ResourceName == "secret" {
+			want = kerr.TopicAuthorizationFailed.Code
+		}
+		if rr.ErrorCode != want {
+			t.Errorf("DescribeConfigs %s: error %d, want %d", rr.ResourceName, rr.ErrorCode, want)
+		}
+	}
+
+	listed, err := bob.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := listed.Groups(); !slices.Contains(names, "g-ok") || slices.Contains(names, "g-bad") {
+		t.Errorf("bob's ListGroups: %v, want g-ok and not g-bad", names)
+	}
+
+	// Straight to the broker: kadm makes one group's error the whole
+	// call's.
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g-ok", "g-bad"}
+	if raw, err = node.Request(ctx, dg); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range raw.(*kmsg.DescribeGroupsResponse).Groups {
+		want := int16(0)
+		if g.Group == "g-bad" {
+			want = kerr.GroupAuthorizationFailed.Code
+		}
+		if g.ErrorCode != want {
+			t.Errorf("DescribeGroups %s: error %d, want %d", g.Group, g.ErrorCode, want)
+		}
+	}
+	for group, want := range map[string]int16{"g-ok": 0, "g-bad": kerr.GroupAuthorizationFailed.Code} {
+		of := kmsg.NewPtrOffsetFetchRequest()
+		of.Group = group
+		if raw, err = node.Request(ctx, of); err != nil {
+			t.Fatal(err)
+		}
+		resp := raw.(*kmsg.OffsetFetchResponse)
+		if resp.ErrorCode != want {
+			t.Errorf("OffsetFetch %s: error %d, want %d", group, resp.ErrorCode, want)
+		}
+		if want == 0 && (len(resp.Topics) != 1 || resp.Topics[0].Topic != "orders.eu") {
+			t.Errorf("OffsetFetch %s: %+v, want the offset of orders.eu", group, resp.Topics)
+		}
+	}
+	if _, err := bob.FetchOffsets(ctx, "g-bad"); !errors.Is(err, kerr.GroupAuthorizationFailed) {
+		t.Errorf("kadm offsets of g-bad: %v, want GROUP_AUTHORIZATION_FAILED", err)
+	}
+}

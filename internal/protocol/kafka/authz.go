@@ -38,6 +38,22 @@ func (c *conn) topicVisible(name string) bool {
 	return broker.Visible(c.ctx, auth.ResourceStream, name)
 }
 
+// describeTopic is nil when the connection may see topic, else the
+// refusal (TOPIC_AUTHORIZATION_FAILED), for ListOffsets and DescribeConfigs.
+func (c *conn) describeTopic(topic string) error {
+	if c.topicVisible(topic) {
+		return nil
+	}
+	return &broker.ForbiddenError{User: c.login.Principal().User(), Resource: auth.ResourceStream, Name: topic}
+}
+
+// groupVisible reports whether the connection may see a group (any action
+// on it): ListGroups hides the others, and DescribeGroups and OffsetFetch
+// answer GROUP_AUTHORIZATION_FAILED, as Kafka does without DESCRIBE.
+func (c *conn) groupVisible(name string) bool {
+	return broker.Visible(c.ctx, auth.ResourceGroup, name)
+}
+
 // authorizeRead checks consuming a topic (Fetch reads without a context).
 func (c *conn) authorizeRead(topic string) int16 {
 	return errorCode(broker.Authorize(c.ctx, auth.ResourceStream, topic, auth.ActionConsume))

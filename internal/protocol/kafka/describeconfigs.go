@@ -21,6 +21,9 @@ func handleDescribeConfigs(c *conn, req *kmsg.DescribeConfigsRequest) (kmsg.Resp
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			info, err := c.s.cfg.Broker.DescribeStream(r.ResourceName)
+			if err == nil {
+				err = c.describeTopic(r.ResourceName)
+			}
 			if err != nil {
 				rr.ErrorCode, rr.ErrorMessage = errorCode(err), errorMessage(err)
 				break

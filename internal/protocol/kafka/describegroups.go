@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/internal/broker"
@@ -22,6 +23,11 @@ func handleDescribeGroups(c *conn, req *kmsg.DescribeGroupsRequest) (kmsg.Respon
 	for _, name := range req.Groups {
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = name
+		if !c.groupVisible(name) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		if info, ok := b.DescribeClassicGroup(name); ok {
 			rg.State, rg.ProtocolType, rg.Protocol = info.State, info.ProtocolType, info.Protocol
 			for _, m := range info.Members {

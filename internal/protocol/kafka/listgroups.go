@@ -13,6 +13,9 @@ func handleListGroups(c *conn, req *kmsg.ListGroupsRequest) (kmsg.Response, erro
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	b := c.s.cfg.Broker
 	add := func(name, protocolType, state string) {
+		if !c.groupVisible(name) {
+			return // as Kafka lists only the groups the user may describe
+		}
 		if len(req.StatesFilter) > 0 && !slices.Contains(req.StatesFilter, state) {
 			return
 		}

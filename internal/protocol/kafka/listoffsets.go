@@ -27,6 +27,9 @@ func handleListOffsets(c *conn, req *kmsg.ListOffsetsRequest) (kmsg.Response, er
 		rt := kmsg.NewListOffsetsResponseTopic()
 		rt.Topic = t.Topic
 		info, infoErr := b.DescribeStream(t.Topic)
+		if infoErr == nil {
+			infoErr = c.describeTopic(t.Topic)
+		}
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/internal/broker"
@@ -20,9 +21,22 @@ func handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.Response, er
 		resp.ErrorCode = errorCodeInvalidGroup
 		return resp, nil
 	}
+	groupAllowed := c.groupVisible(req.Group)
+	if !groupAllowed && req.Version >= 2 {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
 	partition := func(stream string, p int32) kmsg.OffsetFetchResponseTopicPartition {
 		rp := kmsg.NewOffsetFetchResponseTopicPartition()
 		rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
+		switch {
+		case !groupAllowed: // v0 and v1 have no top-level error code
+			rp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			return rp
+		case !c.topicVisible(stream):
+			rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			return rp
+		}
 		off, meta, found, err := b.CommittedOffset(req.Group, stream, p)
 		if err != nil {
 			rp.ErrorCode = errorCode(err)
@@ -41,6 +55,9 @@ func handleOffsetFetch(c *conn, req *kmsg.OffsetFetchRequest) (kmsg.Response, er
 			return cmp.Or(cmp.Compare(x.Stream, y.Stream), cmp.Compare(x.Partition, y.Partition))
 		})
 		for _, o := range all {
+			if !c.topicVisible(o.Stream) {
+				continue // as Kafka leaves out topics without DESCRIBE
+			}
 			if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != o.Stream {
 				rt := kmsg.NewOffsetFetchResponseTopic()
 				rt.Topic = o.Stream
