@@ -45,9 +45,9 @@ func openIdleConn(ctx context.Context, proto string, srv *server, i int) (func()
 		}
 		return cl.Close, nil
 	case "amqp":
-		conn, err := amqp.DialConfig("amqp://guest:guest@"+srv.amqp+"/", amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
+		conn, err := dialAMQP(srv)
 		if err != nil {
-			return nil, fmt.Errorf("amqp dial: %w", err)
+			return nil, err
 		}
 		return func() { conn.Close() }, nil
 	case "mqtt":
@@ -122,15 +122,11 @@ func runLoadProducer(ctx context.Context, proto string, l *loadRun, index int, p
 		}
 		return nil
 	case "amqp":
-		conn, err := amqp.DialConfig("amqp://guest:guest@"+srv.amqp+"/", amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
-		if err != nil {
-			return fmt.Errorf("amqp dial: %w", err)
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
+		conn, ch, err := dialAMQPChannel(srv)
 		if err != nil {
 			return err
 		}
+		defer conn.Close()
 		if err := ch.Confirm(false); err != nil {
 			return err
 		}
@@ -221,15 +217,11 @@ func runLoadConsumer(ctx context.Context, proto string, l *loadRun, index int, p
 		}
 		return nil
 	case "amqp":
-		conn, err := amqp.DialConfig("amqp://guest:guest@"+srv.amqp+"/", amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
-		if err != nil {
-			return fmt.Errorf("amqp dial: %w", err)
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
+		conn, ch, err := dialAMQPChannel(srv)
 		if err != nil {
 			return err
 		}
+		defer conn.Close()
 		if err := ch.Qos(32, 0, false); err != nil {
 			return err
 		}
@@ -292,4 +284,28 @@ func runLoadConsumer(ctx context.Context, proto string, l *loadRun, index int, p
 		return nil
 	}
 	return fmt.Errorf("unknown protocol %q", proto)
+}
+
+// dialAMQP opens an AMQP connection to the server as guest.
+func dialAMQP(srv *server) (*amqp.Connection, error) {
+	conn, err := amqp.DialConfig("amqp://guest:guest@"+srv.amqp+"/", amqp.Config{Dial: amqp.DefaultDial(dialTimeout)})
+	if err != nil {
+		return nil, fmt.Errorf("amqp dial: %w", err)
+	}
+	return conn, nil
+}
+
+// dialAMQPChannel opens an AMQP connection and a channel on it; closing
+// the connection closes both.
+func dialAMQPChannel(srv *server) (*amqp.Connection, *amqp.Channel, error) {
+	conn, err := dialAMQP(srv)
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, ch, nil
 }
