@@ -49,7 +49,8 @@ type channel struct {
 	credit    chan struct{} // closed (and replaced) when credit may have grown
 	brokerIDs map[brokerConsumer]bool
 	dlq       map[string]bool // queue → dead-letters on reject (cached)
-	settles   sync.WaitGroup
+	settles   sync.WaitGroup  // the settler's goroutine
+	settler   settler
 
 	tx      *txState       // tx.select was sent: what the transaction holds (guarded by mu)
 	replyTo *directReplyTo // amq.rabbitmq.reply-to consumer, if any

@@ -18,6 +18,9 @@ const (
 	receiveWait  = 5 * time.Second // a Receive's long poll
 	getWait      = 200 * time.Millisecond
 	requeueDelay = time.Nanosecond // nack with requeue: redeliver at once
+	// creditLinger is how long a consumer short of credit waits for more
+	// before it receives (waitCredit).
+	creditLinger = 2 * time.Millisecond
 )
 
 // consumer is one basic.consume on a queue: a goroutine receiving from the
@@ -180,27 +183,44 @@ func (ch *channel) cancelConsumer(m *wire.BasicCancel) *amqpError {
 }
 
 // waitCredit returns how many records c may receive now, waiting while it
-// may receive none.
+// may receive none. A consumer whose client holds most of its prefetch
+// (credit below a quarter of it) also waits, up to creditLinger, for more
+// credit to come back: a client that acks each message on its own frees
+// one credit at a time, and receiving and writing one delivery per ack
+// costs a broker call and a socket write per message, where the client
+// still has three quarters of its prefetch to work on.
 func (c *consumer) waitCredit(ctx context.Context) (int, error) {
 	ch := c.ch
+	var lingered <-chan time.Time
+	expired := false
 	for {
 		ch.mu.Lock()
-		n := receiveBatch
+		n, limit := receiveBatch, 0
 		if !c.noAck {
 			if c.limit > 0 {
-				n = min(n, c.limit-c.held)
+				n, limit = min(n, c.limit-c.held), c.limit
 			}
 			if ch.global > 0 {
 				n = min(n, ch.global-ch.held)
+				if limit == 0 || ch.global < limit {
+					limit = ch.global
+				}
 			}
 		}
 		wait := ch.credit
 		ch.mu.Unlock()
-		if n > 0 {
+		if n > 0 && (expired || n >= max(limit/4, 1)) {
 			return n, nil
+		}
+		if n > 0 && lingered == nil {
+			t := time.NewTimer(creditLinger)
+			defer t.Stop()
+			lingered = t.C
 		}
 		select {
 		case <-wait:
+		case <-lingered:
+			expired = true
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
@@ -486,8 +506,8 @@ func (ch *channel) settle(m wire.Method, tag uint64, multiple bool, how settleHo
 	return nil
 }
 
-// applySettle releases the prefetch of taken deliveries and settles them
-// with the broker on goroutines of their own (ch.settles).
+// applySettle releases the prefetch of taken deliveries and queues their
+// settlement with the broker (settler).
 func (ch *channel) applySettle(taken []*unacked, how settleHow) {
 	ch.mu.Lock()
 	for _, u := range taken {
@@ -507,30 +527,15 @@ func (ch *channel) applySettle(taken []*unacked, how settleHow) {
 		}
 		groups[u.bc] = append(groups[u.bc], u.ref)
 	}
-	b := ch.c.s.b
+	items := make([]brokerSettle, 0, len(groups))
 	for bc, refs := range groups {
 		h := how
 		if h == settleDrop && !ch.deadLetters(bc.queue) {
 			h = settleAck // no dead-letter queue: the message is dropped, as RabbitMQ
 		}
-		ch.settles.Add(1)
-		go func() {
-			defer ch.settles.Done()
-			ctx := context.Background()
-			var err error
-			switch h {
-			case settleAck:
-				err = b.Ack(ctx, bc.queue, bc.queue, bc.id, refs)
-			case settleRequeue:
-				err = b.Nack(ctx, bc.queue, bc.queue, bc.id, refs, "requeued by the AMQP consumer", requeueDelay)
-			case settleDrop:
-				err = b.Reject(ctx, bc.queue, bc.queue, bc.id, refs, "rejected by the AMQP consumer")
-			}
-			if err != nil && !errors.Is(err, broker.ErrClosed) {
-				ch.c.log.Debug("settling deliveries failed", "queue", bc.queue, "err", err)
-			}
-		}()
+		items = append(items, brokerSettle{bc: bc, how: h, refs: refs})
 	}
+	ch.queueSettles(items)
 }
 
 // deadLetters reports whether a queue dead-letters rejected messages: it
