@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -23,6 +25,7 @@ func printBenchUsage(w io.Writer) {
   weir bench [--stream S] [--partitions N] [--records N | --duration D] [--size B]
              [--producers N] [--batch N] [--consumers N] [--json]
              [--shared [--prefetch N] [--ack-batch N] [--ack-interval D] [--ack-wait]]
+             [--cpuprofile FILE]
   weir bench --workload FILE [--driver weir|kafka|amqp|nats] [--url URL]
              [--driver-opt K=V]... [--set FIELD=VALUE]... [--out DIR] [--json]
 
@@ -70,6 +73,7 @@ type benchFlags struct {
 	ackBatch    int
 	ackInterval time.Duration
 	ackWait     bool
+	cpuProfile  string
 }
 
 func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
@@ -90,6 +94,7 @@ func bindBenchFlags(fs *flag.FlagSet) *benchFlags {
 	fs.IntVar(&f.ackBatch, "ack-batch", 0, "with --shared: acks sent in one call without waiting (0: the SDK's default, a quarter of the prefetch)")
 	fs.DurationVar(&f.ackInterval, "ack-interval", 5*time.Millisecond, "with --shared: how long an ack waits for others to share its call")
 	fs.BoolVar(&f.ackWait, "ack-wait", false, "with --shared: handlers wait until their ack is stored before they return")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process's consume phase to this file (for go tool pprof)")
 	return f
 }
 
@@ -215,7 +220,14 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			if bf.shared {
 				consume = benchConsumeShared
 			}
+			stopProfile, err := startCPUProfile(bf.cpuProfile)
+			if err != nil {
+				return err
+			}
 			consumed, err := consume(ctx, c, bf, info, published.records, bar)
+			if perr := stopProfile(); err == nil {
+				err = perr
+			}
 			if err != nil {
 				return err
 			}
@@ -230,6 +242,26 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		printBenchResult(stdout, &res)
 		return nil
 	})
+}
+
+// startCPUProfile starts profiling this process's CPU into file, if one is
+// named, and returns what stops it and closes the file.
+func startCPUProfile(file string) (stop func() error, err error) {
+	if file == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // benchStream describes the bench's stream, or creates it (as a queue with
