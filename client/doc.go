@@ -114,6 +114,25 @@
 //	sub, err := c.SubscribeCategory(ctx, "order", checkpoint)
 //	for { e, err := sub.Next(); /* apply e, store sub.Position() */ }
 //
+// # CQRS projections
+//
+// Project applies the events of a stream (every partition, by offset), of
+// an event-store category or of every event (by global position) to a read
+// model in PostgreSQL, SQLite or MySQL, in batches: each batch's Apply calls
+// and its checkpoint (table weir_projections, ProjectionDDL) share one
+// transaction, so every event changes the read model exactly once, across
+// crashes too. Nothing is committed to the broker. RebuildProjection runs
+// Reset and clears the checkpoint in one transaction; the next Project
+// starts from the beginning.
+//
+//	p := weir.Projection{Name: "order-totals", DB: db, Dialect: weir.OutboxPostgres, Category: "order",
+//		Apply: func(ctx context.Context, tx *sql.Tx, ev *weir.ProjectionEvent) error {
+//			_, err := tx.ExecContext(ctx, `UPDATE totals SET n = n + 1 WHERE id = $1`, ev.Event.Aggregate)
+//			return err
+//		},
+//		Reset: func(ctx context.Context, tx *sql.Tx) error { _, err := tx.ExecContext(ctx, `DELETE FROM totals`); return err }}
+//	err := c.Project(ctx, p) // until ctx is done, Apply fails or the checkpoint moved
+//
 // # Tracing
 //
 // The client traces with OpenTelemetry: Publish, PublishPartition and each

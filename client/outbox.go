@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -101,6 +102,10 @@ type OutboxEvent struct {
 	// Payload is the record's value (JSON for a json/jsonb column). Nil:
 	// null.
 	Payload []byte
+	// Headers are further headers of the record, by name: each is written
+	// to the column Outbox.HeaderColumns maps it to (a header without one
+	// is refused); a header left out is a null, which adds none.
+	Headers map[string]string
 }
 
 // ErrInvalidOutboxEvent is wrapped by the error for an event that lacks a
@@ -137,6 +142,49 @@ type Outbox struct {
 	// LONGBLOB column; otherwise they are passed as text (json, jsonb,
 	// JSON, TEXT columns).
 	BinaryPayload bool
+	// HeaderColumns are further columns of the table that hold headers,
+	// as the CDC outbox router's headers option: "column" (the header has
+	// the column's name) or "column:header". Write puts OutboxEvent.Headers
+	// in them; a relay makes each non-null value a header of the record,
+	// after message-id and type. The columns are text (varchar, TEXT) and
+	// nullable, e.g. ALTER TABLE outbox ADD COLUMN traceparent varchar(55).
+	HeaderColumns []string
+}
+
+// outboxHeaderColumn is one of Outbox.HeaderColumns, parsed.
+type outboxHeaderColumn struct{ column, header string }
+
+// headerColumns parses and checks HeaderColumns: plain identifiers (they
+// are written into SQL), header names that are not message-id (the id
+// column's), no column or header twice.
+func (o Outbox) headerColumns() ([]outboxHeaderColumn, error) {
+	out := make([]outboxHeaderColumn, 0, len(o.HeaderColumns))
+	columns, headers := make(map[string]bool), make(map[string]bool)
+	for i, spec := range o.HeaderColumns {
+		col, name, found := strings.Cut(spec, ":")
+		if !found {
+			name = col
+		}
+		if err := checkOutboxIdentifier("header column", col); err != nil {
+			return nil, fmt.Errorf("%w (HeaderColumns[%d] %q: want column or column:header)", err, i, spec)
+		}
+		if name == "" || strings.ContainsAny(name, "\x00\r\n") {
+			return nil, fmt.Errorf("%w: HeaderColumns[%d] %q: want column or column:header, a header name without NUL, CR or LF", ErrInvalidArgument, i, spec)
+		}
+		if name == HeaderMessageID {
+			return nil, fmt.Errorf("%w: HeaderColumns[%d] %q: the message-id header is the id column's", ErrInvalidArgument, i, spec)
+		}
+		if columns[strings.ToLower(col)] || headers[name] {
+			return nil, fmt.Errorf("%w: HeaderColumns[%d] %q: column or header named twice", ErrInvalidArgument, i, spec)
+		}
+		switch strings.ToLower(col) {
+		case "id", "aggregatetype", "aggregateid", "type", "payload":
+			return nil, fmt.Errorf("%w: HeaderColumns[%d] %q: %s is a column of the outbox itself", ErrInvalidArgument, i, spec, col)
+		}
+		columns[strings.ToLower(col)], headers[name] = true, true
+		out = append(out, outboxHeaderColumn{column: col, header: name})
+	}
+	return out, nil
 }
 
 // WriteOutbox writes events into the table "outbox" of a PostgreSQL
@@ -153,11 +201,31 @@ func (o Outbox) Write(ctx context.Context, tx OutboxExecer, events ...OutboxEven
 	if err != nil {
 		return err
 	}
-	for i := range events {
-		ev := &events[i]
-		if err := ev.validate(); err != nil {
+	hcols, err := o.headerColumns()
+	if err != nil {
+		return err
+	}
+	d := o.Dialect
+	var q strings.Builder
+	q.WriteString("INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload")
+	for _, h := range hcols {
+		q.WriteString(", " + h.column)
+	}
+	q.WriteString(") VALUES (")
+	for n := 1; n <= 5+len(hcols); n++ {
+		if n > 1 {
+			q.WriteString(", ")
+		}
+		q.WriteString(d.placeholder(n))
+	}
+	q.WriteString(")")
+	for i := range events { // nothing written when one is invalid
+		if err := events[i].validate(hcols); err != nil {
 			return err
 		}
+	}
+	for i := range events {
+		ev := &events[i]
 		id := ev.ID
 		if id == "" {
 			u, err := uuid.NewV7()
@@ -175,17 +243,27 @@ func (o Outbox) Write(ctx context.Context, tx OutboxExecer, events ...OutboxEven
 		default:
 			payload = string(ev.Payload)
 		}
-		d := o.Dialect
-		q := "INSERT INTO " + table + " (id, aggregatetype, aggregateid, type, payload) VALUES (" +
-			d.placeholder(1) + ", " + d.placeholder(2) + ", " + d.placeholder(3) + ", " + d.placeholder(4) + ", " + d.placeholder(5) + ")"
-		if _, err := tx.ExecContext(ctx, q, id, ev.AggregateType, ev.AggregateID, ev.Type, payload); err != nil {
+		args := []any{id, ev.AggregateType, ev.AggregateID, ev.Type, payload}
+		for _, h := range hcols {
+			if v, ok := ev.Headers[h.header]; ok {
+				args = append(args, v)
+			} else {
+				args = append(args, nil)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("weir: write outbox event %s: %w", id, err)
 		}
 	}
 	return nil
 }
 
-func (ev *OutboxEvent) validate() error {
+func (ev *OutboxEvent) validate(hcols []outboxHeaderColumn) error {
+	for name := range ev.Headers {
+		if !slices.ContainsFunc(hcols, func(h outboxHeaderColumn) bool { return h.header == name }) {
+			return fmt.Errorf("%w %q: header %q has no column in Outbox.HeaderColumns", ErrInvalidOutboxEvent, ev.ID, name)
+		}
+	}
 	var missing []string
 	if ev.AggregateType == "" {
 		missing = append(missing, "AggregateType")
@@ -214,14 +292,23 @@ func (o Outbox) table() (string, error) {
 		return "", fmt.Errorf("%w: outbox table %q: want table or schema.table", ErrInvalidArgument, name)
 	}
 	for _, p := range parts {
-		if p == "" || len(p) > 63 {
-			return "", fmt.Errorf("%w: outbox table %q: names are 1 to 63 characters", ErrInvalidArgument, name)
-		}
-		for i, r := range p {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
-				return "", fmt.Errorf("%w: outbox table %q: use letters, digits and '_'", ErrInvalidArgument, name)
-			}
+		if err := checkOutboxIdentifier("outbox table", p); err != nil {
+			return "", fmt.Errorf("%w (table %q)", err, name)
 		}
 	}
 	return name, nil
+}
+
+// checkOutboxIdentifier refuses a name that is not a plain SQL identifier
+// of 1 to 63 letters, digits and '_', not starting with a digit.
+func checkOutboxIdentifier(what, name string) error {
+	if name == "" || len(name) > 63 {
+		return fmt.Errorf("%w: %s %q: names are 1 to 63 characters", ErrInvalidArgument, what, name)
+	}
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			return fmt.Errorf("%w: %s %q: use letters, digits and '_'", ErrInvalidArgument, what, name)
+		}
+	}
+	return nil
 }

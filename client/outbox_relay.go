@@ -22,8 +22,9 @@ const DefaultOutboxRoute = "outbox.event." + OutboxRouteVariable
 // OutboxRelay publishes the events of an outbox table by polling it, for
 // databases without logical replication (SQLite, MySQL) or without Weir's
 // CDC connector. It reads unpublished rows in id order, publishes each as
-// a record with message-id = id, and deletes the rows once the broker has
-// confirmed them, in the transaction that read them. A relay that dies
+// a record with message-id = id (and the non-null values of
+// Outbox.HeaderColumns as further headers), and deletes the rows once the
+// broker has confirmed them, in the transaction that read them. A relay that dies
 // between the publish and the delete publishes the rows again when it (or
 // another) runs: delivery is at least once, and the stream's dedup window
 // (2 minutes by default; the relay creates missing streams with it) drops
@@ -85,7 +86,8 @@ func (r *OutboxRelay) Run(ctx context.Context) error {
 		case errors.Is(err, ErrInvalidArgument):
 			return err
 		case err != nil:
-			logger.Warn("outbox relay: poll failed; retrying", "table", r.Outbox.Table, "err", err, "attempt", failures+1)
+			table, _ := r.Outbox.table()
+			logger.Warn("outbox relay: poll failed; retrying", "table", table, "err", err, "attempt", failures+1)
 			if !defaultBackoff.wait(ctx, nil, failures) {
 				return nil
 			}
@@ -112,6 +114,9 @@ func (r *OutboxRelay) check() error {
 		return fmt.Errorf("%w: outbox relay: DB and Client are required", ErrInvalidArgument)
 	}
 	if _, err := r.Outbox.table(); err != nil {
+		return err
+	}
+	if _, err := r.Outbox.headerColumns(); err != nil {
 		return err
 	}
 	if r.route() == "" {
@@ -149,6 +154,7 @@ type outboxRow struct {
 	id, aggregateType, aggregateID, typ string
 	payload                             []byte
 	null                                bool
+	headers                             []Header // of the header columns that are not null
 }
 
 // RelayOnce publishes one batch: the unpublished rows (at most BatchSize)
@@ -159,6 +165,7 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	table, _ := r.Outbox.table()
+	hcols, _ := r.Outbox.headerColumns()
 	d := r.Outbox.Dialect
 	if d == OutboxSQLite {
 		held, err := r.lease(ctx, table)
@@ -166,12 +173,23 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	tx, err := r.DB.BeginTx(ctx, nil)
+	var opts *sql.TxOptions
+	if d == OutboxMySQL {
+		// Under InnoDB's default REPEATABLE READ the locking read and the
+		// delete take gap locks, and relays sharing the table deadlock on
+		// them; READ COMMITTED locks the rows only.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := r.DB.BeginTx(ctx, opts)
 	if err != nil {
 		return 0, fmt.Errorf("outbox relay: begin: %w", err)
 	}
 	defer tx.Rollback() // after Commit: a no-op
-	q := "SELECT id, aggregatetype, aggregateid, type, payload FROM " + table + " ORDER BY id LIMIT " + fmt.Sprint(r.batchSize())
+	q := "SELECT id, aggregatetype, aggregateid, type, payload"
+	for _, h := range hcols {
+		q += ", " + h.column
+	}
+	q += " FROM " + table + " ORDER BY id LIMIT " + fmt.Sprint(r.batchSize())
 	if d != OutboxSQLite {
 		q += " FOR UPDATE SKIP LOCKED"
 	}
@@ -183,12 +201,22 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 	for rows.Next() {
 		var row outboxRow
 		var payload sql.RawBytes
-		if err := rows.Scan(&row.id, &row.aggregateType, &row.aggregateID, &row.typ, &payload); err != nil {
+		values := make([]sql.RawBytes, len(hcols))
+		dest := []any{&row.id, &row.aggregateType, &row.aggregateID, &row.typ, &payload}
+		for i := range values {
+			dest = append(dest, &values[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("outbox relay: read %s: %w", table, err)
 		}
 		row.null = payload == nil
 		row.payload = append([]byte{}, payload...)
+		for i, v := range values {
+			if v != nil {
+				row.headers = append(row.headers, Header{Key: hcols[i].header, Value: append([]byte{}, v...)})
+			}
+		}
 		batch = append(batch, row)
 	}
 	if err := rows.Close(); err != nil {
@@ -206,6 +234,33 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 	if r.OnPublished != nil {
 		r.OnPublished(len(batch))
 	}
+	if err := deleteRows(ctx, tx, d, table, batch); err != nil {
+		return 0, fmt.Errorf("outbox relay: delete the published rows: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("outbox relay: delete the published rows: %w", err)
+	}
+	return len(batch), nil
+}
+
+// deleteRows deletes the published rows. MySQL deletes them one by one:
+// InnoDB may run "id IN (…)" as a scan that waits for the rows another
+// relay locked (a deadlock when that relay then deletes its own); a
+// primary-key lookup locks only its row.
+func deleteRows(ctx context.Context, tx *sql.Tx, d OutboxDialect, table string, batch []outboxRow) error {
+	if d == OutboxMySQL {
+		stmt, err := tx.PrepareContext(ctx, "DELETE FROM "+table+" WHERE id = ?")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, row := range batch {
+			if _, err := stmt.ExecContext(ctx, row.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var del strings.Builder
 	del.WriteString("DELETE FROM " + table + " WHERE id IN (")
 	args := make([]any, len(batch))
@@ -217,13 +272,8 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 		args[i] = row.id
 	}
 	del.WriteString(")")
-	if _, err := tx.ExecContext(ctx, del.String(), args...); err != nil {
-		return 0, fmt.Errorf("outbox relay: delete the published rows: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("outbox relay: delete the published rows: %w", err)
-	}
-	return len(batch), nil
+	_, err := tx.ExecContext(ctx, del.String(), args...)
+	return err
 }
 
 // publish publishes the rows, one call per stream in id order, creating
@@ -236,10 +286,10 @@ func (r *OutboxRelay) publish(ctx context.Context, batch []outboxRow) error {
 		if _, ok := byStream[stream]; !ok {
 			order = append(order, stream)
 		}
-		rec := Record{Key: []byte(row.aggregateID), Headers: []Header{
+		rec := Record{Key: []byte(row.aggregateID), Headers: append([]Header{
 			{Key: HeaderMessageID, Value: []byte(row.id)},
 			{Key: HeaderType, Value: []byte(row.typ)},
-		}}
+		}, row.headers...)}
 		if !row.null {
 			rec.Value = row.payload
 		}

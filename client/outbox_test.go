@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,14 +113,23 @@ func writeOrders(t *testing.T, db *sql.DB, ob weir.Outbox, first, n int) {
 	tx.Rollback()
 }
 
+// relayStreams are the streams writeOrders' events go to.
+var relayStreams = []string{"outbox.event.order", "outbox.event.order_line"}
+
 // checkRelayed checks that the streams hold each of n events exactly once,
-// in id order, with key, type and payload.
-func checkRelayed(t *testing.T, c *weir.Client, n int) {
+// in id order, with key, type and payload. With orderedFrom, only the
+// records of each stream from that index on must be in id order (several
+// relays sharing a table keep the order within a batch, not across
+// relays); it returns how many records each stream holds.
+func checkRelayed(t *testing.T, c *weir.Client, n int, orderedFrom ...map[string]int) map[string]int {
 	t.Helper()
 	seen := make(map[string]bool)
-	for _, stream := range []string{"outbox.event.order", "outbox.event.order_line"} {
+	counts := make(map[string]int)
+	for _, stream := range relayStreams {
 		var ids []string
-		for _, r := range readAll(t, c, stream) {
+		recs := readAll(t, c, stream)
+		counts[stream] = len(recs)
+		for _, r := range recs {
 			id, _ := r.Header(weir.HeaderMessageID)
 			typ, _ := r.Header(weir.HeaderType)
 			if seen[string(id)] {
@@ -131,6 +141,9 @@ func checkRelayed(t *testing.T, c *weir.Client, n int) {
 				t.Errorf("%s: event %s = key %q value %q type %q", stream, id, r.Key, r.Value, typ)
 			}
 		}
+		if len(orderedFrom) > 0 {
+			ids = ids[min(orderedFrom[0][stream], len(ids)):]
+		}
 		if !slices.IsSorted(ids) {
 			t.Errorf("%s: events not in id order: %v", stream, ids)
 		}
@@ -141,6 +154,7 @@ func checkRelayed(t *testing.T, c *weir.Client, n int) {
 	if seen["rolled-back"] {
 		t.Error("the event of a rolled-back transaction was published")
 	}
+	return counts
 }
 
 // relayKilledAfterPublish runs a relay that stops (its context cancelled,
@@ -210,4 +224,90 @@ func TestOutboxRelaySQLite(t *testing.T) {
 	writeOrders(t, db, ob, 31, 5)
 	runRelays(t, db, c, ob, 1)
 	checkRelayed(t, c, 35)
+}
+
+// checkOutboxHeaderColumns adds two header columns to the outbox of db
+// (alter: the ALTER TABLE statements of its dialect), writes events with
+// and without their headers and relays them: the non-null ones are headers
+// of the records, after message-id and type. Header names without a column
+// and bad column lists are refused, and nothing is written then.
+func checkOutboxHeaderColumns(t *testing.T, c *weir.Client, db *sql.DB, dialect weir.OutboxDialect, alter ...string) {
+	t.Helper()
+	ctx := t.Context()
+	for _, q := range alter {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	ob := weir.Outbox{Dialect: dialect, HeaderColumns: []string{"tenant", "trace_parent:traceparent"}}
+	before := countRows(t, db)
+	err := ob.Write(ctx, db,
+		weir.OutboxEvent{AggregateType: "invoice", AggregateID: "1", Type: "Sent"},
+		weir.OutboxEvent{AggregateType: "invoice", AggregateID: "2", Type: "Sent", Headers: map[string]string{"region": "eu"}})
+	if !errors.Is(err, weir.ErrInvalidOutboxEvent) || countRows(t, db) != before {
+		t.Fatalf("a header without a column: %v, %d rows (was %d)", err, countRows(t, db), before)
+	}
+	for _, bad := range [][]string{{"payload"}, {"tenant:message-id"}, {"a b"}, {"tenant", "tenant"}, {"tenant", "other:tenant"}, {"x:"}, {"1x"}} {
+		err := weir.Outbox{Dialect: dialect, HeaderColumns: bad}.Write(ctx, db, weir.OutboxEvent{AggregateType: "invoice", AggregateID: "1", Type: "Sent"})
+		if !errors.Is(err, weir.ErrInvalidArgument) {
+			t.Errorf("HeaderColumns %q: %v, want ErrInvalidArgument", bad, err)
+		}
+		relay := &weir.OutboxRelay{DB: db, Client: c, Outbox: weir.Outbox{Dialect: dialect, HeaderColumns: bad}}
+		if _, err := relay.RelayOnce(ctx); !errors.Is(err, weir.ErrInvalidArgument) {
+			t.Errorf("relay with HeaderColumns %q: %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+	if n := countRows(t, db); n != before {
+		t.Fatalf("%d rows after refused writes, want %d", n, before)
+	}
+
+	const trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	events := []weir.OutboxEvent{
+		{AggregateType: "invoice", AggregateID: "1", Type: "Sent", Payload: []byte(`{}`), Headers: map[string]string{"tenant": "acme", "traceparent": trace}},
+		{AggregateType: "invoice", AggregateID: "2", Type: "Sent", Payload: []byte(`{}`), Headers: map[string]string{"tenant": "globex"}},
+		{AggregateType: "invoice", AggregateID: "3", Type: "Sent", Payload: []byte(`{}`)},
+		{AggregateType: "invoice", AggregateID: "4", Type: "Sent", Payload: []byte(`{}`), Headers: map[string]string{"tenant": ""}},
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Write(ctx, tx, events...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	runRelays(t, db, c, ob, 1)
+	want := map[string]string{
+		"1": "message-id type tenant=acme traceparent=" + trace,
+		"2": "message-id type tenant=globex",
+		"3": "message-id type",
+		"4": "message-id type tenant=",
+	}
+	recs := readAll(t, c, "outbox.event.invoice")
+	if len(recs) != len(want) {
+		t.Fatalf("%d records on outbox.event.invoice, want %d", len(recs), len(want))
+	}
+	for _, r := range recs {
+		var got []string
+		for _, h := range r.Headers {
+			if h.Key == weir.HeaderMessageID || h.Key == weir.HeaderType {
+				got = append(got, h.Key)
+			} else {
+				got = append(got, h.Key+"="+string(h.Value))
+			}
+		}
+		if s := strings.Join(got, " "); s != want[string(r.Key)] {
+			t.Errorf("event %s: headers %q, want %q", r.Key, s, want[string(r.Key)])
+		}
+	}
+}
+
+func TestOutboxHeaderColumnsSQLite(t *testing.T) {
+	s := startServer(t)
+	c := s.dial(t)
+	db := openSQLite(t)
+	checkOutboxHeaderColumns(t, c, db, weir.OutboxSQLite,
+		`ALTER TABLE outbox ADD COLUMN tenant TEXT`, `ALTER TABLE outbox ADD COLUMN trace_parent TEXT`)
 }

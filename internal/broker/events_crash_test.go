@@ -100,6 +100,15 @@ func TestEventCrashKill(t *testing.T) {
 		if cp, err := b.state.EventCheckpoint(); err != nil || cp != end {
 			t.Fatalf("cycle %d: index checkpoint %d (%v), log end %d", cycle, cp, err, end)
 		}
+		if cp, err := b.state.CategoryCheckpoint(); err != nil || cp != end {
+			t.Fatalf("cycle %d: category index checkpoint %d (%v), log end %d", cycle, cp, err, end)
+		}
+		// Every event is in category acct: the category index holds every
+		// position, and a category read (through it) returns the log.
+		if got := indexedPositions(t, b, "acct"); int64(len(got)) != end || (end > 0 && got[end-1] != end-1) {
+			t.Fatalf("cycle %d: the category index holds %d positions, the log %d", cycle, len(got), end)
+		}
+		checkCategories(t, b, fmt.Sprint("cycle ", cycle), "acct")
 		// The log, read in global order: versions contiguous per aggregate.
 		inLog := map[string]int64{}
 		byID := map[string]Event{}

@@ -48,12 +48,19 @@ func (b *Broker) ReadAggregate(ctx context.Context, aggregate string, from int64
 	if err != nil {
 		return nil, err
 	}
-	return es.readPositions(aggregate, positions)
+	return es.readPositions(aggregate, "", positions)
 }
 
-// readPositions reads the events at the given positions (ascending). The
-// events of one append are one batch, so a read usually serves several.
-func (es *eventStore) readPositions(aggregate string, want []state.VersionPosition) ([]Event, error) {
+// readPositions reads the events at the given positions (ascending), which
+// the index says are those versions of aggregate or, when aggregate is
+// empty, of aggregates of category: a disagreement with the log is an
+// error. The events of one append are one batch, so a read usually serves
+// several.
+func (es *eventStore) readPositions(aggregate, category string, want []state.VersionPosition) ([]Event, error) {
+	what := fmt.Sprintf("%q", aggregate)
+	if aggregate == "" {
+		what = fmt.Sprintf("category %q", category)
+	}
 	out := make([]Event, 0, len(want))
 	for len(want) > 0 {
 		// The batch holding the position (a read returns its first batch
@@ -78,15 +85,15 @@ func (es *eventStore) readPositions(aggregate string, want []state.VersionPositi
 			if err != nil {
 				return nil, err
 			}
-			if ev.Aggregate != aggregate || ev.Version != want[0].Version {
-				return nil, fmt.Errorf("broker: the event index says position %d is version %d of %q, the log holds version %d of %q", ev.Position, want[0].Version, aggregate, ev.Version, ev.Aggregate)
+			if (aggregate != "" && ev.Aggregate != aggregate) || (aggregate == "" && Category(ev.Aggregate) != category) || ev.Version != want[0].Version {
+				return nil, fmt.Errorf("broker: the event index says position %d is version %d of %s, the log holds version %d of %q", ev.Position, want[0].Version, what, ev.Version, ev.Aggregate)
 			}
 			out = append(out, ev)
 			want = want[1:]
 			taken++
 		}
 		if taken == 0 {
-			return nil, fmt.Errorf("broker: the event index names position %d (version %d of %q), which the event log does not hold", want[0].Position, want[0].Version, aggregate)
+			return nil, fmt.Errorf("broker: the event index names position %d (version %d of %s), which the event log does not hold", want[0].Position, want[0].Version, what)
 		}
 	}
 	return out, nil
@@ -114,6 +121,11 @@ type EventRead struct {
 // Positions become readable in order (the event log publishes its end only
 // after everything below it is written), so a reader that goes on from Next
 // never skips an event committed late.
+//
+// A category is read from the category index below the index's checkpoint
+// (every event there is indexed) and by filtering the log from there on:
+// the index may lag the log, never run ahead of it, so the tail it has not
+// reached yet is read as it was before there was an index.
 func (b *Broker) ReadEvents(ctx context.Context, from int64, max int, category string, wait time.Duration) (EventRead, error) {
 	es, err := b.eventStore()
 	if err != nil {
@@ -141,6 +153,19 @@ func (b *Broker) ReadEvents(ctx context.Context, from int64, max int, category s
 	if from > end {
 		return EventRead{}, fmt.Errorf("%w: the event log holds positions 0 to %d, not %d", ErrOffsetOutOfRange, end, from)
 	}
+	var indexed []Event
+	if category != "" && !es.filterCategories.Load() {
+		indexed, from, err = es.readCategoryIndexed(category, from, max)
+		if err != nil {
+			return EventRead{}, err
+		}
+		if len(indexed) == max {
+			return EventRead{Events: indexed, Next: from, End: es.log.EndOffset()}, nil
+		}
+		if len(indexed) > 0 {
+			wait = 0 // the tail is read only for what is there now
+		}
+	}
 	deadline := time.Now().Add(wait)
 	for scanned := 0; ; {
 		res, err := fetchLog(ctx, nil, es.log, 0, from, readChunk, time.Until(deadline))
@@ -150,7 +175,7 @@ func (b *Broker) ReadEvents(ctx context.Context, from int64, max int, category s
 			}
 			return EventRead{}, err
 		}
-		out := EventRead{Next: res.NextOffset, End: res.HighWater}
+		out := EventRead{Events: indexed, Next: res.NextOffset, End: res.HighWater}
 		for i := range res.Records {
 			r := &res.Records[i]
 			if len(out.Events) == max {
@@ -175,6 +200,32 @@ func (b *Broker) ReadEvents(ctx context.Context, from int64, max int, category s
 		}
 		from = out.Next
 	}
+}
+
+// readCategoryIndexed reads a category's events from position from on
+// through the category index, up to the index's checkpoint (below it every
+// event is indexed), at most max of them. It returns them and the position
+// after what it covered: after the last event when there are max of them,
+// else the checkpoint, from where the caller filters the log.
+func (es *eventStore) readCategoryIndexed(category string, from int64, max int) ([]Event, int64, error) {
+	es.mu.Lock()
+	indexed := es.checkpoint
+	es.mu.Unlock()
+	if from >= indexed {
+		return nil, from, nil
+	}
+	positions, err := es.b.state.CategoryPositions(category, from, indexed, max)
+	if err != nil || len(positions) == 0 {
+		return nil, indexed, err
+	}
+	events, err := es.readPositions("", category, positions)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(events) == max {
+		return events, events[len(events)-1].Position + 1, nil
+	}
+	return events, indexed, nil
 }
 
 // EventLogEnd is the position the next event will have: a reader starting

@@ -15,6 +15,8 @@ import (
 //	0x40 0x01  'E' string(aggregate) version(8)     -> position int64 of that event in the log
 //	0x40 0x01  'I' string(event id)                 -> version int64, position int64, aggregate
 //
+// and the category index ('Q', 'C': events_category.go).
+//
 // Versions and positions are written big-endian; both are non-negative, so
 // byte order is numeric order and an aggregate's 'E' keys are in version
 // order.
@@ -61,18 +63,24 @@ func decodeInt64(what string, value []byte) (int64, error) {
 // EventCheckpoint returns the position below which every event of the log
 // is indexed (0 when nothing was indexed).
 func (s *Store) EventCheckpoint() (int64, error) {
+	return s.readEventCheckpoint(eventCheckpoint, "event checkpoint")
+}
+
+// readEventCheckpoint reads one of the event indexes' checkpoints (0 when none
+// is stored).
+func (s *Store) readEventCheckpoint(which byte, what string) (int64, error) {
 	if err := s.life.enter(); err != nil {
 		return 0, err
 	}
 	defer s.life.leave()
-	value, err := s.get(append(eventsTable.key(1), eventCheckpoint))
+	value, err := s.get(append(eventsTable.key(1), which))
 	if errors.Is(err, ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	return decodeInt64("event checkpoint", value)
+	return decodeInt64(what, value)
 }
 
 // AggregateVersion returns the version of an aggregate's last indexed event

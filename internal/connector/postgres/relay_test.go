@@ -23,24 +23,7 @@ import (
 )
 
 func TestOutboxRelayPostgres(t *testing.T) {
-	pg := pgtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	node, err := weir.Open(ctx, weir.Options{Dir: t.TempDir(), HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close(context.Background())
-	c, err := node.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	db, err := sql.Open("pgx", pg.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	ctx, c, db, pg := startRelayEnv(t)
 	if _, err := db.ExecContext(ctx, client.OutboxTablePostgres+"; CREATE TABLE orders (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
@@ -155,4 +138,30 @@ func TestOutboxRelayPostgres(t *testing.T) {
 	if len(seen) != n+1 {
 		t.Errorf("%d distinct events published, want %d", len(seen), n+1)
 	}
+}
+
+// startRelayEnv starts a PostgreSQL server and a Weir node for a relay
+// test, and returns a context for the test, a client of the node and a
+// database/sql handle on the server, all closed at the test's end.
+func startRelayEnv(t *testing.T) (context.Context, *client.Client, *sql.DB, *pgtest.Server) {
+	t.Helper()
+	pg := pgtest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	node, err := weir.Open(ctx, weir.Options{Dir: t.TempDir(), HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close(context.Background()) })
+	c, err := node.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	db, err := sql.Open("pgx", pg.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return ctx, c, db, pg
 }
