@@ -128,12 +128,14 @@ type Connectors struct {
 	logger  *slog.Logger
 }
 
-// NewConnectors returns the Connectors service's path and handler.
-func NewConnectors(m ConnectorManager, logger *slog.Logger) (string, http.Handler) {
+// NewConnectors returns the Connectors service's path and handler; opts
+// are given to the handler (internal/server passes the interceptor that
+// counts and traces the Weir service's calls).
+func NewConnectors(m ConnectorManager, logger *slog.Logger, opts ...connect.HandlerOption) (string, http.Handler) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return weirpbconnect.NewConnectorsHandler(&Connectors{manager: m, logger: logger})
+	return weirpbconnect.NewConnectorsHandler(&Connectors{manager: m, logger: logger}, opts...)
 }
 
 func (s *Connectors) error(ctx context.Context, method string, err error) error {

@@ -28,8 +28,12 @@ const browserDir = "testdata/browser"
 
 // TestConsoleInBrowser runs the browser test (testdata/browser/run.js)
 // against a Weir holding data: every page loads without console errors,
-// the publish form publishes a record the record browser then shows, and a
-// queue's depth changes on the page when a consumer acknowledges a record.
+// the publish form publishes a record the record browser then shows, a
+// queue's depth changes on the page when a consumer acknowledges a record,
+// the records a consumer rejected show dead-lettered and the redrive
+// button (after its confirmation) moves them back into their queue, purge
+// asks first, and the groups page shows the lag history the server keeps,
+// after a reload too.
 // With WEIR_SCREENSHOTS=DIR it saves screenshots of the main pages there
 // (docs/console, relative to the repository, is where the README finds
 // them).
@@ -73,6 +77,7 @@ func runBrowserTest(t *testing.T, withAuth bool) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	fill(ctx, t, client)
+	deadLetter(ctx, t, client)
 	stopTraffic := traffic(ctx, t, client)
 	defer stopTraffic()
 	consumer := consumeOne(ctx, t, client)
@@ -340,4 +345,48 @@ func (q *queueConsumer) ack(ctx context.Context) error {
 		Records:        []*weirpb.PartitionOffset{{Partition: q.record.GetPartition(), Offset: q.record.GetOffset()}},
 	}))
 	return err
+}
+
+// deadLetter makes the queue "tasks" (dead-letter stream "tasks.dlq") with
+// three records, which a consumer rejects: they are dead-lettered, for the
+// redrive button.
+func deadLetter(ctx context.Context, t *testing.T, c weirpbconnect.WeirClient) {
+	t.Helper()
+	if _, err := c.CreateQueue(ctx, connect.NewRequest(&weirpb.CreateQueueRequest{Name: "tasks", Subscription: &weirpb.SubscriptionConfig{MaxDeliveries: 3}})); err != nil {
+		t.Fatalf("create queue tasks: %v", err)
+	}
+	recs := make([]*weirpb.Record, 3)
+	for i := range recs {
+		recs[i] = &weirpb.Record{Value: fmt.Appendf(nil, "send invoice %d", i)}
+	}
+	if _, err := c.Publish(ctx, connect.NewRequest(&weirpb.PublishRequest{Stream: "tasks", Records: recs})); err != nil {
+		t.Fatalf("publish tasks: %v", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Subscribe(ctx, connect.NewRequest(&weirpb.SubscribeRequest{
+		Stream: "tasks", Credits: 3, Mode: &weirpb.SubscribeRequest_Shared{Shared: &weirpb.SharedMode{}},
+	}))
+	if err != nil {
+		t.Fatalf("subscribe to tasks: %v", err)
+	}
+	defer stream.Close()
+	var id string
+	var got []*weirpb.PartitionOffset
+	for len(got) < len(recs) && stream.Receive() {
+		switch ev := stream.Msg().GetEvent().(type) {
+		case *weirpb.SubscribeResponse_Subscribed:
+			id = ev.Subscribed.GetSubscriptionId()
+		case *weirpb.SubscribeResponse_Records:
+			for _, r := range ev.Records.GetRecords() {
+				got = append(got, &weirpb.PartitionOffset{Partition: r.GetPartition(), Offset: r.GetOffset()})
+			}
+		}
+	}
+	if len(got) < len(recs) {
+		t.Fatalf("got %d records of the queue tasks, want %d: %v", len(got), len(recs), stream.Err())
+	}
+	if _, err := c.Reject(ctx, connect.NewRequest(&weirpb.SettleRequest{SubscriptionId: id, Records: got, Error: "the invoice service is down"})); err != nil {
+		t.Fatalf("reject the records of tasks: %v", err)
+	}
 }

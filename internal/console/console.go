@@ -1,9 +1,10 @@
 // Package console is Weir's web console: a few plain HTML, CSS and
 // JavaScript files embedded in the binary (nothing is fetched from the
 // internet at run time), served on the HTTP port under /console/, and the
-// two endpoints the native API lacks: a live feed of server-sent events
-// (/console/api/live) and a record browser that applies a filter
-// (/console/api/records).
+// endpoints the native API lacks: a live feed of server-sent events
+// (/console/api/live), a record browser that applies a filter
+// (/console/api/records) and the lag history of consumer groups
+// (/console/api/lag), sampled by the console itself.
 //
 // Everything else the pages show comes from the native API
 // (weir.v1.Weir and weir.v1.Connectors), which the browser calls with the
@@ -14,6 +15,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -50,6 +52,13 @@ type Options struct {
 	Logger  *slog.Logger
 	// Interval between two live samples; 0: one second.
 	Interval time.Duration
+	// Groups, when set, is sampled for the lag history of every group's
+	// partitions (lag.go): every LagInterval (0: 10 s), LagPoints points
+	// kept per partition (0: 360), at most LagSeries partitions (0: 1,024).
+	Groups      Groups
+	LagInterval time.Duration
+	LagPoints   int
+	LagSeries   int
 }
 
 // Console serves the console's pages and endpoints.
@@ -57,6 +66,7 @@ type Console struct {
 	records Records
 	logger  *slog.Logger
 	live    *hub
+	lag     *lagHistory
 	static  http.Handler
 }
 
@@ -75,16 +85,26 @@ func New(opts Options) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
+	lag := newLagHistory(opts.Groups, cmp.Or(opts.LagInterval, defaultLagInterval), cmp.Or(opts.LagPoints, defaultLagPoints), cmp.Or(opts.LagSeries, defaultLagSeries), opts.Logger)
+	if opts.Groups != nil {
+		go lag.run()
+	} else {
+		close(lag.done) // nothing to sample: an empty history
+	}
 	return &Console{
 		records: opts.Records,
 		logger:  opts.Logger,
 		live:    newHub(opts.Stats, opts.Interval, opts.Logger),
+		lag:     lag,
 		static:  http.StripPrefix(Prefix, http.FileServerFS(root)),
 	}, nil
 }
 
-// Close ends the live feeds and stops the sampler.
-func (c *Console) Close() { c.live.close() }
+// Close ends the live feeds and stops the samplers.
+func (c *Console) Close() {
+	c.live.close()
+	c.lag.close()
+}
 
 // Routes are the patterns to mount and their handlers (Server.Handle).
 func (c *Console) Routes() map[string]http.Handler {
@@ -93,6 +113,7 @@ func (c *Console) Routes() map[string]http.Handler {
 		"GET " + Prefix:                http.HandlerFunc(c.serveStatic),
 		"GET " + apiPrefix + "live":    http.HandlerFunc(c.serveLive),
 		"GET " + apiPrefix + "records": http.HandlerFunc(c.serveRecords),
+		"GET " + apiPrefix + "lag":     http.HandlerFunc(c.serveLag),
 		"GET " + apiPrefix:             http.HandlerFunc(notFound),
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/weirmq/weir/internal/api"
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/storage"
-	"github.com/weirmq/weir/internal/tracing"
 )
 
 // openBroker opens the broker in the data directory and the native API over
@@ -38,7 +37,7 @@ func (s *Server) openBroker() error {
 		Observer: s.metrics,
 		// A publish request may carry a few records of the largest size.
 		MaxRequestBytes: max(api.DefaultMaxRequestBytes, 4*int(s.cfg.MaxRecordBytes)),
-		Interceptors:    []connect.Interceptor{&apiInterceptor{metrics: s.metrics.http, tracer: tracing.New(s.tracing(), "weir")}},
+		Interceptors:    []connect.Interceptor{s.newAPIInterceptor()},
 	})
 	s.Register(ComponentFunc("api", func(ctx context.Context) error {
 		closed := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirmq/weir/internal/api"
@@ -122,7 +123,7 @@ func (s *Server) startConnectors() error {
 			s.logger.Error("connector not started", "connector", cc.Name, "err", err)
 		}
 	}
-	s.Handle(api.NewConnectors(m, s.logger))
+	s.Handle(api.NewConnectors(m, s.logger, connect.WithInterceptors(s.newAPIInterceptor())))
 	if err := s.metrics.registry.Register(&connectorCollector{m: m}); err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 // over the broker b, and registers it as a component so that its live
 // feeds end before the HTTP server's graceful shutdown waits for them.
 func (s *Server) mountConsole(b *broker.Broker) error {
-	c, err := console.New(console.Options{Records: b, Stats: consoleStats{s: s, b: b}, Logger: s.logger})
+	c, err := console.New(console.Options{Records: b, Groups: b, Stats: consoleStats{s: s, b: b}, Logger: s.logger})
 	if err != nil {
 		return err
 	}
@@ -35,9 +35,9 @@ type consoleStats struct {
 
 // Sample implements console.Stats. Records and bytes in are read from the
 // partitions (end offsets and log sizes), so every protocol counts. Records
-// out are the native API's, AMQP's and MQTT's delivery counters (the Kafka
-// front end counts requests, not records: its fetches are not included);
-// bytes out the native API's record bytes and MQTT's bytes sent.
+// out are the native API's, AMQP's, MQTT's and Kafka's (Fetch and
+// ShareFetch) delivery counters; bytes out the native API's record bytes,
+// MQTT's bytes sent and Kafka's record batch bytes sent.
 func (c consoleStats) Sample() console.Sample {
 	smp := console.Sample{Connections: map[string]int{}, DiskFree: -1}
 	if free, err := broker.DirFreeSpace(c.s.cfg.DataDir).FreeBytes(); err == nil {
@@ -56,9 +56,9 @@ func (c consoleStats) Sample() console.Sample {
 	}
 	for _, f := range families {
 		switch f.GetName() {
-		case "weir_delivered_records_total", "weir_amqp_messages_delivered_total", "weir_mqtt_messages_sent_total":
+		case "weir_delivered_records_total", "weir_amqp_messages_delivered_total", "weir_mqtt_messages_sent_total", "weir_kafka_delivered_records_total":
 			smp.RecordsOut += sumCounters(f)
-		case "weir_delivered_bytes_total", "weir_mqtt_sent_bytes_total":
+		case "weir_delivered_bytes_total", "weir_mqtt_sent_bytes_total", "weir_kafka_delivered_bytes_total":
 			smp.BytesOut += sumCounters(f)
 		case "weir_connections":
 			for _, m := range f.GetMetric() {

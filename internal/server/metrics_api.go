@@ -57,14 +57,21 @@ func procedureLabel(spec connect.Spec) string { return strings.TrimPrefix(spec.P
 // publishing calls, the child of the trace context of their records (as the
 // SDK writes it), and one named after the procedure for the others, the
 // child of the caller's traceparent HTTP header when it sends one.
-// Streaming calls are counted, not traced (a subscription lasts for ever;
-// its records carry their own context to the consumer).
+// Streaming calls get a span for their life and one per batch of records
+// they send (tracing_stream.go).
 type apiInterceptor struct {
 	metrics *httpMetrics
 	tracer  *tracing.Tracer
 }
 
 var _ connect.Interceptor = (*apiInterceptor)(nil)
+
+// newAPIInterceptor returns the interceptor of the native API's services
+// (weir.v1.Weir, weir.v1.Events and weir.v1.Connectors): one set of
+// metrics, one tracer.
+func (s *Server) newAPIInterceptor() *apiInterceptor {
+	return &apiInterceptor{metrics: s.metrics.http, tracer: tracing.New(s.tracing(), "weir")}
+}
 
 // WrapUnary implements connect.Interceptor.
 func (i *apiInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
@@ -106,7 +113,9 @@ func (i *apiInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc)
 		procedure := procedureLabel(conn.Spec())
 		open := i.metrics.streams.WithLabelValues(procedure)
 		open.Inc()
+		ctx, conn, span := i.startStreamSpan(ctx, procedure, conn)
 		err := next(ctx, conn)
+		tracing.End(span, err)
 		open.Dec()
 		i.metrics.requests.WithLabelValues(procedure, codeLabel(err)).Inc()
 		return err

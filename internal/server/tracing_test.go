@@ -149,6 +149,27 @@ func TestTracingSpans(t *testing.T) {
 	}
 	root.End()
 	sdkTraceID := root.SpanContext().TraceID()
+	// A subscription reads it back: a span for the call, one for the
+	// batch it delivers, in the record's trace.
+	got := make(chan struct{}, 1)
+	cons, err := c.Consume(ctx, "traced", func(context.Context, *weir.Message) error {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+		return nil
+	}, weir.Start(weir.Earliest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-ctx.Done():
+		t.Fatal("the SDK consumer got nothing")
+	}
+	if err := cons.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	// Kafka: a record with a traceparent header, then a fetch.
 	kc, err := kgo.NewClient(kgo.SeedBrokers(s.Addr("kafka")), kgo.AllowAutoTopicCreation(), kgo.ConsumeTopics("clicks"),
@@ -201,18 +222,38 @@ func TestTracingSpans(t *testing.T) {
 	if err := pahoPublish(pahoOptions("tcp://"+s.Addr("mqtt"), "tracing-test")); err != nil {
 		t.Fatal(err)
 	}
+	// It subscribes to what it publishes: the PUBLISH it gets back has a
+	// deliver span in the publisher's trace.
 	nc, err := net.Dial("tcp", s.Addr("mqtt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m5 := paho5.NewClient(paho5.ClientConfig{ClientID: "tracing-5", Conn: nc})
+	received := make(chan struct{}, 1)
+	m5 := paho5.NewClient(paho5.ClientConfig{ClientID: "tracing-5", Conn: nc,
+		OnPublishReceived: []func(paho5.PublishReceived) (bool, error){
+			func(paho5.PublishReceived) (bool, error) {
+				select {
+				case received <- struct{}{}:
+				default:
+				}
+				return true, nil
+			},
+		}})
 	if _, err := m5.Connect(ctx, &paho5.Connect{ClientID: "tracing-5", CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m5.Subscribe(ctx, &paho5.Subscribe{Subscriptions: []paho5.SubscribeOptions{{Topic: "meters/#", QoS: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := m5.Publish(ctx, &paho5.Publish{Topic: "meters/7", QoS: 1, Payload: []byte("42"), Properties: &paho5.PublishProperties{
 		User: paho5.UserProperties{{Key: "traceparent", Value: "00-" + mqttTraceID + "-" + mqttSpanID + "-01"}},
 	}}); err != nil || (r.ReasonCode != 0 && r.ReasonCode != 0x10) { // 0x10: no matching subscribers
 		t.Fatalf("MQTT 5 publish: %+v %v", r, err)
+	}
+	select {
+	case <-received:
+	case <-ctx.Done():
+		t.Fatal("the MQTT 5 subscriber got nothing")
 	}
 	m5.Disconnect(&paho5.Disconnect{})
 
@@ -259,7 +300,37 @@ func TestTracingSpans(t *testing.T) {
 	if hex.EncodeToString(kafkaSpan.TraceId) != kafkaTraceID || hex.EncodeToString(kafkaSpan.ParentSpanId) != kafkaSpanID {
 		t.Errorf("Kafka produce span: trace %x parent %x, want the record's %s %s", kafkaSpan.TraceId, kafkaSpan.ParentSpanId, kafkaTraceID, kafkaSpanID)
 	}
-	check(one("fetch"), tracepb.Span_SPAN_KIND_SERVER, map[string]string{"network.protocol.name": "kafka"})
+	fetchSpan := one("fetch")
+	check(fetchSpan, tracepb.Span_SPAN_KIND_SERVER, map[string]string{"network.protocol.name": "kafka"})
+	// The fetched batch's span continues the record's trace.
+	var kafkaReceive *tracepb.Span
+	for _, sp := range receiver.find("receive clicks") {
+		if hex.EncodeToString(sp.TraceId) == kafkaTraceID {
+			kafkaReceive = sp
+		}
+	}
+	if kafkaReceive == nil {
+		t.Fatalf("no span \"receive clicks\" in the trace of the record fetched, among: %s", receiver.names())
+	}
+	check(kafkaReceive, tracepb.Span_SPAN_KIND_PRODUCER, map[string]string{
+		"network.protocol.name": "kafka", "messaging.operation.type": "receive", "messaging.destination.name": "clicks",
+		"messaging.destination.partition.id": "0", "messaging.batch.message_count": "1",
+	})
+	if hex.EncodeToString(kafkaReceive.ParentSpanId) != kafkaSpanID {
+		t.Errorf("Kafka receive span: parent %x, want the record's %s", kafkaReceive.ParentSpanId, kafkaSpanID)
+	}
+
+	// The SDK's subscription: a span for the call's life, one for the
+	// batch, the child of the record's context (the SDK's publish span).
+	check(one("weir.v1.Weir/Subscribe"), tracepb.Span_SPAN_KIND_SERVER, map[string]string{"network.protocol.name": "weir", "rpc.method": "Subscribe"})
+	sdkDeliver := one("deliver traced")
+	check(sdkDeliver, tracepb.Span_SPAN_KIND_PRODUCER, map[string]string{
+		"network.protocol.name": "weir", "messaging.operation.type": "deliver", "messaging.destination.name": "traced",
+		"messaging.batch.message_count": "1",
+	})
+	if got := hex.EncodeToString(sdkDeliver.TraceId); got != sdkTraceID.String() {
+		t.Errorf("the deliver span of the SDK subscription has trace id %s, want the record's %s", got, sdkTraceID)
+	}
 
 	amqpSpan := one("publish orders")
 	check(amqpSpan, tracepb.Span_SPAN_KIND_SERVER, map[string]string{"network.protocol.name": "amqp", "messaging.destination.name": "orders"})
@@ -280,6 +351,11 @@ func TestTracingSpans(t *testing.T) {
 	mqtt5Span := one("publish meters/7")
 	if hex.EncodeToString(mqtt5Span.TraceId) != mqttTraceID || hex.EncodeToString(mqtt5Span.ParentSpanId) != mqttSpanID {
 		t.Errorf("MQTT 5 publish span: trace %x parent %x, want the user property's %s %s", mqtt5Span.TraceId, mqtt5Span.ParentSpanId, mqttTraceID, mqttSpanID)
+	}
+	mqttDeliver := one("deliver meters/7")
+	check(mqttDeliver, tracepb.Span_SPAN_KIND_PRODUCER, map[string]string{"network.protocol.name": "mqtt", "messaging.operation.type": "deliver"})
+	if hex.EncodeToString(mqttDeliver.TraceId) != mqttTraceID {
+		t.Errorf("MQTT deliver span: trace %x, want the published message's %s", mqttDeliver.TraceId, mqttTraceID)
 	}
 
 	receiver.mu.Lock()

@@ -214,27 +214,7 @@ func (t *Tracer) StartPublishBatches(ctx context.Context, destination string, pa
 	}
 	attrs := []attribute.KeyValue{AttrPartition.String(strconv.Itoa(int(partition)))}
 	var p parenting
-	count := 0
-	var it record.Iterator
-	var rec record.Record
-	for pos := 0; pos < len(data); {
-		size, err := record.BatchSize(data[pos:])
-		if err != nil || pos+size > len(data) {
-			break
-		}
-		if it.Reset(data[pos:pos+size]) == nil {
-			count += int(it.Header().RecordCount)
-			for it.Next(&rec) {
-				for _, h := range rec.Headers {
-					if h.Key == HeaderTraceParent {
-						p.add(Extract(recordHeaders(rec.Headers)))
-						break
-					}
-				}
-			}
-		}
-		pos += size
-	}
+	count := scanBatches(data, allOffsets, &p)
 	return t.startPublish(ctx, destination, count, &p, attrs)
 }
 

@@ -22,7 +22,7 @@ const defaultFetchMaxBytes = 50 << 20
 // stable offset and lists the aborted transactions it covers. From v7 a
 // fetch may open or use a fetch session (KIP-227, fetchsession.go).
 func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
-	_, span := c.s.cfg.Tracer.StartRequest(c.ctx, "fetch", nil)
+	ctx, span := c.s.cfg.Tracer.StartRequest(c.ctx, "fetch", nil)
 	defer span.End()
 	var sess *fetchSession
 	incremental := false
@@ -51,6 +51,7 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 		resp, bytes, failed := fetchOnce(c, req, names, codes)
 		remaining := time.Until(deadline)
 		if failed || bytes >= int(max(req.MinBytes, 1)) || remaining <= 0 || c.ctx.Err() != nil {
+			c.fetchDelivered(ctx, req, names, resp)
 			if sess != nil {
 				sess.answer(req.Version, resp, incremental)
 			}

@@ -75,13 +75,18 @@ type Observer interface {
 	// frame did not even hold a header) and whether it failed, closing
 	// the connection.
 	Handled(apiKey int16, failed bool)
+	// Delivered is called once per Fetch or ShareFetch response that
+	// carries records: how many (transaction markers excluded) and the
+	// bytes of their record batches (delivered.go).
+	Delivered(apiKey int16, records, bytes int)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) Connected()          {}
-func (nopObserver) Disconnected()       {}
-func (nopObserver) Handled(int16, bool) {}
+func (nopObserver) Connected()                {}
+func (nopObserver) Disconnected()             {}
+func (nopObserver) Handled(int16, bool)       {}
+func (nopObserver) Delivered(int16, int, int) {}
 
 // nodeID is the node id Weir reports: a single node.
 const nodeID = 0

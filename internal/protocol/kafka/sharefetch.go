@@ -174,6 +174,7 @@ func handleShareFetch(c *conn, req *kmsg.ShareFetchRequest) (kmsg.Response, erro
 			return nil, fmt.Errorf("kafka: encoding share fetch records: %w", err)
 		}
 	}
+	c.shareFetchDelivered(resp, names)
 	return resp, nil
 }
 

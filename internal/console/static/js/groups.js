@@ -1,12 +1,26 @@
 // Subscriptions and groups: consumer groups with their members, partition
-// assignment and lag per partition over time (kept while the page is
-// open), and the shared subscriptions of every stream.
-import { call } from './api.js';
+// assignment and lag per partition over time (the server samples it and
+// keeps the history: /console/api/lag), and the shared subscriptions of
+// every stream.
+import { call, get } from './api.js';
 import { h, table, num, fmtNum, fmtDuration, fmtTime } from './dom.js';
 import { lineChart, legend } from './charts.js';
 
-const lagHistory = new Map(); // group -> Map(stream/partition -> [[t, lag]])
-const keep = 300;
+// The lag history as last read: group -> [{ name, points: [[t, lag]] }].
+// It is read again once the server may have taken a new sample.
+let lag = { at: 0, intervalMillis: 10000, groups: new Map() };
+
+async function lagHistory() {
+  const now = Date.now();
+  if (now - lag.at < lag.intervalMillis / 2) return lag;
+  const ans = await get('/console/api/lag');
+  const groups = new Map();
+  for (const g of ans.groups || []) {
+    groups.set(g.group, (g.series || []).map((s) => ({ name: `${s.stream}/${num(s.partition)}`, points: s.points || [] })));
+  }
+  lag = { at: now, intervalMillis: num(ans.intervalMillis) || 10000, groups };
+  return lag;
+}
 
 function mount(main) {
   const groupsEl = h('div', { id: 'groups' });
@@ -14,27 +28,19 @@ function mount(main) {
   const root = h('section', {}, h('h1', {}, 'Subscriptions and groups'), h('h2', {}, 'Consumer groups'), groupsEl, h('h2', {}, 'Shared subscriptions'), subsEl);
   main.append(root);
   const canvases = new Map();
+  lag.at = 0; // a page opened reads the history at once
 
   async function refresh() {
     const [{ groups = [] }, { streams = [] }] = await Promise.all([call('ListGroups'), call('ListStreams')]);
-    const infos = await Promise.all(groups.map((g) => call('DescribeGroup', { group: g })));
-    const now = Date.now();
+    const [infos, history] = await Promise.all([Promise.all(groups.map((g) => call('DescribeGroup', { group: g }))), lagHistory()]);
+    const seconds = Math.round(history.intervalMillis / 1000);
     groupsEl.replaceChildren(...(infos.length ? [] : [h('p', { class: 'muted' }, 'no consumer groups')]));
     for (const g of infos) {
-      const history = lagHistory.get(g.group) || new Map();
-      lagHistory.set(g.group, history);
-      for (const o of g.offsets || []) {
-        const key = `${o.stream}/${num(o.partition)}`;
-        const points = history.get(key) || [];
-        points.push([now, num(o.lag)]);
-        if (points.length > keep) points.splice(0, points.length - keep);
-        history.set(key, points);
-      }
       const owner = new Map();
       for (const m of g.members || []) for (const p of m.assigned || []) owner.set(`${p.stream}/${num(p.partition)}`, m.clientId || m.memberId);
       let canvas = canvases.get(g.group);
       if (!canvas) { canvas = h('canvas', { class: 'chart small' }); canvases.set(g.group, canvas); }
-      const series = [...history.entries()].sort().map(([name, points]) => ({ name, points }));
+      const series = history.groups.get(g.group) || [];
       groupsEl.append(h('article', { class: 'group', 'data-group': g.group },
         h('h3', {}, g.group, h('span', { class: 'muted' }, ` · ${g.strategy || 'range'} · generation ${num(g.generation)} · ${(g.members || []).length} member(s)`)),
         table(['Member', 'Client', 'Streams', 'Assigned', 'Session timeout', 'Last heartbeat'],
@@ -43,7 +49,8 @@ function mount(main) {
         table(['Stream', 'Partition', 'Member', 'Committed', 'End', 'Lag', 'Committed at'],
           (g.offsets || []).map((o) => [o.stream, num(o.partition), owner.get(`${o.stream}/${num(o.partition)}`) || '', num(o.offset), num(o.endOffset), fmtNum(o.lag), fmtTime(o.commitTime)]),
           { numeric: ['Partition', 'Committed', 'End', 'Lag'], empty: 'no committed offsets' }),
-        h('figure', {}, h('figcaption', {}, 'Lag per partition since this page opened'), canvas, legend(series))));
+        h('figure', { class: 'lag-history', 'data-points': String(series.reduce((n, x) => n + x.points.length, 0)) },
+          h('figcaption', {}, `Lag per partition, sampled by the server every ${seconds} s`), canvas, legend(series))));
       lineChart(canvas, series, fmtNum);
     }
     const subs = (await Promise.all(streams.map((s) => call('ListSubscriptions', { stream: s.config.name }).then((r) => r.subscriptions || [])))).flat().filter((s) => !s.queue);

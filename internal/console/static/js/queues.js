@@ -35,10 +35,11 @@ function mount(main) {
       return [
         h('a', { href: '#/streams/' + encodeURIComponent(name) }, name),
         h('span', { class: 'depth', 'data-queue': name }, String(depth)),
-        fmtBytes(q.depthBytes), num(q.inFlight), num(q.waiting), num(q.delayed), num(q.deadLettered), num(q.consumers), inRate, outRate,
+        fmtBytes(q.depthBytes), num(q.inFlight), num(q.waiting), num(q.delayed),
+        h('span', { 'data-dead-lettered': name }, String(num(q.deadLettered))), num(q.consumers), inRate, outRate,
         names.has(dlq) ? h('a', { href: '#/streams/' + encodeURIComponent(dlq) }, dlq, ' (', dlqRecords, ')') : h('span', { class: 'muted' }, dlq),
         h('span', { class: 'actions' },
-          h('button', { type: 'button', disabled: !names.has(dlq), title: 'move the dead-lettered records back into the queue', onclick: () => redrive(name) }, 'Redrive'),
+          h('button', { type: 'button', 'data-redrive': name, disabled: !names.has(dlq), title: 'move the dead-lettered records back into the queue', onclick: () => redrive(name, dlq) }, 'Redrive'),
           h('button', { type: 'button', class: 'danger', 'data-purge': name, onclick: () => purge(name, depth) }, 'Purge')),
       ];
     });
@@ -49,7 +50,8 @@ function mount(main) {
       { numeric: ['Depth', 'Depth bytes', 'In flight', 'Waiting', 'Delayed', 'Dead-lettered', 'Consumers', 'In', 'Settled'], empty: 'no queues', id: 'queues-table' }));
   }
 
-  async function redrive(name) {
+  async function redrive(name, dlq) {
+    if (!(await confirmAction(`Redrive queue "${name}"? The records waiting in its dead-letter stream "${dlq}" are published to "${name}" again.`, 'Redrive'))) return;
     try {
       const r = await call('Redrive', { stream: name });
       toast(`moved ${num(r.moved)} record(s) back into ${name}`);

@@ -8,7 +8,9 @@
 // (the server requires a login: the console must show its form first),
 // WEIR_SCREENSHOTS (a directory: save screenshots of the main pages there).
 // It talks to the Go test on stdout and stdin: it prints "ack-one" when the
-// queues page shows the queue "jobs", and waits for a line "acked".
+// queues page shows the queue "jobs", and waits for a line "acked". The Go
+// test also made the queue "tasks" whose 3 records a consumer rejected
+// (dead-lettered into "tasks.dlq"), and the group "billing".
 // Any failure, or any error in the browser's console, exits non-zero.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -182,6 +184,41 @@ async function main() {
     await page.click('#queues-table [data-purge="emails"]');
     await page.click('#confirm button[value=ok]');
     await page.locator('#toast:not([hidden])', { hasText: /purged \d+ record\(s\) from emails/ }).waitFor();
+
+    // The records a consumer rejected show dead-lettered; redrive asks
+    // first (cancelled, nothing moves), then moves them back into their
+    // queue, and both depths change without a reload.
+    log('redrive');
+    const depths = (want) => page.waitForFunction((w) => {
+      const n = (sel) => { const el = document.querySelector(sel); return el ? Number(el.textContent) : NaN; };
+      return n('#queues-table [data-queue="tasks"]') === w.tasks && n('#queues-table [data-queue="tasks.dlq"]') === w.dlq &&
+        n('#queues-table [data-dead-lettered="tasks"]') === 3;
+    }, want);
+    await depths({ tasks: 0, dlq: 3 });
+    await page.click('#queues-table [data-redrive="tasks"]');
+    await page.locator('#confirm[open]', { hasText: 'Redrive queue "tasks"' }).waitFor();
+    await page.click('#confirm button[value=cancel]');
+    await page.waitForFunction(() => !document.querySelector('#confirm').open);
+    await page.waitForTimeout(1500); // a refresh or more: nothing may have moved
+    if (await page.locator('#toast:not([hidden])', { hasText: 'moved' }).count()) throw new Error('a cancelled redrive moved records');
+    await depths({ tasks: 0, dlq: 3 });
+    await page.click('#queues-table [data-redrive="tasks"]');
+    await page.locator('#confirm[open]', { hasText: 'Redrive queue "tasks"' }).waitFor();
+    await page.click('#confirm button[value=ok]');
+    await page.locator('#toast:not([hidden])', { hasText: 'moved 3 record(s) back into tasks' }).waitFor();
+    await depths({ tasks: 3, dlq: 0 });
+    log('queue tasks went from 0 to 3 records, tasks.dlq from 3 to 0');
+
+    // The groups page charts the lag history the server keeps: a page
+    // reloaded shows it at once.
+    log('lag history');
+    const lagFigure = 'article.group[data-group="billing"] figure.lag-history';
+    const hasHistory = (sel) => { const f = document.querySelector(sel); return !!f && Number(f.dataset.points) > 0; };
+    await page.goto(`${base}/console/#/groups`);
+    await page.waitForFunction(hasHistory, lagFigure, { timeout: 60000 }); // the server samples every 10 s
+    await page.reload();
+    await page.locator(lagFigure).waitFor();
+    if (!(await page.evaluate(hasHistory, lagFigure))) throw new Error('the reloaded groups page shows no lag history');
 
     if (shots) {
       await page.goto(`${base}/console/#/exchanges`);
