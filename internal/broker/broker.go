@@ -23,7 +23,10 @@ type Config struct {
 	DataDir string
 	// FS is the filesystem for partition logs (nil: the OS). The state
 	// store always uses the OS filesystem unless StateFS is set.
-	FS            vfs.FS
+	FS vfs.FS
+	// StateFS is the filesystem of the state store (nil: the OS), for
+	// fault tests (state_fault_test.go).
+	StateFS       state.FS
 	FSync         storage.FSyncPolicy
 	FSyncInterval time.Duration
 	// MaxRecordBytes bounds key + value + headers of one record.
@@ -99,7 +102,7 @@ func Open(cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	st, err := state.Open(filepath.Join(cfg.DataDir, "state"), state.Options{Logger: cfg.Logger})
+	st, err := state.Open(filepath.Join(cfg.DataDir, "state"), state.Options{FS: cfg.StateFS, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

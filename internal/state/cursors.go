@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -101,6 +102,15 @@ func (s *Store) LoadCursor(sub string, partition int32) (CursorState, error) {
 
 // SetCursorFloor records that every offset below floor is settled, and
 // forgets the acks and deliveries below it.
+//
+// It deletes the keys from the stored floor up (the keys below it went when
+// it was stored; callers never write a key below the stored floor), not
+// from offset 0: range deletions that all began at the partition's first
+// key overlapped one another, and Pebble fragments the range deletions of
+// a memtable for every new iterator into pieces that each carry every
+// deletion covering them — n floor raises made O(n²) fragments, the heap
+// growth of the load campaign (docs/RELIABILITY.md). Ranges that start
+// where the last one ended do not overlap: O(n).
 func (tx *Tx) SetCursorFloor(sub string, partition int32, floor int64) error {
 	if err := tx.check(); err != nil {
 		return err
@@ -108,8 +118,21 @@ func (tx *Tx) SetCursorFloor(sub string, partition int32, floor int64) error {
 	if err := checkName("subscription", sub); err != nil {
 		return err
 	}
+	stored, err := tx.store.get(cursorKey(sub, partition, cursorFloor, 0, false))
+	start := int64(0)
+	switch {
+	case err == nil && len(stored) == 8:
+		start = int64(binary.BigEndian.Uint64(stored))
+	case err == nil:
+		return fmt.Errorf("%w: cursor floor of %d bytes", ErrCorrupt, len(stored))
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
 	for _, kind := range []byte{cursorAcked, cursorDelivery} {
-		from := cursorKey(sub, partition, kind, 0, true)
+		if start >= floor {
+			break // nothing stored below the new floor
+		}
+		from := cursorKey(sub, partition, kind, start, true)
 		to := cursorKey(sub, partition, kind, floor, true)
 		if err := tx.deleteRange(from, to); err != nil {
 			return err

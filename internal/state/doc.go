@@ -65,8 +65,16 @@
 // # Locks
 //
 // Store.commitMu is shared by a batch while it commits, and exclusive from a
-// DeleteStreamOffsets call until its transaction ends. lifecycle.mu is a leaf
-// lock, held only to count operations in flight (Close waits on its
-// condition variable, which releases it). Order: commitMu before
-// lifecycle.mu; nothing is acquired while lifecycle.mu is held.
+// DeleteStreamOffsets call until its transaction ends. Store.prepareMu is
+// held while one commit writes its batch to the log (failure.go); a leaf.
+// lifecycle.mu is a leaf lock, held only to count operations in flight
+// (Close waits on its condition variable, which releases it). Order:
+// commitMu before prepareMu and lifecycle.mu; nothing is acquired while
+// prepareMu or lifecycle.mu is held.
+//
+// # Faults
+//
+// A commit that fails in the write-ahead log fails the store: that Update
+// and every later one return ErrFailed wrapping the cause, until the store
+// is reopened; reads go on. See failure.go.
 package state

@@ -34,6 +34,10 @@ var (
 	ErrCorrupt = errors.New("state: corrupt data")
 	// ErrIncompatible: the directory holds a newer or foreign store format.
 	ErrIncompatible = errors.New("state: incompatible store format")
+	// ErrFailed: a commit failed in the write-ahead log (an fsync or write
+	// error, a full or read-only disk). The store refuses every further
+	// Update until the process reopens it; see the package documentation.
+	ErrFailed = errors.New("state: store failed and must be reopened")
 )
 
 // storeFormat is the version of the store as a whole, recorded in the meta
@@ -42,6 +46,11 @@ const storeFormat = 1
 
 // formatKey is the meta table key that holds the store format.
 var formatKey = appendString(metaTable.key(8), "format")
+
+// FS is the file system interface the store runs on: Pebble's, so that
+// Pebble's in-memory, crash-simulating and error-injecting file systems
+// (vfs.NewCrashableMem, vfs/errorfs) serve tests of the layers above.
+type FS = vfs.FS
 
 // Options configures Open. The zero value is the production configuration.
 type Options struct {
@@ -62,6 +71,11 @@ type Store struct {
 	db        *pebble.DB
 	lock      *pebble.Lock
 	writeOpts *pebble.WriteOptions
+	logger    *slog.Logger
+
+	// prepareMu makes the failure check and the log write of a commit one
+	// step (failure.go).
+	prepareMu sync.Mutex
 
 	// commitMu orders commits against DeleteStreamOffsets (see the package
 	// documentation): shared while a batch commits, exclusive from a
@@ -69,6 +83,9 @@ type Store struct {
 	commitMu sync.RWMutex
 
 	life lifecycle
+	// failure holds the error that failed the store (ErrFailed wrapped
+	// with the cause); nil while it works.
+	failure atomic.Pointer[error]
 	// rangeDels counts the range deletions committed since Open.
 	rangeDels atomic.Int64
 }
@@ -96,8 +113,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrLocked, dir, err)
 	}
+	s := &Store{writeOpts: pebble.Sync, logger: logger}
+	if opts.NoSync {
+		s.writeOpts = pebble.NoSync
+	}
+	s.life.init()
 	db, err := pebble.Open(dir, &pebble.Options{
-		FS:                 fsys,
+		FS:                 walGuardFS{FS: fsys, failed: func(err error) { s.fail(fmt.Errorf("write-ahead log: %w", err)) }},
 		Lock:               lock,
 		Logger:             pebbleLogger{logger.With("component", "pebble", "dir", dir)},
 		FormatMajorVersion: pebble.FormatNewest,
@@ -106,11 +128,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = lock.Close()
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, lock: lock, writeOpts: pebble.Sync}
-	if opts.NoSync {
-		s.writeOpts = pebble.NoSync
-	}
-	s.life.init()
+	s.db, s.lock = db, lock
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		_ = lock.Close()
@@ -132,7 +150,12 @@ func (s *Store) checkFormat() error {
 		if !empty {
 			return fmt.Errorf("%w: database has data but no format marker", ErrIncompatible)
 		}
-		return s.db.Set(formatKey, []byte{storeFormat}, s.writeOpts)
+		batch := s.db.NewBatch()
+		defer batch.Close()
+		if err := batch.Set(formatKey, []byte{storeFormat}, nil); err != nil {
+			return err
+		}
+		return s.commit(batch)
 	case err != nil:
 		return err
 	case len(value) != 1:
@@ -320,10 +343,12 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.logger.Error(fmt.Sprintf(format, args...))
 }
 
-// Fatalf is called by Pebble on an unrecoverable internal error, after which
-// it must not continue; panicking keeps the stack for the crash report.
+// Fatalf is called by Pebble on an error after which it must not continue.
+// It panics with a *fatalError: Store.apply recovers the one Pebble raises
+// when a commit fails in the write-ahead log and fails the store (see
+// failure.go); anywhere else the panic keeps the stack for the crash report.
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.logger.Error(msg, "fatal", true)
-	panic("pebble: " + msg)
+	panic(newFatalError(msg, args))
 }

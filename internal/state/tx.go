@@ -45,8 +45,8 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 		s.commitMu.RLock()
 		defer s.commitMu.RUnlock()
 	}
-	if err := tx.batch.Commit(s.writeOpts); err != nil {
-		return fmt.Errorf("state: commit: %w", err)
+	if err := s.commit(tx.batch); err != nil {
+		return err
 	}
 	s.rangeDels.Add(tx.rangeDels)
 	return nil

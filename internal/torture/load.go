@@ -106,8 +106,10 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadReport, error) {
 		return nil, err
 	}
 	// Each connection is a descriptor here and one in the server, which
-	// inherits this process's limit.
-	limit, err := raiseFileLimit(uint64(cfg.Idle+2*cfg.Active) + 512)
+	// inherits this process's limit. A franz-go client (a quarter of the
+	// clients) can hold two connections to the one broker.
+	kafkaClients := cfg.Idle/4 + cfg.Active/4
+	limit, err := raiseFileLimit(uint64(cfg.Idle+2*cfg.Active+kafkaClients) + 512)
 	if err != nil {
 		return nil, err
 	}

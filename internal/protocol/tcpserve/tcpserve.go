@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,7 +37,8 @@ type Server[C Conn] struct {
 
 // Serve accepts connections on ln until Close, making each with accept and
 // serving it on a goroutine of its own. It closes ln when it returns.
-// Temporary accept errors are retried with a backoff of up to a second.
+// Temporary accept errors (retriableAccept) are retried with a backoff of
+// up to a second.
 func (s *Server[C]) Serve(ln net.Listener, accept func(net.Conn) C) error {
 	s.mu.Lock()
 	if s.closed {
@@ -63,8 +65,7 @@ func (s *Server[C]) Serve(ln net.Listener, accept func(net.Conn) C) error {
 			if s.isClosed() {
 				return ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if retriableAccept(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				time.Sleep(backoff)
 				continue
@@ -76,6 +77,19 @@ func (s *Server[C]) Serve(ln net.Listener, accept func(net.Conn) C) error {
 			return ErrClosed
 		}
 	}
+}
+
+// retriableAccept reports whether an accept error passes: a timeout, the
+// process or the system out of file descriptors (EMFILE, ENFILE: with
+// thousands of connections open the listener must not stop for good, it
+// accepts again once some close), or a connection aborted before it was
+// accepted.
+func retriableAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // Go serves c, a connection over nc accepted elsewhere (a WebSocket, say),
