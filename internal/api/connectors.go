@@ -167,11 +167,14 @@ func (s *Connectors) CreateConnector(ctx context.Context, req *connect.Request[w
 
 // ListConnectors implements weirpbconnect.ConnectorsHandler.
 func (s *Connectors) ListConnectors(ctx context.Context, _ *connect.Request[weirpb.ListConnectorsRequest]) (*connect.Response[weirpb.ListConnectorsResponse], error) {
+	resp := &weirpb.ListConnectorsResponse{}
+	if !broker.VisibleAdmin(ctx) {
+		return connect.NewResponse(resp), nil // an administrator's only
+	}
 	list, err := s.manager.List(ctx)
 	if err != nil {
 		return nil, s.error(ctx, "ListConnectors", err)
 	}
-	resp := &weirpb.ListConnectorsResponse{}
 	for _, st := range list {
 		resp.Connectors = append(resp.Connectors, connectorInfo(st))
 	}
@@ -180,6 +183,9 @@ func (s *Connectors) ListConnectors(ctx context.Context, _ *connect.Request[weir
 
 // DescribeConnector implements weirpbconnect.ConnectorsHandler.
 func (s *Connectors) DescribeConnector(ctx context.Context, req *connect.Request[weirpb.DescribeConnectorRequest]) (*connect.Response[weirpb.ConnectorInfo], error) {
+	if err := broker.AuthorizeAdmin(ctx, "connector "+req.Msg.Name); err != nil {
+		return nil, s.error(ctx, "DescribeConnector", err)
+	}
 	st, err := s.manager.Describe(ctx, req.Msg.Name)
 	if err != nil {
 		return nil, s.error(ctx, "DescribeConnector", err)

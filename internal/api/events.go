@@ -89,6 +89,7 @@ func (e *Events) AppendEvents(ctx context.Context, req *connect.Request[weirpb.A
 	if err != nil {
 		return nil, e.fail(ctx, "AppendEvents", err)
 	}
+	paceAppended(ctx, events)
 	return connect.NewResponse(&weirpb.AppendEventsResponse{
 		FirstVersion: res.FirstVersion, LastVersion: res.LastVersion,
 		FirstPosition: res.FirstPosition, LastPosition: res.LastPosition,
@@ -164,6 +165,7 @@ func (e *Events) follow(ctx context.Context, method, category string, from int64
 				return e.fail(ctx, method, err)
 			}
 			announced = caughtUp
+			paceEvents(ctx, r.Events)
 		}
 		from = r.Next
 	}

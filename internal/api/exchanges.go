@@ -6,6 +6,7 @@ import (
 	"connectrpc.com/connect"
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/broker/route"
 )
@@ -31,10 +32,11 @@ func (s *Service) DeclareExchange(ctx context.Context, req *connect.Request[weir
 
 // ListExchanges describes every exchange, by name.
 func (s *Service) ListExchanges(ctx context.Context, req *connect.Request[weirpb.ListExchangesRequest]) (*connect.Response[weirpb.ListExchangesResponse], error) {
-	infos := s.broker.ListExchanges()
-	out := &weirpb.ListExchangesResponse{Exchanges: make([]*weirpb.ExchangeInfo, len(infos))}
-	for i, info := range infos {
-		out.Exchanges[i] = exchangeInfoToProto(info)
+	out := &weirpb.ListExchangesResponse{}
+	for _, info := range s.broker.ListExchanges() {
+		if broker.Visible(ctx, auth.ResourceExchange, info.Config.Name) {
+			out.Exchanges = append(out.Exchanges, exchangeInfoToProto(info))
+		}
 	}
 	return connect.NewResponse(out), nil
 }
@@ -99,6 +101,7 @@ func (s *Service) PublishExchange(ctx context.Context, req *connect.Request[weir
 	for _, st := range streams {
 		s.countPublished(st, recs, nil)
 	}
+	paceProduce(ctx, recs)
 	return connect.NewResponse(&weirpb.PublishExchangeResponse{
 		Streams:    streams,
 		Unroutable: msg.GetMandatory() && len(streams) == 0,

@@ -60,6 +60,7 @@ func (s *Service) Fetch(ctx context.Context, req *connect.Request[weirpb.FetchRe
 			bytes += recordBytes(&res.Records[i])
 		}
 		s.observer.Delivered(msg.GetStream(), n, bytes)
+		paceDelivered(ctx, bytes) // the answer waits out the consume quota's debt
 	}
 	return connect.NewResponse(&weirpb.FetchResponse{
 		Records:     recordsToProto(msg.GetStream(), res.Records),

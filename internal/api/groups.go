@@ -6,6 +6,7 @@ import (
 	"connectrpc.com/connect"
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 )
 
@@ -37,7 +38,13 @@ func (s *Service) ListGroups(ctx context.Context, req *connect.Request[weirpb.Li
 	if err != nil {
 		return nil, s.fail(ctx, "ListGroups", err)
 	}
-	return connect.NewResponse(&weirpb.ListGroupsResponse{Groups: groups}), nil
+	out := &weirpb.ListGroupsResponse{}
+	for _, g := range groups {
+		if broker.Visible(ctx, auth.ResourceGroup, g) {
+			out.Groups = append(out.Groups, g)
+		}
+	}
+	return connect.NewResponse(out), nil
 }
 
 // DescribeGroup returns a group's members, assignment and offsets with lag.
@@ -45,11 +52,14 @@ func (s *Service) DescribeGroup(ctx context.Context, req *connect.Request[weirpb
 	if req.Msg.GetGroup() == "" {
 		return nil, invalidArgument("group is required")
 	}
+	if err := broker.AuthorizeDescribe(ctx, auth.ResourceGroup, req.Msg.GetGroup()); err != nil {
+		return nil, s.fail(ctx, "DescribeGroup", err)
+	}
 	info, err := s.broker.DescribeGroup(req.Msg.GetGroup())
 	if err != nil {
 		return nil, s.fail(ctx, "DescribeGroup", err)
 	}
-	return connect.NewResponse(groupInfoToProto(info)), nil
+	return connect.NewResponse(groupInfoToProto(visibleGroupInfo(ctx, info))), nil
 }
 
 // ResetOffsets moves a group's committed offsets on one stream, every
@@ -76,5 +86,5 @@ func (s *Service) ResetOffsets(ctx context.Context, req *connect.Request[weirpb.
 	if err != nil {
 		return nil, s.fail(ctx, "ResetOffsets", err)
 	}
-	return connect.NewResponse(groupInfoToProto(info)), nil
+	return connect.NewResponse(groupInfoToProto(visibleGroupInfo(ctx, info))), nil
 }

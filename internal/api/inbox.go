@@ -63,5 +63,6 @@ func (s *Service) serveInbox(ctx context.Context, name string, out *connect.Serv
 			bytes += recordBytes(&recs[i])
 		}
 		s.observer.Delivered(name, len(recs), bytes)
+		paceDelivered(ctx, bytes)
 	}
 }

@@ -70,6 +70,7 @@ func (s *Service) publish(ctx context.Context, msg *weirpb.PublishRequest) ([]br
 		return nil, err
 	}
 	s.countPublished(msg.GetStream(), recs, results)
+	paceProduce(ctx, recs)
 	return results, nil
 }
 
@@ -105,6 +106,9 @@ func (s *Service) PublishTo(ctx context.Context, req *connect.Request[weirpb.Pub
 		dests[i] = broker.Destination{Stream: d.GetStream(), Exchange: d.GetExchange(), RoutingKey: d.GetRoutingKey()}
 	}
 	results, err := s.broker.PublishTo(ctx, dests, recs)
+	if len(results) > 0 {
+		paceProduce(ctx, recs) // once, however many destinations
+	}
 	resp := &weirpb.PublishToResponse{Results: make([]*weirpb.DestinationResult, len(results))}
 	for i, r := range results {
 		resp.Results[i] = &weirpb.DestinationResult{

@@ -7,6 +7,7 @@ import (
 	"connectrpc.com/connect"
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 )
 
@@ -54,6 +55,9 @@ func (s *Service) ListQueues(ctx context.Context, req *connect.Request[weirpb.Li
 		st, ok := streams[info.Config.Stream]
 		if !ok {
 			continue // created after ListStreams; the next call lists it
+		}
+		if !subscriptionVisible(ctx, info.Config.Stream, info.Config.Name) {
+			continue
 		}
 		out.Queues = append(out.Queues, subscriptionInfoToProto(info, st))
 	}
@@ -119,6 +123,9 @@ func (s *Service) DescribeSubscription(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, err
 	}
+	if err := describeSubscription(ctx, stream, sub); err != nil {
+		return nil, s.fail(ctx, "DescribeSubscription", err)
+	}
 	info, err := s.broker.DescribeSubscription(stream, sub)
 	if err != nil {
 		return nil, s.fail(ctx, "DescribeSubscription", err)
@@ -132,6 +139,9 @@ func (s *Service) ListSubscriptions(ctx context.Context, req *connect.Request[we
 	if stream == "" {
 		return nil, invalidArgument("stream is required")
 	}
+	if err := broker.AuthorizeDescribe(ctx, auth.ResourceStream, stream); err != nil {
+		return nil, s.fail(ctx, "ListSubscriptions", err)
+	}
 	st, err := s.broker.DescribeStream(stream)
 	if err != nil {
 		return nil, s.fail(ctx, "ListSubscriptions", err)
@@ -140,9 +150,11 @@ func (s *Service) ListSubscriptions(ctx context.Context, req *connect.Request[we
 	if err != nil {
 		return nil, s.fail(ctx, "ListSubscriptions", err)
 	}
-	out := &weirpb.ListSubscriptionsResponse{Subscriptions: make([]*weirpb.SubscriptionInfo, len(infos))}
-	for i, info := range infos {
-		out.Subscriptions[i] = subscriptionInfoToProto(info, st)
+	out := &weirpb.ListSubscriptionsResponse{}
+	for _, info := range infos {
+		if broker.Visible(ctx, auth.ResourceSubscription, info.Config.Name) {
+			out.Subscriptions = append(out.Subscriptions, subscriptionInfoToProto(info, st))
+		}
 	}
 	return connect.NewResponse(out), nil
 }

@@ -68,9 +68,11 @@ func (sub *subscription) runShared(ctx context.Context, out *connect.ServerStrea
 		// Held before the client can see them, so that its settlements
 		// find them.
 		sub.shared.prefetch.hold(ds)
-		if err := sub.sendDeliveries(out, ds); err != nil {
+		bytes, err := sub.sendDeliveries(out, ds)
+		if err != nil {
 			return err
 		}
+		paceDelivered(ctx, bytes)
 	}
 }
 
@@ -93,8 +95,8 @@ func (sub *subscription) waitForCredits(ctx context.Context, deadline time.Time)
 }
 
 // sendDeliveries sends records in Records events of about
-// subscribeReadBytes at most.
-func (sub *subscription) sendDeliveries(out *connect.ServerStream[weirpb.SubscribeResponse], ds []broker.Delivery) error {
+// subscribeReadBytes at most, and returns the bytes of the records sent.
+func (sub *subscription) sendDeliveries(out *connect.ServerStream[weirpb.SubscribeResponse], ds []broker.Delivery) (sent int, err error) {
 	for len(ds) > 0 {
 		n, size := 0, 0
 		for n < len(ds) {
@@ -106,12 +108,13 @@ func (sub *subscription) sendDeliveries(out *connect.ServerStream[weirpb.Subscri
 		}
 		event := deliveriesToProto(sub.stream, ds[:n])
 		if err := out.Send(&weirpb.SubscribeResponse{Event: &weirpb.SubscribeResponse_Records{Records: event}}); err != nil {
-			return err
+			return sent, err
 		}
 		sub.svc.observer.Delivered(sub.stream, n, size)
+		sent += size
 		ds = ds[n:]
 	}
-	return nil
+	return sent, nil
 }
 
 // sharedError explains why Receive failed: the broker stops a shared

@@ -6,6 +6,8 @@ import (
 	"connectrpc.com/connect"
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/internal/auth"
+	"github.com/weirmq/weir/internal/broker"
 )
 
 // CreateStream creates a stream.
@@ -26,10 +28,11 @@ func (s *Service) CreateStream(ctx context.Context, req *connect.Request[weirpb.
 
 // ListStreams describes every stream, by name.
 func (s *Service) ListStreams(ctx context.Context, req *connect.Request[weirpb.ListStreamsRequest]) (*connect.Response[weirpb.ListStreamsResponse], error) {
-	infos := s.broker.ListStreams()
-	out := &weirpb.ListStreamsResponse{Streams: make([]*weirpb.StreamInfo, len(infos))}
-	for i, info := range infos {
-		out.Streams[i] = streamInfoToProto(info)
+	out := &weirpb.ListStreamsResponse{}
+	for _, info := range s.broker.ListStreams() {
+		if broker.Visible(ctx, auth.ResourceStream, info.Config.Name) {
+			out.Streams = append(out.Streams, streamInfoToProto(info))
+		}
 	}
 	return connect.NewResponse(out), nil
 }
@@ -38,6 +41,9 @@ func (s *Service) ListStreams(ctx context.Context, req *connect.Request[weirpb.L
 func (s *Service) DescribeStream(ctx context.Context, req *connect.Request[weirpb.DescribeStreamRequest]) (*connect.Response[weirpb.StreamInfo], error) {
 	if req.Msg.GetName() == "" {
 		return nil, invalidArgument("name is required")
+	}
+	if err := broker.AuthorizeDescribe(ctx, auth.ResourceStream, req.Msg.GetName()); err != nil {
+		return nil, s.fail(ctx, "DescribeStream", err)
 	}
 	info, err := s.broker.DescribeStream(req.Msg.GetName())
 	if err != nil {

@@ -237,6 +237,7 @@ func (sub *subscription) run(ctx context.Context, out *connect.ServerStream[weir
 			bytes += recordBytes(&recs[i])
 		}
 		sub.svc.observer.Delivered(sub.stream, len(recs), bytes)
+		paceDelivered(ctx, bytes)
 	}
 }
 

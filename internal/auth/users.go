@@ -97,6 +97,9 @@ type Users struct {
 	dummy     passwordHash
 
 	basic basicCache
+
+	refusalsOnce sync.Once
+	refusals     *Refusals // refusals.go
 }
 
 // New returns an empty set of users.

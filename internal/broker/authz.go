@@ -43,6 +43,9 @@ func (e *ForbiddenError) Unwrap() error { return ErrForbidden }
 // present means authorization is on.
 type Identity struct {
 	p atomic.Pointer[auth.Principal]
+	// rec is told of the refusals of calls made with this identity (nil:
+	// not counted).
+	rec auth.RefusalRecorder
 }
 
 // Set records the connection's principal.
@@ -62,7 +65,13 @@ func WithIdentity(ctx context.Context, id *Identity) context.Context {
 // WithPrincipal returns a context whose calls are checked against p (a nil
 // p allows nothing).
 func WithPrincipal(ctx context.Context, p *auth.Principal) context.Context {
-	id := &Identity{}
+	return WithRecordedPrincipal(ctx, p, nil)
+}
+
+// WithRecordedPrincipal is WithPrincipal whose refusals are told to rec
+// (nil: not counted).
+func WithRecordedPrincipal(ctx context.Context, p *auth.Principal, rec auth.RefusalRecorder) context.Context {
+	id := &Identity{rec: rec}
 	id.Set(p)
 	return WithIdentity(ctx, id)
 }
@@ -88,8 +97,48 @@ func Authorize(ctx context.Context, res auth.Resource, name string, act auth.Act
 	if !ok || p.Allowed(res, name, act) {
 		return nil
 	}
-	return &ForbiddenError{User: p.User(), Resource: res, Name: name, Action: act}
+	return refused(ctx, &ForbiddenError{User: p.User(), Resource: res, Name: name, Action: act})
 }
+
+// refused counts a refusal against the identity's user (RefusalRecorder)
+// and returns it.
+func refused(ctx context.Context, f *ForbiddenError) error {
+	if id, _ := ctx.Value(identityKey{}).(*Identity); id != nil && id.rec != nil {
+		id.rec.RecordRefusal(auth.RefusalAuthorization, f.User)
+	}
+	return f
+}
+
+// ActionDescribe names, in a refusal, the sight of a resource (describe,
+// list, an AMQP passive declare): no rule grants it by itself; any action
+// on the resource does, as Kafka's DESCRIBE is implied by READ, WRITE and
+// ALTER.
+const ActionDescribe auth.Action = "describe"
+
+// AuthorizeDescribe returns nil when the context may see the resource
+// (Visible), else a *ForbiddenError with ActionDescribe. Describe calls
+// check it before they look the resource up, so that a refusal tells
+// nothing of whether it exists (Kafka answers TOPIC_AUTHORIZATION_FAILED
+// for a topic it may not describe whether or not it exists).
+func AuthorizeDescribe(ctx context.Context, res auth.Resource, name string) error {
+	if Visible(ctx, res, name) {
+		return nil
+	}
+	p, _ := PrincipalFrom(ctx)
+	return refused(ctx, &ForbiddenError{User: p.User(), Resource: res, Name: name, Action: ActionDescribe})
+}
+
+// VisibleAdmin reports whether the context may do what only an
+// administrator may (admin: true, or manage on resource * name *), without
+// counting a refusal: listings of administrators' things hide them.
+func VisibleAdmin(ctx context.Context) bool {
+	p, ok := PrincipalFrom(ctx)
+	return !ok || p.Admin() || p.Allowed(auth.ResourceAny, "*", auth.ActionManage)
+}
+
+// AuthorizeAdmin refuses a context whose principal is not an
+// administrator, for what belongs to no resource of its own (connectors).
+func AuthorizeAdmin(ctx context.Context, what string) error { return authorizeAdmin(ctx, what) }
 
 // Visible reports whether the context may see the resource at all (any
 // action on it): listings and Kafka Metadata hide the others.
@@ -101,11 +150,11 @@ func Visible(ctx context.Context, res auth.Resource, name string) bool {
 // authorizeAdmin refuses a context whose principal is not an
 // administrator (connectors, which read and write any stream).
 func authorizeAdmin(ctx context.Context, what string) error {
-	p, ok := PrincipalFrom(ctx)
-	if !ok || p.Admin() || p.Allowed(auth.ResourceAny, "*", auth.ActionManage) {
+	if VisibleAdmin(ctx) {
 		return nil
 	}
-	return &ForbiddenError{User: p.User(), Resource: auth.ResourceAny, Name: what, Action: auth.ActionManage}
+	p, _ := PrincipalFrom(ctx)
+	return refused(ctx, &ForbiddenError{User: p.User(), Resource: auth.ResourceAny, Name: what, Action: auth.ActionManage})
 }
 
 // AuthorizeSubscription checks act on a subscription: both the stream and
@@ -141,6 +190,8 @@ func serverWork(ctx context.Context) context.Context {
 type Login struct {
 	src      auth.PrincipalSource   // nil: authorization is off
 	limiter  auth.ConnectionLimiter // nil: no per-user limits
+	rec      auth.RefusalRecorder   // nil: refusals are not counted
+	certs    auth.CertificateLogin  // nil: certificates are no users
 	identity *Identity
 	release  func()
 }
@@ -153,11 +204,54 @@ func NewLogin(ctx context.Context, authn any) (*Login, context.Context) {
 	l := &Login{}
 	l.src, _ = authn.(auth.PrincipalSource)
 	l.limiter, _ = authn.(auth.ConnectionLimiter)
+	l.rec, _ = authn.(auth.RefusalRecorder)
+	l.certs, _ = authn.(auth.CertificateLogin)
 	if l.src != nil {
-		l.identity = &Identity{}
+		l.identity = &Identity{rec: l.rec}
 		ctx = WithIdentity(ctx, l.identity)
 	}
 	return l, ctx
+}
+
+// AuthenticationRefused counts a refused login of user (its name as the
+// client gave it; any name that is not a user's counts as unknown).
+func (l *Login) AuthenticationRefused(user string) {
+	if l.rec != nil {
+		l.rec.RecordRefusal(auth.RefusalAuthentication, user)
+	}
+}
+
+// AuthorizationRefused counts a refusal a front end decided itself (MQTT
+// topics, which are no broker resource).
+func (l *Login) AuthorizationRefused() {
+	if l.rec != nil {
+		l.rec.RecordRefusal(auth.RefusalAuthorization, l.Principal().User())
+	}
+}
+
+// TakesCertificates reports whether the authenticator takes verified
+// client certificates as users (tls-client-cert-user).
+func (l *Login) TakesCertificates() bool { return l.certs != nil }
+
+// CertificateUser is the user conn's verified TLS client certificate names
+// (tls-client-cert-user), when the authenticator takes certificates as
+// users; ok is false otherwise, or when conn is not TLS or has no verified
+// certificate. err is set when a certificate was verified but names no
+// user: it is counted as a refused authentication.
+func (l *Login) CertificateUser(conn any) (user string, ok bool, err error) {
+	if l.certs == nil {
+		return "", false, nil
+	}
+	state, isTLS := auth.ConnectionState(conn)
+	if !isTLS || len(state.VerifiedChains) == 0 {
+		return "", false, nil
+	}
+	user, err = l.certs.CertificateUser(state)
+	if err != nil {
+		l.AuthenticationRefused("")
+		return "", true, err
+	}
+	return user, true, nil
 }
 
 // Authorizing reports whether authorization is on.

@@ -104,11 +104,12 @@ func (s *Server) setupAuth() error {
 		return fmt.Errorf("%w: users: %w", ErrInvalidConfig, err)
 	}
 	s.users = users
+	s.metrics.refusals.users.Store(users)
 	s.userConns = s.newUserConnections(users)
 	if s.cfg.KafkaAuthenticator == nil {
 		s.cfg.KafkaAuthenticator = kafkaUsers{users, s.userConns}
-		if src := s.cfg.TLSClientCertUser; src != "" && src != "none" {
-			s.cfg.KafkaAuthenticator = kafkaCertUsers{kafkaUsers{users, s.userConns}, src}
+		if certs, ok := s.certificateUsers(); ok {
+			s.cfg.KafkaAuthenticator = kafkaCertUsers{kafkaUsers{users, s.userConns}, certs}
 		}
 	}
 	return nil
@@ -156,7 +157,7 @@ type kafkaUsers struct {
 // certificates (tls-client-cert-user).
 type kafkaCertUsers struct {
 	kafkaUsers
-	source string
+	auth.CertificateUsers
 }
 
 func (kafkaUsers) Mechanisms() []string {
@@ -200,6 +201,9 @@ func (s *Server) amqpAuthenticator() amqp.Authenticator {
 	if s.users == nil {
 		return nil
 	}
+	if certs, ok := s.certificateUsers(); ok {
+		return amqpCertUsers{amqpUsers{s.users, s.userConns}, certs}
+	}
 	return amqpUsers{s.users, s.userConns}
 }
 
@@ -222,6 +226,9 @@ func (m mqttUsers) Authenticate(_ string, username *string, password []byte) err
 func (s *Server) mqttAuthenticator() mqtt.Authenticator {
 	if s.users == nil {
 		return nil
+	}
+	if certs, ok := s.certificateUsers(); ok {
+		return mqttCertUsers{mqttUsers{s.users, s.userConns}, certs}
 	}
 	return mqttUsers{s.users, s.userConns}
 }
@@ -256,7 +263,7 @@ func (h *httpAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	if user, err := h.authenticate(r.Header.Get("Authorization")); err == nil {
+	if user, err := h.authenticate(r); err == nil {
 		h.next.ServeHTTP(w, r.WithContext(h.server.withPrincipal(r.Context(), user)))
 		return
 	}
@@ -276,8 +283,26 @@ func (h *httpAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, refusal, http.StatusUnauthorized)
 }
 
-// authenticate returns the user an Authorization header value names.
-func (h *httpAuth) authenticate(header string) (string, error) {
+// authenticate returns the user a request's Authorization header names,
+// or without one, its verified client certificate (tls-client-cert-user).
+// A refusal is counted against the user Basic named, else as unknown.
+func (h *httpAuth) authenticate(r *http.Request) (string, error) {
+	header := r.Header.Get("Authorization")
+	if header == "" {
+		if user, ok := h.certificateUser(r); ok {
+			return user, nil
+		}
+	}
+	user, err := h.checkAuthorization(header)
+	if err != nil {
+		h.users.Refusals().Add(refusalHTTP, auth.RefusalAuthentication, user)
+	}
+	return user, err
+}
+
+// checkAuthorization returns the user an Authorization header value names
+// (Basic's user name even when it is refused).
+func (h *httpAuth) checkAuthorization(header string) (string, error) {
 	scheme, credential, ok := strings.Cut(header, " ")
 	if !ok {
 		return "", auth.ErrUnauthenticated

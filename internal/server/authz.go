@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 
 	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
@@ -20,7 +19,7 @@ func (s *Server) withPrincipal(ctx context.Context, user string) context.Context
 	if err != nil {
 		return broker.WithIdentity(ctx, &broker.Identity{})
 	}
-	return broker.WithPrincipal(ctx, p)
+	return broker.WithRecordedPrincipal(ctx, p, s.users.Refusals().For(refusalHTTP))
 }
 
 // Principal makes the users file a principal source of the Kafka, AMQP
@@ -40,17 +39,4 @@ func (s *Server) newUserConnections(users *auth.Users) *auth.UserConnections {
 		s.logger.Warn("connection refused: the user is at its connection limit", "user", user)
 	}
 	return c
-}
-
-// CertificateUser is the user a verified client certificate names, when
-// that user is in the users file (kafka.CertificateAuthenticator).
-func (k kafkaCertUsers) CertificateUser(state tls.ConnectionState) (string, error) {
-	user, ok := auth.CertificateUser(state, k.source)
-	if !ok {
-		return "", auth.ErrUnauthenticated
-	}
-	if _, err := k.users.Principal(user); err != nil {
-		return "", auth.ErrUnauthenticated
-	}
-	return user, nil
 }

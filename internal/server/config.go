@@ -81,7 +81,7 @@ type Config struct {
 	TLSClientCAFile   string        `yaml:"tls-client-ca-file" arg:"file" help:"PEM CA certificates that client certificates are verified against (with tls-client-auth request or require)"`
 	TLSClientAuth     string        `yaml:"tls-client-auth" arg:"mode" help:"client certificates on the TLS listeners: none, request (verified when sent) or require; per listener as in require,https=none"`
 	TLSMinVersion     string        `yaml:"tls-min-version" arg:"version" help:"oldest TLS version accepted: 1.2 or 1.3"`
-	TLSClientCertUser string        `yaml:"tls-client-cert-user" arg:"field" help:"with a users file, log Kafka clients with a verified client certificate in as the user it names, without SASL: none, cn, san-email or san-dns"`
+	TLSClientCertUser string        `yaml:"tls-client-cert-user" arg:"field" help:"with a users file, log clients with a verified client certificate in as the user it names (Kafka without SASL, AMQP SASL EXTERNAL, MQTT, HTTPS without credentials): none, cn, san-email or san-dns"`
 	TLSReloadInterval time.Duration `yaml:"tls-reload-interval" arg:"duration" help:"how often the TLS files are checked for changes and reloaded (also on SIGHUP); 0 checks only on SIGHUP"`
 
 	// Connection limits (limits.go); 0 is no limit.

@@ -39,6 +39,7 @@ type metrics struct {
 	amqp             *amqpCollector
 	http             *httpMetrics
 	listeners        *listenerMetrics
+	refusals         *refusalsCollector // authusers.go
 }
 
 var _ api.Observer = (*metrics)(nil)
@@ -68,6 +69,7 @@ func newMetrics(version string) *metrics {
 		amqp:      newAMQPCollector(),
 		http:      newHTTPMetrics(),
 		listeners: newListenerMetrics(),
+		refusals:  newRefusalsCollector(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "weir_build_info",
@@ -86,6 +88,7 @@ func newMetrics(version string) *metrics {
 	m.registry.MustRegister(m.mqtt, m.amqp)
 	m.registry.MustRegister(m.http.collectors()...)
 	m.registry.MustRegister(m.listeners.collectors()...)
+	m.registry.MustRegister(m.refusals)
 	return m
 }
 

@@ -275,7 +275,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		{"weir_disk_free_bytes", nil, 1, false},
 		{"weir_disk_full", nil, 0, true},
 	}
-	conditional := map[string]bool{"weir_connections_refused_total": true}
+	conditional := map[string]bool{"weir_connections_refused_total": true,
+		"weir_auth_refusals_total": true} // only with a users file: TestAuthRefusalsMetric
 	doc := readMetricsDoc(t)
 	var samples map[string][]sample
 	var failures []string

@@ -55,6 +55,9 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) *amqpError {
 		return exception(wire.AccessRefused, m, "operation not permitted on the default exchange")
 	}
 	if m.Passive {
+		if e := ch.authorizePassive(m, "exchange", ch.c.bname(m.Exchange)); e != nil {
+			return e
+		}
 		if _, ok := ch.findExchange(m.Exchange); !ok {
 			return ch.notFound(m, "exchange", m.Exchange)
 		}
@@ -330,6 +333,9 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) *amqpError {
 		return ch.locked(m, name)
 	}
 	if m.Passive {
+		if e := ch.authorizePassive(m, "queue", bn); e != nil {
+			return e
+		}
 		msgs, consumers, ok := ch.queueDepth(bn)
 		if !ok {
 			return ch.notFound(m, "queue", name)

@@ -161,7 +161,7 @@ func (c *conn) handshake(r *bufio.Reader) bool {
 	}
 	s := c.s
 	if err := c.sendMethod(0, &wire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: s.serverProperties(),
-		Mechanisms: []byte("PLAIN AMQPLAIN"), Locales: []byte("en_US")}); err != nil {
+		Mechanisms: []byte(c.mechanisms()), Locales: []byte("en_US")}); err != nil {
 		return false
 	}
 	fr := wire.NewFrameReader(r, wire.FrameMinSize)
@@ -198,10 +198,7 @@ func (c *conn) handshake(r *bufio.Reader) bool {
 	if caps, ok := startOk.ClientProperties["capabilities"].(wire.Table); ok {
 		c.clientCaps = caps
 	}
-	user, password, err := parseCredentials(startOk.Mechanism, startOk.Response)
-	if err == nil {
-		err = s.cfg.Authenticator.Authenticate(startOk.Mechanism, user, password)
-	}
+	user, err := c.authenticate(startOk)
 	if err != nil {
 		c.hardClose(exception(wire.AccessRefused, m, "login refused using authentication mechanism %s: %v", startOk.Mechanism, err), fr)
 		return false

@@ -273,6 +273,7 @@ func (c *consumer) run(ctx context.Context) {
 		if err := c.deliver(ds); err != nil {
 			return
 		}
+		ch.c.paceConsumer(ctx, deliveredBytes(ds))
 	}
 }
 
@@ -409,6 +410,7 @@ func (c *consumer) runStream(ctx context.Context, offset any) {
 			if err := c.deliverStream(ds); err != nil {
 				return
 			}
+			ch.c.paceConsumer(ctx, deliveredBytes(ds))
 		}
 	}
 }
@@ -471,6 +473,7 @@ func (ch *channel) get(m *wire.BasicGet) *amqpError {
 	if m.NoAck {
 		s.b.Ack(ch.ctx(), bn, bn, id, []broker.DeliveryRef{ref})
 	}
+	ch.c.paceReader(ch.ctx(), len(d.Value))
 	return nil
 }
 

@@ -88,6 +88,11 @@ func (rt *directReplyTo) run(ctx context.Context, r *broker.Reader) {
 		if err != nil {
 			return
 		}
+		n := 0
+		for i := range recs {
+			n += len(recs[i].Value)
+		}
+		ch.c.paceConsumer(ctx, n)
 	}
 }
 

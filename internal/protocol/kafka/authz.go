@@ -6,7 +6,7 @@ package kafka
 // Kafka's codes. See "Authorization" in docs/SECURITY.md.
 
 import (
-	"crypto/tls"
+	"bytes"
 	"errors"
 	"time"
 
@@ -41,10 +41,7 @@ func (c *conn) topicVisible(name string) bool {
 // describeTopic is nil when the connection may see topic, else the
 // refusal (TOPIC_AUTHORIZATION_FAILED), for ListOffsets and DescribeConfigs.
 func (c *conn) describeTopic(topic string) error {
-	if c.topicVisible(topic) {
-		return nil
-	}
-	return &broker.ForbiddenError{User: c.login.Principal().User(), Resource: auth.ResourceStream, Name: topic}
+	return broker.AuthorizeDescribe(c.ctx, auth.ResourceStream, topic)
 }
 
 // groupVisible reports whether the connection may see a group (any action
@@ -114,33 +111,35 @@ func (c *conn) mute() {
 	}
 }
 
-// CertificateAuthenticator is implemented by an Authenticator that logs in
-// clients by their verified TLS client certificate (tls-client-cert-user),
-// as Kafka's SSL principal: such a client needs no SASL.
-type CertificateAuthenticator interface {
-	CertificateUser(state tls.ConnectionState) (string, error)
-}
-
-// certificateLogin logs the connection in by its client certificate, when
-// the authenticator does that and the connection has a verified one.
+// certificateLogin logs the connection in by its verified client
+// certificate, when the authenticator takes certificates as users
+// (tls-client-cert-user, auth.CertificateLogin), as Kafka's SSL principal.
 func (c *conn) certificateLogin() bool {
-	ca, ok := c.s.cfg.Authenticator.(CertificateAuthenticator)
-	if !ok {
-		return false
-	}
-	tc, ok := c.nc.(interface{ ConnectionState() tls.ConnectionState })
-	if !ok {
-		return false
-	}
-	user, err := ca.CertificateUser(tc.ConnectionState())
-	if err != nil {
+	user, ok, err := c.login.CertificateUser(c.nc)
+	if !ok || err != nil {
 		return false
 	}
 	if err := c.login.LoggedIn(user); err != nil {
+		c.login.AuthenticationRefused(user)
 		c.log.Info("kafka: client certificate login refused", "user", user, "err", err)
 		return false
 	}
 	c.sasl.authenticated, c.sasl.user, c.sasl.mechanism = true, user, "certificate"
 	c.log.Debug("kafka: authenticated by client certificate", "user", user)
 	return true
+}
+
+// saslRefused counts a refused SASL exchange against the user it named
+// (PLAIN's authentication identity, SCRAM's user name), if any.
+func (c *conn) saslRefused(req *kmsg.SASLAuthenticateRequest) {
+	user := c.sasl.user
+	switch {
+	case c.sasl.scram != nil:
+		user = c.sasl.scram.user
+	case c.sasl.mechanism == MechanismPlain:
+		if parts := bytes.Split(req.SASLAuthBytes, []byte{0}); len(parts) == 3 {
+			user = string(parts[1])
+		}
+	}
+	c.login.AuthenticationRefused(user)
 }

@@ -111,6 +111,7 @@ func handleSASLAuthenticate(c *conn, req *kmsg.SASLAuthenticateRequest) (kmsg.Re
 	}
 	fail := func(err error) (kmsg.Response, error) {
 		c.log.Info("kafka: SASL authentication failed", "mechanism", c.sasl.mechanism, "err", err)
+		c.saslRefused(req)
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := fmt.Sprintf("authentication failed with %s", c.sasl.mechanism)
 		resp.ErrorMessage = &msg

@@ -10,6 +10,8 @@ package mqtt
 
 import (
 	"context"
+	"fmt"
+	"net"
 
 	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
@@ -27,7 +29,45 @@ func newLogin(s *Server) *broker.Login {
 
 // allowed reports whether the connection may act on a topic or filter.
 func (c *conn) allowed(topic string, act auth.Action) bool {
-	return !c.login.Authorizing() || c.login.Principal().Allowed(auth.ResourceTopic, topic, act)
+	if !c.login.Authorizing() || c.login.Principal().Allowed(auth.ResourceTopic, topic, act) {
+		return true
+	}
+	c.login.AuthorizationRefused()
+	return false
+}
+
+// authenticate checks a CONNECT's credentials and logs the connection in:
+// by its verified TLS client certificate when the server takes
+// certificates as users (tls-client-cert-user, as Mosquitto's
+// use_identity_as_username: the CONNECT's user name is not used and no
+// password is needed), else by the CONNECT's user name and password. It
+// returns the user, and which refusal an error is: a bad login, or a
+// place refused in the user's connection limit.
+func (c *conn) authenticate(p *Connect) (user string, limited bool, err error) {
+	certUser, byCert, err := c.login.CertificateUser(c.nc)
+	switch {
+	case byCert && err != nil:
+		return "", false, fmt.Errorf("client certificate: %w", err)
+	case byCert:
+		user = certUser
+	default:
+		if err := c.s.cfg.Authenticator.Authenticate(c.clientID, p.Username, p.Password); err != nil {
+			name := ""
+			if p.Username != nil {
+				name = *p.Username
+			}
+			c.login.AuthenticationRefused(name)
+			return "", false, err
+		}
+		if p.Username == nil {
+			return "", false, nil
+		}
+		user = *p.Username
+	}
+	if err := c.login.LoggedIn(user); err != nil {
+		return user, true, err
+	}
+	return user, false, nil
 }
 
 // pace holds the publish loop after a batch while the user is past its
@@ -44,3 +84,7 @@ func (c *conn) pace(batch []*pendingPublish) {
 	}
 	q.Pace(c.ctx, n)
 }
+
+// NetConn is the connection countingConn counts, so that the TLS state of
+// a TLS connection can be read through it (auth.ConnectionState).
+func (c countingConn) NetConn() net.Conn { return c.Conn }

@@ -249,13 +249,12 @@ func (c *conn) connect(p *Connect) error {
 		}
 		return refuse(0, reasonTopicNameInvalid, err)
 	}
-	if err := c.s.cfg.Authenticator.Authenticate(c.clientID, p.Username, p.Password); err != nil {
-		return refuse(returnBadUserOrPassword, reasonBadUserOrPassword, fmt.Errorf("authentication: %w", err))
-	}
-	if p.Username != nil {
-		if err := c.login.LoggedIn(*p.Username); err != nil {
-			return refuse(returnServerUnavailable, reasonQuotaExceeded, err)
-		}
+	user, limited, authErr := c.authenticate(p)
+	switch {
+	case authErr != nil && limited:
+		return refuse(returnServerUnavailable, reasonQuotaExceeded, authErr)
+	case authErr != nil:
+		return refuse(returnBadUserOrPassword, reasonBadUserOrPassword, fmt.Errorf("authentication: %w", authErr))
 	}
 	if c.login.Authorizing() && c.login.Principal() == nil {
 		return refuse(returnNotAuthorized, reasonNotAuthorized, errors.New("no rules for this user"))
@@ -371,10 +370,6 @@ func (c *conn) connect(p *Connect) error {
 		if st.Group != "" {
 			c.startConsumer(shareQueue(st.Group, st.Filter))
 		}
-	}
-	user := ""
-	if p.Username != nil {
-		user = *p.Username
 	}
 	c.log.Debug("connected", "client", c.clientID, "user", user, "version", c.version(), "persistent", c.persistent, "present", existed)
 	return nil

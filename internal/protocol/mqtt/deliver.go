@@ -201,6 +201,7 @@ func (c *conn) deliverLoop(ctx context.Context, queue string) {
 			continue
 		}
 		var settled []broker.DeliveryRef
+		sent := 0 // payload bytes sent, for the consume quota
 		for i := range ds {
 			// Others (retained sends, other loops) may have taken the
 			// credits seen: wait for PUBACKs to give them back, after
@@ -214,7 +215,8 @@ func (c *conn) deliverLoop(ctx context.Context, queue string) {
 					return
 				}
 			}
-			outcome, err := c.deliver(queue, &ds[i])
+			outcome, n, err := c.deliver(queue, &ds[i])
+			sent += n
 			if err != nil {
 				c.log.Debug("delivery failed", "queue", queue, "err", err)
 				c.shutdown(reasonOf(err))
@@ -237,6 +239,7 @@ func (c *conn) deliverLoop(ctx context.Context, queue string) {
 				c.log.Warn("ack failed", "queue", queue, "err", err)
 			}
 		}
+		c.paceDeliveries(ctx, sent)
 	}
 }
 
@@ -249,46 +252,50 @@ const (
 	deliverKept                         // the record of a QoS 2 message sent before: kept until its PUBREC
 )
 
-// deliver sends one record of a queue. It needs no acknowledgement from
-// the client at QoS 0, or when it is not for this client (the binding
-// matched but no MQTT filter does, or it expired).
-func (c *conn) deliver(queue string, d *broker.Delivery) (deliverOutcome, error) {
+// deliver sends one record of a queue and says how many payload bytes it
+// sent. It needs no acknowledgement from the client at QoS 0, or when it
+// is not for this client (the binding matched but no MQTT filter does, or
+// it expired).
+func (c *conn) deliver(queue string, d *broker.Delivery) (deliverOutcome, int, error) {
 	if d.Key == nil {
-		return deliverSettle, nil
+		return deliverSettle, 0, nil
 	}
 	if queue == c.queue {
 		if _, found := c.matchQoS2(d); found {
-			return deliverKept, nil
+			return deliverKept, 0, nil
 		}
 	}
 	topic := TopicOf(string(d.Key))
 	m, ok := c.matching(queue, topic, headerValue(&d.Record, headerPublisher))
 	if !ok {
-		return deliverSettle, nil
+		return deliverSettle, 0, nil
 	}
 	p, ok := c.fromRecord(&d.Record, topic, m.rap && hasRetainHeader(&d.Record), m.subIDs)
 	if !ok {
-		return deliverSettle, nil
+		return deliverSettle, 0, nil
 	}
+	// The span carries the record's trace on to the subscriber's side.
+	_, span := c.s.cfg.Tracer.StartDeliver(c.ctx, topic, &d.Record)
+	defer span.End()
 	p.QoS = min(m.qos, recordQoS(&d.Record))
 	if queue != c.queue {
 		p.QoS = min(p.QoS, 1) // QoS 2 only from the session's queue
 	}
 	if c.maxOutPacket > 0 && len(AppendPacket(nil, p, c.version())) > c.maxOutPacket {
-		return deliverSettle, nil // MQTT 5: discarded as if delivered
+		return deliverSettle, 0, nil // MQTT 5: discarded as if delivered
 	}
 	switch p.QoS {
 	case 0:
-		return deliverSettle, c.writePacket(p, false)
+		return deliverSettle, len(p.Payload), c.writePacket(p, false)
 	case 2:
-		return deliverSent, c.sendQoS2(p, &d.Record, m.subIDs, d.Offset)
+		return deliverSent, len(p.Payload), c.sendQoS2(p, &d.Record, m.subIDs, d.Offset)
 	}
 	p.Dup = d.DeliveryCount > 1
 	c.mu.Lock()
 	p.PacketID = c.allocID()
 	c.inflight[p.PacketID] = inflightMsg{queue: queue, ref: broker.DeliveryRef{Partition: d.Partition, Offset: d.Offset}, credit: true}
 	c.mu.Unlock()
-	return deliverSent, c.writePacket(p, false)
+	return deliverSent, len(p.Payload), c.writePacket(p, false)
 }
 
 // match is what the session's subscriptions matching a message ask of
@@ -351,6 +358,8 @@ func (c *conn) sendRetained(rec broker.Record, granted byte, subIDs []int) error
 	if !ok {
 		return nil
 	}
+	_, span := c.s.cfg.Tracer.StartDeliver(c.ctx, topic, &rec)
+	defer span.End()
 	p.QoS = min(granted, recordQoS(&rec))
 	if c.maxOutPacket > 0 && len(AppendPacket(nil, p, c.version())) > c.maxOutPacket {
 		return nil
@@ -367,5 +376,6 @@ func (c *conn) sendRetained(rec broker.Record, granted byte, subIDs []int) error
 		c.inflight[p.PacketID] = inflightMsg{credit: true}
 		c.mu.Unlock()
 	}
+	c.countDelivered(len(p.Payload))
 	return c.write(p)
 }
