@@ -93,8 +93,9 @@ type lagHistory struct {
 	series  map[lagKey]*lagRing
 	skipped int // partitions not followed at the last sample (maxSeries)
 
-	stop chan struct{}
-	done chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
 }
 
 func newLagHistory(groups Groups, interval time.Duration, points, maxSeries int, logger *slog.Logger) *lagHistory {
@@ -119,12 +120,10 @@ func (h *lagHistory) run() {
 	}
 }
 
+// close stops the sampler and waits for it; the server calls it from two
+// goroutines at shutdown (http.Server.RegisterOnShutdown and its components).
 func (h *lagHistory) close() {
-	select {
-	case <-h.stop:
-	default:
-		close(h.stop)
-	}
+	h.stopOnce.Do(func() { close(h.stop) })
 	<-h.done
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,4 +189,16 @@ func TestLagEndpoint(t *testing.T) {
 	if code := getJSON(t, srv.URL+"/console/api/lag?as=nobody", &ans); code != http.StatusOK || len(ans.Groups) != 0 {
 		t.Errorf("GET lag as a user without rights: %d %+v, want no groups", code, ans.Groups)
 	}
+}
+
+// The server closes the console from two goroutines at shutdown; both
+// return once the sampler stopped.
+func TestLagHistoryCloseTwiceAtOnce(t *testing.T) {
+	h := newLagHistory(lagFixture(t), time.Hour, 10, 10, slog.New(slog.DiscardHandler))
+	go h.run()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(h.close)
+	}
+	wg.Wait()
 }
