@@ -177,6 +177,11 @@ func (b *Broker) loadStreams() error {
 	return nil
 }
 
+// StateErr is the state store's failure (state.ErrFailed and its cause),
+// nil while it takes writes: after a failed commit it takes none until the
+// process restarts, which /healthz reports.
+func (b *Broker) StateErr() error { return b.state.Err() }
+
 // Close closes every partition (flushing it) and the state store.
 func (b *Broker) Close() error {
 	b.mu.Lock()

@@ -25,6 +25,7 @@ func (s *Server) openBroker() error {
 		OnSync:         s.metrics.observeSync,
 		DiskFreeMin:    uint64(s.cfg.DiskFreeMin),
 		FreeSpace:      s.freeSpace(),
+		StateFS:        s.stateFS,
 	})
 	if err != nil {
 		return fmt.Errorf("open broker: %w", err)

@@ -19,24 +19,33 @@ func (s *Server) Handle(pattern string, handler http.Handler) {
 
 type healthStatus struct {
 	Status string `json:"status"`
+	Error  string `json:"error,omitempty"` // why the node is "failed"
 }
 
 // handleHealthz answers 200 {"status":"ok"} while the server is serving and
 // 503 otherwise, so that load balancers stop routing to a node that is
-// starting or shutting down.
+// starting or shutting down, or whose state store failed.
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	code, status := http.StatusOK, "ok"
-	switch s.currentPhase() {
+	s.mu.Lock()
+	phase, b := s.phase, s.broker
+	s.mu.Unlock()
+	code, health := http.StatusOK, healthStatus{Status: "ok"}
+	switch phase {
 	case phaseServing:
+		if err := b.StateErr(); err != nil {
+			// The state store takes no writes until a restart: acks,
+			// offset commits and catalog changes all fail.
+			code, health = http.StatusServiceUnavailable, healthStatus{Status: "failed", Error: err.Error()}
+		}
 	case phaseStopped:
-		code, status = http.StatusServiceUnavailable, "shutting down"
+		code, health.Status = http.StatusServiceUnavailable, "shutting down"
 	default:
-		code, status = http.StatusServiceUnavailable, "starting"
+		code, health.Status = http.StatusServiceUnavailable, "starting"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(healthStatus{Status: status}) // the client may have gone; nothing to do
+	_ = json.NewEncoder(w).Encode(health) // the client may have gone; nothing to do
 }
 
 func newMetricsHandler(registry *prometheus.Registry, logger *slog.Logger) http.Handler {

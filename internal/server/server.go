@@ -19,6 +19,7 @@ import (
 	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/console"
+	"github.com/weirmq/weir/internal/state"
 )
 
 // Errors returned by Start.
@@ -65,6 +66,9 @@ type Server struct {
 	// tracerProvider exports the front ends' spans; nil when tracing is
 	// off (tracing.go).
 	tracerProvider *sdktrace.TracerProvider
+	// stateFS is the state store's filesystem (nil: the OS's), set by
+	// tests to inject faults.
+	stateFS state.FS
 
 	mu         sync.Mutex // guards the fields below it
 	phase      phase

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/weirmq/weir/internal/broker"
+)
+
+// TestHealthzReportsStateFailure: once a state store commit fails (a WAL
+// fsync error here), the store takes no more writes until a restart, and
+// /healthz answers 503 "failed" with the cause, so that a load balancer
+// stops sending clients whose acks and commits would all fail.
+func TestHealthzReportsStateFailure(t *testing.T) {
+	var on atomic.Bool
+	fs := errorfs.Wrap(pebblevfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if on.Load() && strings.HasSuffix(op.Path, ".log") && (op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData) {
+			return syscall.EIO
+		}
+		return nil
+	}))
+	cfg := testConfig(t)
+	cfg.KafkaAddr, cfg.AMQPAddr, cfg.MQTTAddr = "", "", ""
+	s, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stateFS = fs
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The failed store cannot flush; the shutdown still ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); ctx.Err() != nil {
+			t.Errorf("Shutdown did not end: %v", err)
+		}
+	})
+	health := func() (int, healthStatus) {
+		t.Helper()
+		resp, body, err := get("http://" + s.Addr("http") + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h healthStatus
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatalf("/healthz body %q: %v", body, err)
+		}
+		return resp.StatusCode, h
+	}
+	if code, h := health(); code != http.StatusOK || h.Status != "ok" {
+		t.Fatalf("/healthz before the fault = %d %+v", code, h)
+	}
+
+	ctx := context.Background()
+	if _, err := s.broker.CreateStream(ctx, broker.StreamConfig{Name: "s", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	on.Store(true)
+	errs, err := s.broker.ClassicCommit(ctx, "g", "", "", -1, []broker.OffsetCommit{{Stream: "s", Partition: 0, Offset: 0}})
+	if err == nil && (len(errs) == 0 || errs[0] == nil) {
+		t.Fatal("an offset commit under a failing WAL fsync succeeded")
+	}
+	on.Store(false) // the store stays failed when the fault clears
+	code, h := health()
+	if code != http.StatusServiceUnavailable || h.Status != "failed" || !strings.Contains(h.Error, syscall.EIO.Error()) {
+		t.Fatalf("/healthz after the failed commit = %d %+v, want 503 failed naming %q", code, h, syscall.EIO.Error())
+	}
+}
