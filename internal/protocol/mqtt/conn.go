@@ -288,11 +288,12 @@ func (c *conn) connect(p *Connect) error {
 	c.registered = true
 	c.queue = sessionQueue(c.clientID)
 	ctx := c.ctx
-	c.s.sessionMu.Lock()
+	sessionLock := c.s.sessionLock(c.clientID)
+	sessionLock.Lock()
 	locked := true
 	defer func() {
 		if locked {
-			c.s.sessionMu.Unlock()
+			sessionLock.Unlock()
 		}
 	}()
 	stored, existed := c.s.sessions.get(c.clientID)
@@ -339,7 +340,7 @@ func (c *conn) connect(p *Connect) error {
 			return refuse(returnServerUnavailable, reasonServerUnavailable, err)
 		}
 	}
-	c.s.sessionMu.Unlock()
+	sessionLock.Unlock()
 	locked = false
 	ack.SessionPresent = existed
 	if v5 {

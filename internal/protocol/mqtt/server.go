@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"sync"
@@ -94,11 +95,16 @@ type Server struct {
 	retained *retainedStore
 	sessions *sessionStore
 	qos2     *qos2Store
-	// sessionMu makes a connection's session setup and the expiry of a
-	// session atomic with respect to each other. It comes before mu and is
-	// held across broker calls.
-	sessionMu sync.Mutex
-	stop      chan struct{} // closed by Close: ends the expiry loop
+	// sessionLocks make a connection's session setup and the expiry of
+	// that session atomic with respect to each other: one lock per stripe
+	// of client ids (sessionLock), so that the setups of different
+	// clients, each a few broker writes that wait for fsyncs, go in
+	// parallel (one lock for all made 1,000 clients connecting at once
+	// wait for each other's fsyncs, past their connect timeouts). A stripe
+	// comes before mu and is held across broker calls.
+	sessionLocks [64]sync.Mutex
+	lockSeed     maphash.Seed
+	stop         chan struct{} // closed by Close: ends the expiry loop
 
 	tcp      tcpserve.Server[*conn]
 	nextConn atomic.Uint64
@@ -164,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, b: cfg.Broker, log: cfg.Logger, retained: retained, sessions: sessions, qos2: qos2, stop: make(chan struct{}),
+		cfg: cfg, b: cfg.Broker, log: cfg.Logger, retained: retained, sessions: sessions, qos2: qos2, stop: make(chan struct{}), lockSeed: maphash.MakeSeed(),
 		byClient: map[string]*conn{},
 		wills:    map[string]*time.Timer{},
 	}
@@ -212,30 +218,46 @@ func (s *Server) expiryLoop() {
 // expireSessions removes the sessions whose expiry interval has passed
 // since their connection ended: their queues and records.
 func (s *Server) expireSessions(ctx context.Context) error {
-	s.sessionMu.Lock()
-	defer s.sessionMu.Unlock()
 	var errs []error
 	for _, id := range s.sessions.expired(time.Now()) {
-		s.mu.Lock()
-		_, live := s.byClient[id]
-		s.mu.Unlock()
-		if live {
-			continue
-		}
-		if err := s.b.DeleteStream(ctx, sessionQueue(id)); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.qos2.remove(ctx, id, nil); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.sessions.remove(ctx, id); err != nil {
+		if err := s.expireSession(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
-		s.log.Debug("session expired", "client", id)
 	}
 	return errors.Join(errs...)
+}
+
+// sessionLock is the lock of clientID's stripe (sessionLocks).
+func (s *Server) sessionLock(clientID string) *sync.Mutex {
+	return &s.sessionLocks[maphash.String(s.lockSeed, clientID)%uint64(len(s.sessionLocks))]
+}
+
+// expireSession removes an expired session unless its client connected
+// again meanwhile.
+func (s *Server) expireSession(ctx context.Context, id string) error {
+	lock := s.sessionLock(id)
+	lock.Lock()
+	defer lock.Unlock()
+	if st, ok := s.sessions.get(id); !ok || st.ExpiresAt == 0 || st.ExpiresAt > time.Now().UnixMilli() {
+		return nil // gone, or taken up again by a connection
+	}
+	s.mu.Lock()
+	_, live := s.byClient[id]
+	s.mu.Unlock()
+	if live {
+		return nil
+	}
+	if err := s.b.DeleteStream(ctx, sessionQueue(id)); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
+		return err
+	}
+	if err := s.qos2.remove(ctx, id, nil); err != nil {
+		return err
+	}
+	if err := s.sessions.remove(ctx, id); err != nil {
+		return err
+	}
+	s.log.Debug("session expired", "client", id)
+	return nil
 }
 
 // Serve accepts connections on ln until Close, and closes ln when it
