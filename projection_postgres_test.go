@@ -86,24 +86,7 @@ func pgProject(t *testing.T, c *client.Client, db *sql.DB, p client.Projection, 
 }
 
 func TestProjectionPostgres(t *testing.T) {
-	pg := pgtest.Start(t)
-	pg.Exec(t, pgReadModel)
-	db, err := sql.Open("pgx", pg.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := t.Context()
-	node, err := weir.Open(ctx, weir.Options{Dir: t.TempDir(), FSync: "never"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close(context.Background())
-	c, err := node.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c, db := startProjectionEnv(t)
 
 	// A stream of three partitions.
 	if _, err := c.CreateStream(ctx, client.StreamConfig{Name: "orders", Partitions: 3}); err != nil {
@@ -185,24 +168,7 @@ func TestProjectionPostgres(t *testing.T) {
 // a database without the checkpoint table: each creates it, and none fails
 // for another's concurrent CREATE TABLE IF NOT EXISTS.
 func TestProjectionPostgresConcurrentStart(t *testing.T) {
-	pg := pgtest.Start(t)
-	pg.Exec(t, pgReadModel)
-	db, err := sql.Open("pgx", pg.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := t.Context()
-	node, err := weir.Open(ctx, weir.Options{Dir: t.TempDir(), FSync: "never"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close(context.Background())
-	c, err := node.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c, db := startProjectionEnv(t)
 	if _, err := c.CreateStream(ctx, client.StreamConfig{Name: "s", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -246,4 +212,30 @@ func TestProjectionPostgresConcurrentStart(t *testing.T) {
 			t.Errorf("%s: %q, want applied once", id, row)
 		}
 	}
+}
+
+// startProjectionEnv starts a PostgreSQL server holding the read model's
+// tables and a Weir node, and returns the test's context, a client of the
+// node and a database/sql handle, all closed at the test's end.
+func startProjectionEnv(t *testing.T) (context.Context, *client.Client, *sql.DB) {
+	t.Helper()
+	pg := pgtest.Start(t)
+	pg.Exec(t, pgReadModel)
+	db, err := sql.Open("pgx", pg.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx := t.Context()
+	node, err := weir.Open(ctx, weir.Options{Dir: t.TempDir(), FSync: "never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close(context.Background()) })
+	c, err := node.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, c, db
 }

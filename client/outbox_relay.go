@@ -1,6 +1,7 @@
 package weir
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -136,17 +137,11 @@ func (r *OutboxRelay) route() string {
 }
 
 func (r *OutboxRelay) batchSize() int {
-	if r.BatchSize == 0 {
-		return 100
-	}
-	return r.BatchSize
+	return cmp.Or(r.BatchSize, 100)
 }
 
 func (r *OutboxRelay) pollInterval() time.Duration {
-	if r.PollInterval == 0 {
-		return 500 * time.Millisecond
-	}
-	return r.PollInterval
+	return cmp.Or(r.PollInterval, 500*time.Millisecond)
 }
 
 // outboxRow is a row read from the outbox.

@@ -1,6 +1,7 @@
 package weir
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -234,17 +235,11 @@ func (p *Projection) check(forRun bool) error {
 }
 
 func (p *Projection) batchSize() int {
-	if p.BatchSize == 0 {
-		return 100
-	}
-	return p.BatchSize
+	return cmp.Or(p.BatchSize, 100)
 }
 
 func (p *Projection) flushInterval() time.Duration {
-	if p.FlushInterval == 0 {
-		return 100 * time.Millisecond
-	}
-	return p.FlushInterval
+	return cmp.Or(p.FlushInterval, 100*time.Millisecond)
 }
 
 func (p *Projection) partitionCheckInterval() time.Duration {
