@@ -127,10 +127,10 @@ func TestRecoveryOfDamagedTail(t *testing.T) {
 		lost   int // records lost from the end
 	}{
 		{"garbage appended", func(t *testing.T, fs *vfs.MemFS, p string, _ int64) {
-			appendFile(t, fs, p, []byte("this is not a record batch at all........................................."))
+			mustAppendFile(t, fs, p, []byte("this is not a record batch at all........................................."))
 		}, 0},
 		{"zeros appended", func(t *testing.T, fs *vfs.MemFS, p string, _ int64) {
-			appendFile(t, fs, p, make([]byte, 4096))
+			mustAppendFile(t, fs, p, make([]byte, 4096))
 		}, 0},
 		{"last batch cut in half", func(t *testing.T, fs *vfs.MemFS, p string, size int64) {
 			truncateFile(t, fs, p, size-20)
@@ -223,14 +223,9 @@ func TestIndexRebuild(t *testing.T) {
 	}
 }
 
-func appendFile(t *testing.T, fs vfs.FS, p string, data []byte) {
+func mustAppendFile(t *testing.T, fs vfs.FS, p string, data []byte) {
 	t.Helper()
-	f, err := fs.OpenAppend(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
+	if err := appendFile(fs, p, data, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -34,7 +34,7 @@ func FuzzRecoverTail(f *testing.F) {
 		size := fi.Size()
 		newSize := max(size-int64(cut), 0)
 		truncateFile(t, fs, p, newSize)
-		appendFile(t, fs, p, tail)
+		mustAppendFile(t, fs, p, tail)
 
 		l, err = Open("/p", opts)
 		if err != nil {

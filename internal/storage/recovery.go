@@ -94,18 +94,9 @@ func (w *writer) recoverSegment(base int64) (err error) {
 	if err := writeIndexFiles(fs, l.dir, base, x); err != nil {
 		return fmt.Errorf("storage: rewrite index of active segment: %w", err)
 	}
-	idx, err := fs.OpenAppend(s.path(indexSuffix))
-	if err != nil {
-		return err
-	}
-	tf, err := fs.OpenAppend(s.path(timeIndexSuffix))
-	if err != nil {
-		idx.Close()
-		return err
-	}
 	s.file, s.index = f, x
 	s.size.Store(end)
-	w.active, w.file, w.idxFile, w.timeFile = s, f, idx, tf
+	w.active, w.file = s, f
 	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = end, end, next, lastBatch
 	w.createdAt = l.opts.Now()
 	return nil

@@ -67,10 +67,10 @@ const (
 type writer struct {
 	log *Log
 
-	active          *segment
-	file            vfs.File // the active segment's log file
-	idxFile         vfs.File
-	timeFile        vfs.File
+	active *segment
+	file   vfs.File // the active segment's log file
+	// The index files are opened only to append (flushIndex): an idle
+	// partition holds one file descriptor, not three.
 	size            int64 // bytes written to the active segment
 	durableSize     int64 // bytes of it known to be fsynced
 	nextOffset      int64
@@ -360,19 +360,47 @@ func (w *writer) syncFile() error {
 // flushIndex appends the pending index entries to the index files (not
 // synced: the index files are synced when the segment is rolled).
 func (w *writer) flushIndex() error {
-	if len(w.pendingIdx) > 0 {
-		if _, err := w.idxFile.Write(w.pendingIdx); err != nil {
+	return w.appendIndexes(false)
+}
+
+// appendIndexes appends the pending entries to the active segment's index
+// files, opened for it and closed again, and syncs them when sync is set.
+func (w *writer) appendIndexes(sync bool) error {
+	for _, f := range []struct {
+		suffix  string
+		pending *[]byte
+	}{{indexSuffix, &w.pendingIdx}, {timeIndexSuffix, &w.pendingTime}} {
+		if len(*f.pending) == 0 && !sync {
+			continue
+		}
+		if err := appendFile(w.log.fs, w.active.path(f.suffix), *f.pending, sync); err != nil {
 			return err
 		}
-		w.pendingIdx = w.pendingIdx[:0]
-	}
-	if len(w.pendingTime) > 0 {
-		if _, err := w.timeFile.Write(w.pendingTime); err != nil {
-			return err
-		}
-		w.pendingTime = w.pendingTime[:0]
+		*f.pending = (*f.pending)[:0]
 	}
 	return nil
+}
+
+// appendFile appends b to the file called name, and syncs it when sync is
+// set.
+func appendFile(fs vfs.FS, name string, b []byte, sync bool) error {
+	f, err := fs.OpenAppend(name)
+	if err != nil {
+		return err
+	}
+	if len(b) > 0 {
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 // seal makes the active segment complete on disk: the final time-index entry,
@@ -386,18 +414,12 @@ func (w *writer) seal() error {
 		x.mu.RUnlock()
 		w.pendingTime = appendTimeEntry(w.pendingTime, s.base, last)
 	}
-	if err := w.flushIndex(); err != nil {
-		return err
-	}
 	if w.dirty || w.durableSize != w.size {
 		if err := w.sync(); err != nil {
 			return err
 		}
 	}
-	if err := w.idxFile.Sync(); err != nil {
-		return err
-	}
-	return w.timeFile.Sync()
+	return w.appendIndexes(true)
 }
 
 // roll seals the active segment and starts a new one at the next offset.
@@ -409,12 +431,9 @@ func (w *writer) roll() error {
 	if err := w.seal(); err != nil {
 		return err
 	}
-	oldIdx, oldTime := w.idxFile, w.timeFile
 	if err := w.createSegment(w.nextOffset); err != nil {
 		return err
 	}
-	oldIdx.Close()
-	oldTime.Close()
 	w.log.replaceSegments(func(cur []*segment) []*segment {
 		next := make([]*segment, 0, len(cur)+1)
 		next = append(next, cur...)
@@ -449,21 +468,27 @@ func (w *writer) createSegment(base int64) (err error) {
 	if err := fs.SyncDir(w.log.dir); err != nil {
 		return fmt.Errorf("storage: sync directory: %w", err)
 	}
+	for _, f := range files[1:] {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("storage: close new index file: %w", err)
+		}
+	}
+	files = files[:1]
 	s.file = files[0]
 	s.index = newSegmentIndex()
-	w.active, w.file, w.idxFile, w.timeFile = s, files[0], files[1], files[2]
+	w.active, w.file = s, files[0]
 	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = 0, 0, base, -1
 	w.createdAt = w.log.opts.Now()
 	w.dirty = false
 	return nil
 }
 
-// close seals the active segment and closes the index files. The log file
-// stays open until the segment's last reader is done.
+// close seals the active segment. The log file stays open until the
+// segment's last reader is done.
 func (w *writer) close() error {
 	err := w.seal()
 	if w.log.err() != nil {
-		err = nil // a failed log was already reported; close what we can
+		err = nil // a failed log was already reported
 	}
-	return errors.Join(err, w.idxFile.Close(), w.timeFile.Close())
+	return err
 }
