@@ -129,7 +129,8 @@ func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig)
 			return err
 		}
 		for p, f := range floors {
-			if err := tx.SetCursorFloor(meta.ID, int32(p), f); err != nil {
+			// A new subscription ID: no keys of it are stored.
+			if err := tx.MoveCursorFloor(meta.ID, int32(p), f); err != nil {
 				return err
 			}
 		}

@@ -189,11 +189,13 @@ func (ss *sharedSub) commitBatch(ops []*commitOp) {
 			if pf.floor <= part.durableFloor {
 				continue
 			}
-			set := tx.MoveCursorFloor
+			var err error
 			if part.keysFrom < pf.floor {
-				set = tx.SetCursorFloor // clears the keys below
+				err = tx.SetCursorFloor(ss.id, part.id, part.keysFrom, pf.floor) // clears the keys below
+			} else {
+				err = tx.MoveCursorFloor(ss.id, part.id, pf.floor)
 			}
-			if err := set(ss.id, part.id, pf.floor); err != nil {
+			if err != nil {
 				return err
 			}
 		}

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sort"
 )
@@ -101,40 +100,32 @@ func (s *Store) LoadCursor(sub string, partition int32) (CursorState, error) {
 }
 
 // SetCursorFloor records that every offset below floor is settled, and
-// forgets the acks and deliveries below it.
+// forgets the acks and deliveries stored in [from, floor): from is the
+// lowest offset at which the caller stored a key since it last set the
+// floor (it knows: it wrote them).
 //
-// It deletes the keys from the stored floor up (the keys below it went when
-// it was stored; callers never write a key below the stored floor), not
-// from offset 0: range deletions that all began at the partition's first
-// key overlapped one another, and Pebble fragments the range deletions of
-// a memtable for every new iterator into pieces that each carry every
-// deletion covering them — n floor raises made O(n²) fragments, the heap
-// growth of the load campaign (docs/RELIABILITY.md). Ranges that start
-// where the last one ended do not overlap: O(n).
-func (tx *Tx) SetCursorFloor(sub string, partition int32, floor int64) error {
+// Taking from rather than reading the stored floor keeps the state store's
+// hot path free of reads: a read fragments every range deletion of the
+// memtable (Pebble does that for each new iterator or Get), and a busy
+// queue writes one per floor raise past out-of-order acks. The ranges
+// start at the lowest key, not at offset 0, for the same reason: range
+// deletions that all began at the partition's first key overlapped one
+// another, and n overlapping ones fragment into O(n²) pieces — the heap
+// growth of the load campaign (docs/RELIABILITY.md).
+func (tx *Tx) SetCursorFloor(sub string, partition int32, from, floor int64) error {
 	if err := tx.check(); err != nil {
 		return err
 	}
 	if err := checkName("subscription", sub); err != nil {
 		return err
 	}
-	stored, err := tx.store.get(cursorKey(sub, partition, cursorFloor, 0, false))
-	start := int64(0)
-	switch {
-	case err == nil && len(stored) == 8:
-		start = int64(binary.BigEndian.Uint64(stored))
-	case err == nil:
-		return fmt.Errorf("%w: cursor floor of %d bytes", ErrCorrupt, len(stored))
-	case !errors.Is(err, ErrNotFound):
-		return err
-	}
 	for _, kind := range []byte{cursorAcked, cursorDelivery} {
-		if start >= floor {
+		if from >= floor {
 			break // nothing stored below the new floor
 		}
-		from := cursorKey(sub, partition, kind, start, true)
-		to := cursorKey(sub, partition, kind, floor, true)
-		if err := tx.deleteRange(from, to); err != nil {
+		lo := cursorKey(sub, partition, kind, max(from, 0), true)
+		hi := cursorKey(sub, partition, kind, floor, true)
+		if err := tx.deleteRange(lo, hi); err != nil {
 			return err
 		}
 	}

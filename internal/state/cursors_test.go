@@ -53,7 +53,7 @@ func TestCursors(t *testing.T) {
 		if err := tx.DeleteDelivery("sub1", 0, 9); err != nil {
 			return err
 		}
-		return tx.SetCursorFloor("sub1", 0, 8)
+		return tx.SetCursorFloor("sub1", 0, 3, 8)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestCursorFloorRaisesInSteps(t *testing.T) {
 			if err := tx.SetDelivery("q", 0, base+11, Delivery{Count: 1}); err != nil {
 				return err
 			}
-			return tx.SetCursorFloor("q", 0, base+10)
+			return tx.SetCursorFloor("q", 0, base, base+10) // the keys stored are at or above the last floor
 		})
 		st, err := s.LoadCursor("q", 0)
 		if err != nil {
@@ -122,7 +122,7 @@ func TestCursorFloorRaisesInSteps(t *testing.T) {
 		}
 	}
 	before := s.rangeDels.Load()
-	mustUpdate(t, s, func(tx *Tx) error { return tx.SetCursorFloor("q", 0, 300) }) // lower than stored
+	mustUpdate(t, s, func(tx *Tx) error { return tx.SetCursorFloor("q", 0, 491, 300) }) // lower than stored
 	if s.rangeDels.Load() != before {
 		t.Error("a floor that did not rise wrote range deletions")
 	}
