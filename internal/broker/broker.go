@@ -58,7 +58,16 @@ type Broker struct {
 
 	mu      sync.RWMutex
 	streams map[string]*stream
-	closed  bool
+	// byID names the streams by their IDs (Kafka's topic IDs), as
+	// registerStream and removeStream keep it.
+	byID map[[16]byte]string
+	// busy holds the names of the streams being created or deleted: that
+	// work (files, directory syncs, the catalog's commit) runs without
+	// b.mu, which every publish and fetch takes to find its stream, and
+	// Close waits for it (changing).
+	busy     map[string]bool
+	changing sync.WaitGroup
+	closed   bool
 
 	groups groupRegistry
 	ex     exchanges
@@ -107,7 +116,7 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), ctx: ctx, cancel: cancel}
+	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), byID: make(map[[16]byte]string), busy: make(map[string]bool), ctx: ctx, cancel: cancel}
 	b.disk = newDiskWatermark(&cfg)
 	b.groups.init(b)
 	b.classic.init(b)
@@ -159,7 +168,7 @@ func (b *Broker) loadStreams() error {
 		if err != nil {
 			return fmt.Errorf("broker: open stream %q: %w", e.Name, err)
 		}
-		b.streams[meta.Name] = s
+		b.registerStream(s)
 		known[meta.dirName()] = true
 	}
 	names, err := b.cfg.FS.List(b.streamsDir())
@@ -191,6 +200,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
+	b.changing.Wait()
 	b.cancel()
 	b.bg.Wait()
 	err := errors.Join(b.closeEvents(), b.closeStreams())

@@ -596,3 +596,30 @@ func TestFetchOfDeletedStream(t *testing.T) {
 		t.Fatal("long poll not woken by the delete")
 	}
 }
+
+func TestStreamNameByID(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir)
+	a := createStream(t, b, StreamConfig{Name: "a", Partitions: 1})
+	c := createStream(t, b, StreamConfig{Name: "c", Partitions: 1})
+	for _, s := range []StreamInfo{a, c} {
+		if name, err := b.StreamNameByID(s.ID); err != nil || name != s.Config.Name {
+			t.Fatalf("StreamNameByID(%x) = %q, %v; want %q", s.ID, name, err, s.Config.Name)
+		}
+	}
+	if err := b.DeleteStream(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.StreamNameByID(a.ID); !errors.Is(err, ErrStreamNotFound) {
+		t.Fatalf("deleted stream's ID: err = %v, want ErrStreamNotFound", err)
+	}
+	b.Close()
+	b = openBroker(t, dir) // the index is rebuilt from the catalog
+	defer b.Close()
+	if name, err := b.StreamNameByID(c.ID); err != nil || name != "c" {
+		t.Fatalf("after reopening: %q, %v", name, err)
+	}
+	if _, err := b.StreamNameByID(a.ID); !errors.Is(err, ErrStreamNotFound) {
+		t.Fatalf("after reopening, deleted stream's ID: err = %v", err)
+	}
+}

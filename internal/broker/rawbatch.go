@@ -310,13 +310,37 @@ func (b *Broker) WaitAny(ctx context.Context, positions []PartitionPosition, max
 // StreamNameByID returns the name of the stream whose ID is id (Kafka
 // requests that name topics by ID).
 func (b *Broker) StreamNameByID(id [16]byte) (string, error) {
-	want := hex.EncodeToString(id[:])
 	b.mu.RLock()
-	defer b.mu.RUnlock()
-	for name, s := range b.streams {
-		if s.meta.ID == want {
-			return name, nil
+	name, ok := b.byID[id]
+	b.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("%w: no stream has id %s", ErrStreamNotFound, hex.EncodeToString(id[:]))
+	}
+	return name, nil
+}
+
+// registerStream makes s known by its name and ID; b.mu is held (or b is not
+// shared yet).
+func (b *Broker) registerStream(s *stream) {
+	b.streams[s.meta.Name] = s
+	if id, ok := streamID(s.meta.ID); ok {
+		b.byID[id] = s.meta.Name
+	}
+}
+
+// removeStream forgets the stream called name; b.mu is held.
+func (b *Broker) removeStream(name string) {
+	if s := b.streams[name]; s != nil {
+		if id, ok := streamID(s.meta.ID); ok {
+			delete(b.byID, id)
 		}
 	}
-	return "", fmt.Errorf("%w: no stream has id %s", ErrStreamNotFound, want)
+	delete(b.streams, name)
+}
+
+// streamID decodes a stream's hex ID; ok is false for a stream stored
+// without one.
+func streamID(hexID string) (id [16]byte, ok bool) {
+	n, err := hex.Decode(id[:], []byte(hexID))
+	return id, err == nil && n == len(id)
 }

@@ -107,6 +107,10 @@ func (b *Broker) CreateSubscription(ctx context.Context, cfg SubscriptionConfig)
 	}
 	meta := newSubscriptionMeta(cfg, b.now())
 	s.mu.Lock()
+	if s.deleting {
+		s.mu.Unlock()
+		return SubscriptionInfo{}, fmt.Errorf("%w: %q", ErrStreamNotFound, cfg.Stream)
+	}
 	if s.meta.Temporary {
 		// A catalog entry would outlive the stream (a temporary queue).
 		s.mu.Unlock()

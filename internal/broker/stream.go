@@ -74,9 +74,12 @@ type stream struct {
 	meta streamMeta
 	dir  string
 
-	mu    sync.RWMutex // guards parts, meta.Partitions (partitions can be added) and subs
+	mu    sync.RWMutex // guards parts, meta.Partitions (partitions can be added), subs and deleting
 	parts []*storage.Log
 	subs  map[string]*sharedSub // shared subscriptions by name
+	// deleting is set by DeleteStream before it removes the catalog entries
+	// of the stream's subscriptions: no subscription is added after.
+	deleting bool
 
 	roundRobin atomic.Uint32
 	dedup      *dedupIndex // nil when deduplication is off
@@ -261,16 +264,14 @@ func (b *Broker) newStreamMeta(cfg StreamConfig) streamMeta {
 }
 
 // addStream opens a new stream's partitions, records it in the catalog
-// (unless it is temporary) and makes it visible.
+// (unless it is temporary) and makes it visible. b.mu is held only to
+// reserve the name and to publish the stream, not across the files' and
+// the catalog's syncs.
 func (b *Broker) addStream(meta streamMeta) (StreamInfo, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return StreamInfo{}, ErrClosed
+	if err := b.reserve(meta.Name, true); err != nil {
+		return StreamInfo{}, err
 	}
-	if _, ok := b.streams[meta.Name]; ok {
-		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamExists, meta.Name)
-	}
+	defer b.release(meta.Name)
 	// The partition directories first, then the catalog entry: a crash in
 	// between leaves a directory that the next Open removes.
 	s, err := b.openStream(meta)
@@ -285,8 +286,39 @@ func (b *Broker) addStream(meta streamMeta) (StreamInfo, error) {
 			return StreamInfo{}, err
 		}
 	}
-	b.streams[meta.Name] = s
+	b.mu.Lock()
+	b.registerStream(s)
+	b.mu.Unlock()
 	return s.info(), nil
+}
+
+// reserve marks name as being created (create) or deleted, so that no
+// other creation or deletion of it runs meanwhile, and counts the change
+// for Close; release ends it. A name being created or deleted is refused
+// with ErrStreamExists to a creation and ErrStreamNotFound to a deletion.
+func (b *Broker) reserve(name string, create bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	_, exists := b.streams[name]
+	switch {
+	case create && (exists || b.busy[name]):
+		return fmt.Errorf("%w: %q", ErrStreamExists, name)
+	case !create && (!exists || b.busy[name]):
+		return fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	}
+	b.busy[name] = true
+	b.changing.Add(1)
+	return nil
+}
+
+func (b *Broker) release(name string) {
+	b.mu.Lock()
+	delete(b.busy, name)
+	b.mu.Unlock()
+	b.changing.Done()
 }
 
 // ListStreams describes every stream, by name.
@@ -332,23 +364,24 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 	if err := Authorize(ctx, auth.ResourceStream, name, auth.ActionManage); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	s, ok := b.streams[name]
-	if !ok || b.closed {
-		b.mu.Unlock()
-		if b.closed {
-			return ErrClosed
-		}
-		return fmt.Errorf("%w: %q", ErrStreamNotFound, name)
+	if err := b.reserve(name, false); err != nil {
+		return err
 	}
+	defer b.release(name)
+	b.mu.RLock()
+	s := b.streams[name]
+	b.mu.RUnlock()
 	// The catalog entry first: once it is gone the stream is gone, and a
 	// crash before the files are removed leaves a directory Open removes.
-	s.mu.RLock()
+	// From here no subscription is added (CreateSubscription checks
+	// deleting).
+	s.mu.Lock()
+	s.deleting = true
 	subs := make([]*sharedSub, 0, len(s.subs))
 	for _, ss := range s.subs {
 		subs = append(subs, ss)
 	}
-	s.mu.RUnlock()
+	s.mu.Unlock()
 	err := b.state.Update(func(tx *state.Tx) error {
 		if s.meta.Temporary {
 			// Never in the catalog, nor its subscription (a temporary
@@ -369,10 +402,13 @@ func (b *Broker) DeleteStream(ctx context.Context, name string) error {
 		return tx.DeleteStreamOffsets(name)
 	})
 	if err != nil {
-		b.mu.Unlock()
+		s.mu.Lock()
+		s.deleting = false
+		s.mu.Unlock()
 		return err
 	}
-	delete(b.streams, name)
+	b.mu.Lock()
+	b.removeStream(name)
 	b.mu.Unlock()
 	for _, ss := range subs {
 		ss.stop()
@@ -397,7 +433,7 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) (S
 	}
 	b.mu.Lock()
 	s, ok := b.streams[name]
-	if !ok {
+	if !ok || b.busy[name] { // being deleted
 		b.mu.Unlock()
 		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
 	}
