@@ -21,6 +21,24 @@ func (c *Client) CreateStream(ctx context.Context, cfg StreamConfig) (*StreamInf
 	return fromPBStreamInfo(resp), nil
 }
 
+// ServerInfo is what ServerInfo reports: the server's build version and
+// the user the client authenticated as (empty without authentication).
+type ServerInfo struct {
+	Version string
+	User    string
+}
+
+// ServerInfo asks the server for its version and the client's user: the
+// cheapest call there is, which Dial makes to check the address and the
+// credentials.
+func (c *Client) ServerInfo(ctx context.Context) (ServerInfo, error) {
+	resp, err := call(ctx, c, "server info", c.api.ServerInfo, &weirpb.ServerInfoRequest{})
+	if err != nil {
+		return ServerInfo{}, err
+	}
+	return ServerInfo{Version: resp.GetVersion(), User: resp.GetUser()}, nil
+}
+
 // ListStreams describes every stream.
 func (c *Client) ListStreams(ctx context.Context) ([]StreamInfo, error) {
 	resp, err := call(ctx, c, "list streams", c.api.ListStreams, &weirpb.ListStreamsRequest{})

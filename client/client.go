@@ -190,7 +190,7 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	c.connectors = weirpbconnect.NewConnectorsClient(c.httpClient, base, connectOpts...)
 	c.events = weirpbconnect.NewEventsClient(c.httpClient, base, connectOpts...)
 	if !o.skipCheck {
-		if _, err := c.api.ListStreams(ctx, connect.NewRequest(&weirpb.ListStreamsRequest{})); err != nil {
+		if _, err := c.api.ServerInfo(ctx, connect.NewRequest(&weirpb.ServerInfoRequest{})); err != nil {
 			c.Close()
 			return nil, wrapError("dial "+base, err)
 		}

@@ -10,6 +10,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -55,6 +56,9 @@ type Options struct {
 	// Interceptors wrap every call, in order (internal/server's metrics
 	// and tracing).
 	Interceptors []connect.Interceptor
+	// Version is the server's build version, as ServerInfo reports it
+	// ("dev" when empty).
+	Version string
 }
 
 // Service implements weirpbconnect.WeirHandler over a broker.
@@ -66,6 +70,7 @@ type Service struct {
 	observer Observer
 	maxBytes int
 	wrap     []connect.Interceptor
+	version  string
 
 	// ctx is cancelled by Close: subscriptions and long polls watch it.
 	ctx    context.Context
@@ -94,6 +99,7 @@ func New(b *broker.Broker, opts Options) *Service {
 		observer: opts.Observer,
 		maxBytes: opts.MaxRequestBytes,
 		wrap:     opts.Interceptors,
+		version:  cmp.Or(opts.Version, "dev"),
 		ctx:      ctx,
 		cancel:   cancel,
 	}

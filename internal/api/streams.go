@@ -79,3 +79,12 @@ func (s *Service) AddPartitions(ctx context.Context, req *connect.Request[weirpb
 	}
 	return connect.NewResponse(streamInfoToProto(info)), nil
 }
+
+// ServerInfo names the server's version and the caller's user.
+func (s *Service) ServerInfo(ctx context.Context, _ *connect.Request[weirpb.ServerInfoRequest]) (*connect.Response[weirpb.ServerInfoResponse], error) {
+	out := &weirpb.ServerInfoResponse{Version: s.version}
+	if p, ok := broker.PrincipalFrom(ctx); ok {
+		out.User = p.User()
+	}
+	return connect.NewResponse(out), nil
+}

@@ -179,6 +179,9 @@ func TestHTTPWithUsersFile(t *testing.T) {
 			if _, err := c.ListStreams(ctx); err != nil {
 				t.Errorf("%s %v: ListStreams: %v", name, proto, err)
 			}
+			if info, err := c.ServerInfo(ctx); err != nil || info.User != "alice" || info.Version != "test-1.2.3" {
+				t.Errorf("%s %v: ServerInfo = %+v, %v; want user alice, version test-1.2.3", name, proto, info, err)
+			}
 			c.Close()
 		}
 	}

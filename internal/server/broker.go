@@ -39,6 +39,7 @@ func (s *Server) openBroker() error {
 		// A publish request may carry a few records of the largest size.
 		MaxRequestBytes: max(api.DefaultMaxRequestBytes, 4*int(s.cfg.MaxRecordBytes)),
 		Interceptors:    []connect.Interceptor{s.newAPIInterceptor()},
+		Version:         s.cfg.Version,
 	})
 	s.Register(ComponentFunc("api", func(ctx context.Context) error {
 		closed := make(chan struct{})

@@ -420,6 +420,94 @@ func (x *StreamInfo) GetPartitions() []*PartitionInfo {
 	return nil
 }
 
+type ServerInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerInfoRequest) Reset() {
+	*x = ServerInfoRequest{}
+	mi := &file_weir_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerInfoRequest) ProtoMessage() {}
+
+func (x *ServerInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerInfoRequest.ProtoReflect.Descriptor instead.
+func (*ServerInfoRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{5}
+}
+
+type ServerInfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"` // the server's build version ("dev" for a build from a checkout)
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`       // the authenticated user; empty when the server runs without authentication
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerInfoResponse) Reset() {
+	*x = ServerInfoResponse{}
+	mi := &file_weir_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerInfoResponse) ProtoMessage() {}
+
+func (x *ServerInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerInfoResponse.ProtoReflect.Descriptor instead.
+func (*ServerInfoResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ServerInfoResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ServerInfoResponse) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
 type CreateStreamRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *StreamConfig          `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -429,7 +517,7 @@ type CreateStreamRequest struct {
 
 func (x *CreateStreamRequest) Reset() {
 	*x = CreateStreamRequest{}
-	mi := &file_weir_proto_msgTypes[5]
+	mi := &file_weir_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +529,7 @@ func (x *CreateStreamRequest) String() string {
 func (*CreateStreamRequest) ProtoMessage() {}
 
 func (x *CreateStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[5]
+	mi := &file_weir_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +542,7 @@ func (x *CreateStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateStreamRequest.ProtoReflect.Descriptor instead.
 func (*CreateStreamRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{5}
+	return file_weir_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateStreamRequest) GetConfig() *StreamConfig {
@@ -472,7 +560,7 @@ type ListStreamsRequest struct {
 
 func (x *ListStreamsRequest) Reset() {
 	*x = ListStreamsRequest{}
-	mi := &file_weir_proto_msgTypes[6]
+	mi := &file_weir_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +572,7 @@ func (x *ListStreamsRequest) String() string {
 func (*ListStreamsRequest) ProtoMessage() {}
 
 func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[6]
+	mi := &file_weir_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +585,7 @@ func (x *ListStreamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStreamsRequest.ProtoReflect.Descriptor instead.
 func (*ListStreamsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{6}
+	return file_weir_proto_rawDescGZIP(), []int{8}
 }
 
 type ListStreamsResponse struct {
@@ -509,7 +597,7 @@ type ListStreamsResponse struct {
 
 func (x *ListStreamsResponse) Reset() {
 	*x = ListStreamsResponse{}
-	mi := &file_weir_proto_msgTypes[7]
+	mi := &file_weir_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +609,7 @@ func (x *ListStreamsResponse) String() string {
 func (*ListStreamsResponse) ProtoMessage() {}
 
 func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[7]
+	mi := &file_weir_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +622,7 @@ func (x *ListStreamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStreamsResponse.ProtoReflect.Descriptor instead.
 func (*ListStreamsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{7}
+	return file_weir_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListStreamsResponse) GetStreams() []*StreamInfo {
@@ -553,7 +641,7 @@ type DescribeStreamRequest struct {
 
 func (x *DescribeStreamRequest) Reset() {
 	*x = DescribeStreamRequest{}
-	mi := &file_weir_proto_msgTypes[8]
+	mi := &file_weir_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +653,7 @@ func (x *DescribeStreamRequest) String() string {
 func (*DescribeStreamRequest) ProtoMessage() {}
 
 func (x *DescribeStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[8]
+	mi := &file_weir_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +666,7 @@ func (x *DescribeStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeStreamRequest.ProtoReflect.Descriptor instead.
 func (*DescribeStreamRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{8}
+	return file_weir_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DescribeStreamRequest) GetName() string {
@@ -597,7 +685,7 @@ type DeleteStreamRequest struct {
 
 func (x *DeleteStreamRequest) Reset() {
 	*x = DeleteStreamRequest{}
-	mi := &file_weir_proto_msgTypes[9]
+	mi := &file_weir_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +697,7 @@ func (x *DeleteStreamRequest) String() string {
 func (*DeleteStreamRequest) ProtoMessage() {}
 
 func (x *DeleteStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[9]
+	mi := &file_weir_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +710,7 @@ func (x *DeleteStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStreamRequest.ProtoReflect.Descriptor instead.
 func (*DeleteStreamRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{9}
+	return file_weir_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteStreamRequest) GetName() string {
@@ -640,7 +728,7 @@ type DeleteStreamResponse struct {
 
 func (x *DeleteStreamResponse) Reset() {
 	*x = DeleteStreamResponse{}
-	mi := &file_weir_proto_msgTypes[10]
+	mi := &file_weir_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +740,7 @@ func (x *DeleteStreamResponse) String() string {
 func (*DeleteStreamResponse) ProtoMessage() {}
 
 func (x *DeleteStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[10]
+	mi := &file_weir_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +753,7 @@ func (x *DeleteStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStreamResponse.ProtoReflect.Descriptor instead.
 func (*DeleteStreamResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{10}
+	return file_weir_proto_rawDescGZIP(), []int{12}
 }
 
 type AddPartitionsRequest struct {
@@ -678,7 +766,7 @@ type AddPartitionsRequest struct {
 
 func (x *AddPartitionsRequest) Reset() {
 	*x = AddPartitionsRequest{}
-	mi := &file_weir_proto_msgTypes[11]
+	mi := &file_weir_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +778,7 @@ func (x *AddPartitionsRequest) String() string {
 func (*AddPartitionsRequest) ProtoMessage() {}
 
 func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[11]
+	mi := &file_weir_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +791,7 @@ func (x *AddPartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPartitionsRequest.ProtoReflect.Descriptor instead.
 func (*AddPartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{11}
+	return file_weir_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AddPartitionsRequest) GetName() string {
@@ -732,7 +820,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_weir_proto_msgTypes[12]
+	mi := &file_weir_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +832,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[12]
+	mi := &file_weir_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +845,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{12}
+	return file_weir_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PublishRequest) GetStream() string {
@@ -794,7 +882,7 @@ type PublishResult struct {
 
 func (x *PublishResult) Reset() {
 	*x = PublishResult{}
-	mi := &file_weir_proto_msgTypes[13]
+	mi := &file_weir_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +894,7 @@ func (x *PublishResult) String() string {
 func (*PublishResult) ProtoMessage() {}
 
 func (x *PublishResult) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[13]
+	mi := &file_weir_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +907,7 @@ func (x *PublishResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResult.ProtoReflect.Descriptor instead.
 func (*PublishResult) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{13}
+	return file_weir_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishResult) GetPartition() int32 {
@@ -852,7 +940,7 @@ type PublishResponse struct {
 
 func (x *PublishResponse) Reset() {
 	*x = PublishResponse{}
-	mi := &file_weir_proto_msgTypes[14]
+	mi := &file_weir_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +952,7 @@ func (x *PublishResponse) String() string {
 func (*PublishResponse) ProtoMessage() {}
 
 func (x *PublishResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[14]
+	mi := &file_weir_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +965,7 @@ func (x *PublishResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishResponse.ProtoReflect.Descriptor instead.
 func (*PublishResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{14}
+	return file_weir_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishResponse) GetResults() []*PublishResult {
@@ -897,7 +985,7 @@ type PublishStreamResponse struct {
 
 func (x *PublishStreamResponse) Reset() {
 	*x = PublishStreamResponse{}
-	mi := &file_weir_proto_msgTypes[15]
+	mi := &file_weir_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +997,7 @@ func (x *PublishStreamResponse) String() string {
 func (*PublishStreamResponse) ProtoMessage() {}
 
 func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[15]
+	mi := &file_weir_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1010,7 @@ func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
 func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{15}
+	return file_weir_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PublishStreamResponse) GetResults() []*PublishResult {
@@ -947,7 +1035,7 @@ type StartPosition struct {
 
 func (x *StartPosition) Reset() {
 	*x = StartPosition{}
-	mi := &file_weir_proto_msgTypes[16]
+	mi := &file_weir_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1047,7 @@ func (x *StartPosition) String() string {
 func (*StartPosition) ProtoMessage() {}
 
 func (x *StartPosition) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[16]
+	mi := &file_weir_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1060,7 @@ func (x *StartPosition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartPosition.ProtoReflect.Descriptor instead.
 func (*StartPosition) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{16}
+	return file_weir_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartPosition) GetPosition() isStartPosition_Position {
@@ -1059,7 +1147,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_weir_proto_msgTypes[17]
+	mi := &file_weir_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1159,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[17]
+	mi := &file_weir_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1172,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{17}
+	return file_weir_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FetchRequest) GetStream() string {
@@ -1134,7 +1222,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_weir_proto_msgTypes[18]
+	mi := &file_weir_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1234,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[18]
+	mi := &file_weir_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1247,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{18}
+	return file_weir_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchResponse) GetRecords() []*Record {
@@ -1215,7 +1303,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_weir_proto_msgTypes[19]
+	mi := &file_weir_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1315,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[19]
+	mi := &file_weir_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1328,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{19}
+	return file_weir_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SubscribeRequest) GetStream() string {
@@ -1353,7 +1441,7 @@ type SharedMode struct {
 
 func (x *SharedMode) Reset() {
 	*x = SharedMode{}
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1453,7 @@ func (x *SharedMode) String() string {
 func (*SharedMode) ProtoMessage() {}
 
 func (x *SharedMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[20]
+	mi := &file_weir_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1466,7 @@ func (x *SharedMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharedMode.ProtoReflect.Descriptor instead.
 func (*SharedMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{20}
+	return file_weir_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SharedMode) GetSubscription() string {
@@ -1400,7 +1488,7 @@ type GroupMode struct {
 
 func (x *GroupMode) Reset() {
 	*x = GroupMode{}
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1500,7 @@ func (x *GroupMode) String() string {
 func (*GroupMode) ProtoMessage() {}
 
 func (x *GroupMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[21]
+	mi := &file_weir_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1513,7 @@ func (x *GroupMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMode.ProtoReflect.Descriptor instead.
 func (*GroupMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{21}
+	return file_weir_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GroupMode) GetGroup() string {
@@ -1464,7 +1552,7 @@ type EphemeralMode struct {
 
 func (x *EphemeralMode) Reset() {
 	*x = EphemeralMode{}
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1564,7 @@ func (x *EphemeralMode) String() string {
 func (*EphemeralMode) ProtoMessage() {}
 
 func (x *EphemeralMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[22]
+	mi := &file_weir_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1577,7 @@ func (x *EphemeralMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EphemeralMode.ProtoReflect.Descriptor instead.
 func (*EphemeralMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{22}
+	return file_weir_proto_rawDescGZIP(), []int{24}
 }
 
 type PositionsMode struct {
@@ -1503,7 +1591,7 @@ type PositionsMode struct {
 
 func (x *PositionsMode) Reset() {
 	*x = PositionsMode{}
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1603,7 @@ func (x *PositionsMode) String() string {
 func (*PositionsMode) ProtoMessage() {}
 
 func (x *PositionsMode) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[23]
+	mi := &file_weir_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1616,7 @@ func (x *PositionsMode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionsMode.ProtoReflect.Descriptor instead.
 func (*PositionsMode) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{23}
+	return file_weir_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PositionsMode) GetOffsets() map[int32]int64 {
@@ -1559,7 +1647,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1659,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[24]
+	mi := &file_weir_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1672,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{24}
+	return file_weir_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SubscribeResponse) GetEvent() isSubscribeResponse_Event {
@@ -1654,7 +1742,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1666,7 +1754,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[25]
+	mi := &file_weir_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1679,7 +1767,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{25}
+	return file_weir_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Subscribed) GetSubscriptionId() string {
@@ -1711,7 +1799,7 @@ type Assignment struct {
 
 func (x *Assignment) Reset() {
 	*x = Assignment{}
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1811,7 @@ func (x *Assignment) String() string {
 func (*Assignment) ProtoMessage() {}
 
 func (x *Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[26]
+	mi := &file_weir_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1824,7 @@ func (x *Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignment.ProtoReflect.Descriptor instead.
 func (*Assignment) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{26}
+	return file_weir_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Assignment) GetGeneration() int64 {
@@ -1770,7 +1858,7 @@ type PartitionRef struct {
 
 func (x *PartitionRef) Reset() {
 	*x = PartitionRef{}
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1870,7 @@ func (x *PartitionRef) String() string {
 func (*PartitionRef) ProtoMessage() {}
 
 func (x *PartitionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[27]
+	mi := &file_weir_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1883,7 @@ func (x *PartitionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionRef.ProtoReflect.Descriptor instead.
 func (*PartitionRef) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{27}
+	return file_weir_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PartitionRef) GetStream() string {
@@ -1823,7 +1911,7 @@ type PartitionAssignment struct {
 
 func (x *PartitionAssignment) Reset() {
 	*x = PartitionAssignment{}
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1923,7 @@ func (x *PartitionAssignment) String() string {
 func (*PartitionAssignment) ProtoMessage() {}
 
 func (x *PartitionAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[28]
+	mi := &file_weir_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1936,7 @@ func (x *PartitionAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAssignment.ProtoReflect.Descriptor instead.
 func (*PartitionAssignment) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{28}
+	return file_weir_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PartitionAssignment) GetStream() string {
@@ -1884,7 +1972,7 @@ type Records struct {
 
 func (x *Records) Reset() {
 	*x = Records{}
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +1984,7 @@ func (x *Records) String() string {
 func (*Records) ProtoMessage() {}
 
 func (x *Records) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[29]
+	mi := &file_weir_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +1997,7 @@ func (x *Records) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Records.ProtoReflect.Descriptor instead.
 func (*Records) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{29}
+	return file_weir_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Records) GetRecords() []*Record {
@@ -1936,7 +2024,7 @@ type AddCreditsRequest struct {
 
 func (x *AddCreditsRequest) Reset() {
 	*x = AddCreditsRequest{}
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2036,7 @@ func (x *AddCreditsRequest) String() string {
 func (*AddCreditsRequest) ProtoMessage() {}
 
 func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[30]
+	mi := &file_weir_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2049,7 @@ func (x *AddCreditsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCreditsRequest.ProtoReflect.Descriptor instead.
 func (*AddCreditsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{30}
+	return file_weir_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AddCreditsRequest) GetSubscriptionId() string {
@@ -1986,7 +2074,7 @@ type AddCreditsResponse struct {
 
 func (x *AddCreditsResponse) Reset() {
 	*x = AddCreditsResponse{}
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2086,7 @@ func (x *AddCreditsResponse) String() string {
 func (*AddCreditsResponse) ProtoMessage() {}
 
 func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[31]
+	mi := &file_weir_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2099,7 @@ func (x *AddCreditsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCreditsResponse.ProtoReflect.Descriptor instead.
 func (*AddCreditsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{31}
+	return file_weir_proto_rawDescGZIP(), []int{33}
 }
 
 type AckRevocationRequest struct {
@@ -2024,7 +2112,7 @@ type AckRevocationRequest struct {
 
 func (x *AckRevocationRequest) Reset() {
 	*x = AckRevocationRequest{}
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2124,7 @@ func (x *AckRevocationRequest) String() string {
 func (*AckRevocationRequest) ProtoMessage() {}
 
 func (x *AckRevocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[32]
+	mi := &file_weir_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2137,7 @@ func (x *AckRevocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRevocationRequest.ProtoReflect.Descriptor instead.
 func (*AckRevocationRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{32}
+	return file_weir_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AckRevocationRequest) GetSubscriptionId() string {
@@ -2074,7 +2162,7 @@ type AckRevocationResponse struct {
 
 func (x *AckRevocationResponse) Reset() {
 	*x = AckRevocationResponse{}
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2174,7 @@ func (x *AckRevocationResponse) String() string {
 func (*AckRevocationResponse) ProtoMessage() {}
 
 func (x *AckRevocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[33]
+	mi := &file_weir_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2187,7 @@ func (x *AckRevocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRevocationResponse.ProtoReflect.Descriptor instead.
 func (*AckRevocationResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{33}
+	return file_weir_proto_rawDescGZIP(), []int{35}
 }
 
 type OffsetCommit struct {
@@ -2114,7 +2202,7 @@ type OffsetCommit struct {
 
 func (x *OffsetCommit) Reset() {
 	*x = OffsetCommit{}
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2214,7 @@ func (x *OffsetCommit) String() string {
 func (*OffsetCommit) ProtoMessage() {}
 
 func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[34]
+	mi := &file_weir_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2227,7 @@ func (x *OffsetCommit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OffsetCommit.ProtoReflect.Descriptor instead.
 func (*OffsetCommit) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{34}
+	return file_weir_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OffsetCommit) GetStream() string {
@@ -2183,7 +2271,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2283,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[35]
+	mi := &file_weir_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2296,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{35}
+	return file_weir_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CommitRequest) GetGroup() string {
@@ -2247,7 +2335,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2347,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[36]
+	mi := &file_weir_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2360,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{36}
+	return file_weir_proto_rawDescGZIP(), []int{38}
 }
 
 type ListGroupsRequest struct {
@@ -2283,7 +2371,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2383,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[37]
+	mi := &file_weir_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2396,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{37}
+	return file_weir_proto_rawDescGZIP(), []int{39}
 }
 
 type ListGroupsResponse struct {
@@ -2320,7 +2408,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2420,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[38]
+	mi := &file_weir_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2433,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{38}
+	return file_weir_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -2364,7 +2452,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2464,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[39]
+	mi := &file_weir_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2477,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{39}
+	return file_weir_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -2413,7 +2501,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2513,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[40]
+	mi := &file_weir_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2526,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{40}
+	return file_weir_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -2498,7 +2586,7 @@ type GroupOffset struct {
 
 func (x *GroupOffset) Reset() {
 	*x = GroupOffset{}
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2598,7 @@ func (x *GroupOffset) String() string {
 func (*GroupOffset) ProtoMessage() {}
 
 func (x *GroupOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[41]
+	mi := &file_weir_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2611,7 @@ func (x *GroupOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupOffset.ProtoReflect.Descriptor instead.
 func (*GroupOffset) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{41}
+	return file_weir_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GroupOffset) GetStream() string {
@@ -2588,7 +2676,7 @@ type GroupInfo struct {
 
 func (x *GroupInfo) Reset() {
 	*x = GroupInfo{}
-	mi := &file_weir_proto_msgTypes[42]
+	mi := &file_weir_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2688,7 @@ func (x *GroupInfo) String() string {
 func (*GroupInfo) ProtoMessage() {}
 
 func (x *GroupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[42]
+	mi := &file_weir_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2701,7 @@ func (x *GroupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupInfo.ProtoReflect.Descriptor instead.
 func (*GroupInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{42}
+	return file_weir_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GroupInfo) GetGroup() string {
@@ -2662,7 +2750,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_weir_proto_msgTypes[43]
+	mi := &file_weir_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2762,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[43]
+	mi := &file_weir_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2775,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{43}
+	return file_weir_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -2740,7 +2828,7 @@ type SubscriptionConfig struct {
 
 func (x *SubscriptionConfig) Reset() {
 	*x = SubscriptionConfig{}
-	mi := &file_weir_proto_msgTypes[44]
+	mi := &file_weir_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +2840,7 @@ func (x *SubscriptionConfig) String() string {
 func (*SubscriptionConfig) ProtoMessage() {}
 
 func (x *SubscriptionConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[44]
+	mi := &file_weir_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +2853,7 @@ func (x *SubscriptionConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionConfig.ProtoReflect.Descriptor instead.
 func (*SubscriptionConfig) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{44}
+	return file_weir_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SubscriptionConfig) GetStream() string {
@@ -2898,7 +2986,7 @@ type SubscriptionInfo struct {
 
 func (x *SubscriptionInfo) Reset() {
 	*x = SubscriptionInfo{}
-	mi := &file_weir_proto_msgTypes[45]
+	mi := &file_weir_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +2998,7 @@ func (x *SubscriptionInfo) String() string {
 func (*SubscriptionInfo) ProtoMessage() {}
 
 func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[45]
+	mi := &file_weir_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3011,7 @@ func (x *SubscriptionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionInfo.ProtoReflect.Descriptor instead.
 func (*SubscriptionInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{45}
+	return file_weir_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SubscriptionInfo) GetConfig() *SubscriptionConfig {
@@ -3010,7 +3098,7 @@ type CreateQueueRequest struct {
 
 func (x *CreateQueueRequest) Reset() {
 	*x = CreateQueueRequest{}
-	mi := &file_weir_proto_msgTypes[46]
+	mi := &file_weir_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3022,7 +3110,7 @@ func (x *CreateQueueRequest) String() string {
 func (*CreateQueueRequest) ProtoMessage() {}
 
 func (x *CreateQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[46]
+	mi := &file_weir_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3035,7 +3123,7 @@ func (x *CreateQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQueueRequest.ProtoReflect.Descriptor instead.
 func (*CreateQueueRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{46}
+	return file_weir_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateQueueRequest) GetName() string {
@@ -3074,7 +3162,7 @@ type ListQueuesRequest struct {
 
 func (x *ListQueuesRequest) Reset() {
 	*x = ListQueuesRequest{}
-	mi := &file_weir_proto_msgTypes[47]
+	mi := &file_weir_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3086,7 +3174,7 @@ func (x *ListQueuesRequest) String() string {
 func (*ListQueuesRequest) ProtoMessage() {}
 
 func (x *ListQueuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[47]
+	mi := &file_weir_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3099,7 +3187,7 @@ func (x *ListQueuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueuesRequest.ProtoReflect.Descriptor instead.
 func (*ListQueuesRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{47}
+	return file_weir_proto_rawDescGZIP(), []int{49}
 }
 
 type ListQueuesResponse struct {
@@ -3111,7 +3199,7 @@ type ListQueuesResponse struct {
 
 func (x *ListQueuesResponse) Reset() {
 	*x = ListQueuesResponse{}
-	mi := &file_weir_proto_msgTypes[48]
+	mi := &file_weir_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +3211,7 @@ func (x *ListQueuesResponse) String() string {
 func (*ListQueuesResponse) ProtoMessage() {}
 
 func (x *ListQueuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[48]
+	mi := &file_weir_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3224,7 @@ func (x *ListQueuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueuesResponse.ProtoReflect.Descriptor instead.
 func (*ListQueuesResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{48}
+	return file_weir_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListQueuesResponse) GetQueues() []*SubscriptionInfo {
@@ -3156,7 +3244,7 @@ type PurgeRequest struct {
 
 func (x *PurgeRequest) Reset() {
 	*x = PurgeRequest{}
-	mi := &file_weir_proto_msgTypes[49]
+	mi := &file_weir_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3256,7 @@ func (x *PurgeRequest) String() string {
 func (*PurgeRequest) ProtoMessage() {}
 
 func (x *PurgeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[49]
+	mi := &file_weir_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3269,7 @@ func (x *PurgeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeRequest.ProtoReflect.Descriptor instead.
 func (*PurgeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{49}
+	return file_weir_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PurgeRequest) GetStream() string {
@@ -3207,7 +3295,7 @@ type PurgeResponse struct {
 
 func (x *PurgeResponse) Reset() {
 	*x = PurgeResponse{}
-	mi := &file_weir_proto_msgTypes[50]
+	mi := &file_weir_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3307,7 @@ func (x *PurgeResponse) String() string {
 func (*PurgeResponse) ProtoMessage() {}
 
 func (x *PurgeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[50]
+	mi := &file_weir_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3320,7 @@ func (x *PurgeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeResponse.ProtoReflect.Descriptor instead.
 func (*PurgeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{50}
+	return file_weir_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PurgeResponse) GetPurged() int64 {
@@ -3253,7 +3341,7 @@ type RedriveRequest struct {
 
 func (x *RedriveRequest) Reset() {
 	*x = RedriveRequest{}
-	mi := &file_weir_proto_msgTypes[51]
+	mi := &file_weir_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3353,7 @@ func (x *RedriveRequest) String() string {
 func (*RedriveRequest) ProtoMessage() {}
 
 func (x *RedriveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[51]
+	mi := &file_weir_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3366,7 @@ func (x *RedriveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveRequest.ProtoReflect.Descriptor instead.
 func (*RedriveRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{51}
+	return file_weir_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RedriveRequest) GetStream() string {
@@ -3311,7 +3399,7 @@ type RedriveResponse struct {
 
 func (x *RedriveResponse) Reset() {
 	*x = RedriveResponse{}
-	mi := &file_weir_proto_msgTypes[52]
+	mi := &file_weir_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3411,7 @@ func (x *RedriveResponse) String() string {
 func (*RedriveResponse) ProtoMessage() {}
 
 func (x *RedriveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[52]
+	mi := &file_weir_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3424,7 @@ func (x *RedriveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveResponse.ProtoReflect.Descriptor instead.
 func (*RedriveResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{52}
+	return file_weir_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RedriveResponse) GetMoved() int64 {
@@ -3355,7 +3443,7 @@ type CreateSubscriptionRequest struct {
 
 func (x *CreateSubscriptionRequest) Reset() {
 	*x = CreateSubscriptionRequest{}
-	mi := &file_weir_proto_msgTypes[53]
+	mi := &file_weir_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3455,7 @@ func (x *CreateSubscriptionRequest) String() string {
 func (*CreateSubscriptionRequest) ProtoMessage() {}
 
 func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[53]
+	mi := &file_weir_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3468,7 @@ func (x *CreateSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{53}
+	return file_weir_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateSubscriptionRequest) GetConfig() *SubscriptionConfig {
@@ -3400,7 +3488,7 @@ type DescribeSubscriptionRequest struct {
 
 func (x *DescribeSubscriptionRequest) Reset() {
 	*x = DescribeSubscriptionRequest{}
-	mi := &file_weir_proto_msgTypes[54]
+	mi := &file_weir_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3412,7 +3500,7 @@ func (x *DescribeSubscriptionRequest) String() string {
 func (*DescribeSubscriptionRequest) ProtoMessage() {}
 
 func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[54]
+	mi := &file_weir_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3425,7 +3513,7 @@ func (x *DescribeSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{54}
+	return file_weir_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DescribeSubscriptionRequest) GetStream() string {
@@ -3451,7 +3539,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_weir_proto_msgTypes[55]
+	mi := &file_weir_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3551,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[55]
+	mi := &file_weir_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3564,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{55}
+	return file_weir_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListSubscriptionsRequest) GetStream() string {
@@ -3495,7 +3583,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_weir_proto_msgTypes[56]
+	mi := &file_weir_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3507,7 +3595,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[56]
+	mi := &file_weir_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3520,7 +3608,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{56}
+	return file_weir_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListSubscriptionsResponse) GetSubscriptions() []*SubscriptionInfo {
@@ -3540,7 +3628,7 @@ type DeleteSubscriptionRequest struct {
 
 func (x *DeleteSubscriptionRequest) Reset() {
 	*x = DeleteSubscriptionRequest{}
-	mi := &file_weir_proto_msgTypes[57]
+	mi := &file_weir_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3640,7 @@ func (x *DeleteSubscriptionRequest) String() string {
 func (*DeleteSubscriptionRequest) ProtoMessage() {}
 
 func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[57]
+	mi := &file_weir_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3653,7 @@ func (x *DeleteSubscriptionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{57}
+	return file_weir_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DeleteSubscriptionRequest) GetStream() string {
@@ -3590,7 +3678,7 @@ type DeleteSubscriptionResponse struct {
 
 func (x *DeleteSubscriptionResponse) Reset() {
 	*x = DeleteSubscriptionResponse{}
-	mi := &file_weir_proto_msgTypes[58]
+	mi := &file_weir_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +3690,7 @@ func (x *DeleteSubscriptionResponse) String() string {
 func (*DeleteSubscriptionResponse) ProtoMessage() {}
 
 func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[58]
+	mi := &file_weir_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +3703,7 @@ func (x *DeleteSubscriptionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubscriptionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{58}
+	return file_weir_proto_rawDescGZIP(), []int{60}
 }
 
 type SettleRequest struct {
@@ -3634,7 +3722,7 @@ type SettleRequest struct {
 
 func (x *SettleRequest) Reset() {
 	*x = SettleRequest{}
-	mi := &file_weir_proto_msgTypes[59]
+	mi := &file_weir_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +3734,7 @@ func (x *SettleRequest) String() string {
 func (*SettleRequest) ProtoMessage() {}
 
 func (x *SettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[59]
+	mi := &file_weir_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3747,7 @@ func (x *SettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
 func (*SettleRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{59}
+	return file_weir_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *SettleRequest) GetSubscriptionId() string {
@@ -3700,7 +3788,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_weir_proto_msgTypes[60]
+	mi := &file_weir_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3712,7 +3800,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[60]
+	mi := &file_weir_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3725,7 +3813,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{60}
+	return file_weir_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *PartitionOffset) GetPartition() int32 {
@@ -3750,7 +3838,7 @@ type SettleResponse struct {
 
 func (x *SettleResponse) Reset() {
 	*x = SettleResponse{}
-	mi := &file_weir_proto_msgTypes[61]
+	mi := &file_weir_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3762,7 +3850,7 @@ func (x *SettleResponse) String() string {
 func (*SettleResponse) ProtoMessage() {}
 
 func (x *SettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[61]
+	mi := &file_weir_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3775,7 +3863,7 @@ func (x *SettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
 func (*SettleResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{61}
+	return file_weir_proto_rawDescGZIP(), []int{63}
 }
 
 type DeclareExchangeRequest struct {
@@ -3789,7 +3877,7 @@ type DeclareExchangeRequest struct {
 
 func (x *DeclareExchangeRequest) Reset() {
 	*x = DeclareExchangeRequest{}
-	mi := &file_weir_proto_msgTypes[62]
+	mi := &file_weir_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3801,7 +3889,7 @@ func (x *DeclareExchangeRequest) String() string {
 func (*DeclareExchangeRequest) ProtoMessage() {}
 
 func (x *DeclareExchangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[62]
+	mi := &file_weir_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3814,7 +3902,7 @@ func (x *DeclareExchangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareExchangeRequest.ProtoReflect.Descriptor instead.
 func (*DeclareExchangeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{62}
+	return file_weir_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *DeclareExchangeRequest) GetName() string {
@@ -3856,7 +3944,7 @@ type ExchangeBinding struct {
 
 func (x *ExchangeBinding) Reset() {
 	*x = ExchangeBinding{}
-	mi := &file_weir_proto_msgTypes[63]
+	mi := &file_weir_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3868,7 +3956,7 @@ func (x *ExchangeBinding) String() string {
 func (*ExchangeBinding) ProtoMessage() {}
 
 func (x *ExchangeBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[63]
+	mi := &file_weir_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3881,7 +3969,7 @@ func (x *ExchangeBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeBinding.ProtoReflect.Descriptor instead.
 func (*ExchangeBinding) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{63}
+	return file_weir_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ExchangeBinding) GetDestination() string {
@@ -3925,7 +4013,7 @@ type ExchangeInfo struct {
 
 func (x *ExchangeInfo) Reset() {
 	*x = ExchangeInfo{}
-	mi := &file_weir_proto_msgTypes[64]
+	mi := &file_weir_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4025,7 @@ func (x *ExchangeInfo) String() string {
 func (*ExchangeInfo) ProtoMessage() {}
 
 func (x *ExchangeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[64]
+	mi := &file_weir_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4038,7 @@ func (x *ExchangeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeInfo.ProtoReflect.Descriptor instead.
 func (*ExchangeInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{64}
+	return file_weir_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ExchangeInfo) GetName() string {
@@ -3996,7 +4084,7 @@ type ListExchangesRequest struct {
 
 func (x *ListExchangesRequest) Reset() {
 	*x = ListExchangesRequest{}
-	mi := &file_weir_proto_msgTypes[65]
+	mi := &file_weir_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4008,7 +4096,7 @@ func (x *ListExchangesRequest) String() string {
 func (*ListExchangesRequest) ProtoMessage() {}
 
 func (x *ListExchangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[65]
+	mi := &file_weir_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4021,7 +4109,7 @@ func (x *ListExchangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExchangesRequest.ProtoReflect.Descriptor instead.
 func (*ListExchangesRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{65}
+	return file_weir_proto_rawDescGZIP(), []int{67}
 }
 
 type ListExchangesResponse struct {
@@ -4033,7 +4121,7 @@ type ListExchangesResponse struct {
 
 func (x *ListExchangesResponse) Reset() {
 	*x = ListExchangesResponse{}
-	mi := &file_weir_proto_msgTypes[66]
+	mi := &file_weir_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4045,7 +4133,7 @@ func (x *ListExchangesResponse) String() string {
 func (*ListExchangesResponse) ProtoMessage() {}
 
 func (x *ListExchangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[66]
+	mi := &file_weir_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4058,7 +4146,7 @@ func (x *ListExchangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExchangesResponse.ProtoReflect.Descriptor instead.
 func (*ListExchangesResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{66}
+	return file_weir_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListExchangesResponse) GetExchanges() []*ExchangeInfo {
@@ -4078,7 +4166,7 @@ type DeleteExchangeRequest struct {
 
 func (x *DeleteExchangeRequest) Reset() {
 	*x = DeleteExchangeRequest{}
-	mi := &file_weir_proto_msgTypes[67]
+	mi := &file_weir_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4090,7 +4178,7 @@ func (x *DeleteExchangeRequest) String() string {
 func (*DeleteExchangeRequest) ProtoMessage() {}
 
 func (x *DeleteExchangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[67]
+	mi := &file_weir_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4103,7 +4191,7 @@ func (x *DeleteExchangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExchangeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExchangeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{67}
+	return file_weir_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DeleteExchangeRequest) GetName() string {
@@ -4121,7 +4209,7 @@ type DeleteExchangeResponse struct {
 
 func (x *DeleteExchangeResponse) Reset() {
 	*x = DeleteExchangeResponse{}
-	mi := &file_weir_proto_msgTypes[68]
+	mi := &file_weir_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4133,7 +4221,7 @@ func (x *DeleteExchangeResponse) String() string {
 func (*DeleteExchangeResponse) ProtoMessage() {}
 
 func (x *DeleteExchangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[68]
+	mi := &file_weir_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4146,7 +4234,7 @@ func (x *DeleteExchangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExchangeResponse.ProtoReflect.Descriptor instead.
 func (*DeleteExchangeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{68}
+	return file_weir_proto_rawDescGZIP(), []int{70}
 }
 
 type BindRequest struct {
@@ -4162,7 +4250,7 @@ type BindRequest struct {
 
 func (x *BindRequest) Reset() {
 	*x = BindRequest{}
-	mi := &file_weir_proto_msgTypes[69]
+	mi := &file_weir_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4174,7 +4262,7 @@ func (x *BindRequest) String() string {
 func (*BindRequest) ProtoMessage() {}
 
 func (x *BindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[69]
+	mi := &file_weir_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4187,7 +4275,7 @@ func (x *BindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
 func (*BindRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{69}
+	return file_weir_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *BindRequest) GetExchange() string {
@@ -4233,7 +4321,7 @@ type BindResponse struct {
 
 func (x *BindResponse) Reset() {
 	*x = BindResponse{}
-	mi := &file_weir_proto_msgTypes[70]
+	mi := &file_weir_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4245,7 +4333,7 @@ func (x *BindResponse) String() string {
 func (*BindResponse) ProtoMessage() {}
 
 func (x *BindResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[70]
+	mi := &file_weir_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4258,7 +4346,7 @@ func (x *BindResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindResponse.ProtoReflect.Descriptor instead.
 func (*BindResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{70}
+	return file_weir_proto_rawDescGZIP(), []int{72}
 }
 
 type PublishExchangeRequest struct {
@@ -4278,7 +4366,7 @@ type PublishExchangeRequest struct {
 
 func (x *PublishExchangeRequest) Reset() {
 	*x = PublishExchangeRequest{}
-	mi := &file_weir_proto_msgTypes[71]
+	mi := &file_weir_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4290,7 +4378,7 @@ func (x *PublishExchangeRequest) String() string {
 func (*PublishExchangeRequest) ProtoMessage() {}
 
 func (x *PublishExchangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[71]
+	mi := &file_weir_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4303,7 +4391,7 @@ func (x *PublishExchangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishExchangeRequest.ProtoReflect.Descriptor instead.
 func (*PublishExchangeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{71}
+	return file_weir_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PublishExchangeRequest) GetExchange() string {
@@ -4346,7 +4434,7 @@ type PublishExchangeResponse struct {
 
 func (x *PublishExchangeResponse) Reset() {
 	*x = PublishExchangeResponse{}
-	mi := &file_weir_proto_msgTypes[72]
+	mi := &file_weir_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4358,7 +4446,7 @@ func (x *PublishExchangeResponse) String() string {
 func (*PublishExchangeResponse) ProtoMessage() {}
 
 func (x *PublishExchangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[72]
+	mi := &file_weir_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4371,7 +4459,7 @@ func (x *PublishExchangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishExchangeResponse.ProtoReflect.Descriptor instead.
 func (*PublishExchangeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{72}
+	return file_weir_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PublishExchangeResponse) GetStreams() []string {
@@ -4401,7 +4489,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_weir_proto_msgTypes[73]
+	mi := &file_weir_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4413,7 +4501,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[73]
+	mi := &file_weir_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4426,7 +4514,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{73}
+	return file_weir_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Destination) GetStream() string {
@@ -4463,7 +4551,7 @@ type PublishToRequest struct {
 
 func (x *PublishToRequest) Reset() {
 	*x = PublishToRequest{}
-	mi := &file_weir_proto_msgTypes[74]
+	mi := &file_weir_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4475,7 +4563,7 @@ func (x *PublishToRequest) String() string {
 func (*PublishToRequest) ProtoMessage() {}
 
 func (x *PublishToRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[74]
+	mi := &file_weir_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4488,7 +4576,7 @@ func (x *PublishToRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishToRequest.ProtoReflect.Descriptor instead.
 func (*PublishToRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{74}
+	return file_weir_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *PublishToRequest) GetDestinations() []*Destination {
@@ -4517,7 +4605,7 @@ type DestinationResult struct {
 
 func (x *DestinationResult) Reset() {
 	*x = DestinationResult{}
-	mi := &file_weir_proto_msgTypes[75]
+	mi := &file_weir_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4617,7 @@ func (x *DestinationResult) String() string {
 func (*DestinationResult) ProtoMessage() {}
 
 func (x *DestinationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[75]
+	mi := &file_weir_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4630,7 @@ func (x *DestinationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestinationResult.ProtoReflect.Descriptor instead.
 func (*DestinationResult) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{75}
+	return file_weir_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DestinationResult) GetDestination() *Destination {
@@ -4582,7 +4670,7 @@ type PublishToResponse struct {
 
 func (x *PublishToResponse) Reset() {
 	*x = PublishToResponse{}
-	mi := &file_weir_proto_msgTypes[76]
+	mi := &file_weir_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4594,7 +4682,7 @@ func (x *PublishToResponse) String() string {
 func (*PublishToResponse) ProtoMessage() {}
 
 func (x *PublishToResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[76]
+	mi := &file_weir_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4607,7 +4695,7 @@ func (x *PublishToResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishToResponse.ProtoReflect.Descriptor instead.
 func (*PublishToResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{76}
+	return file_weir_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *PublishToResponse) GetResults() []*DestinationResult {
@@ -4625,7 +4713,7 @@ type OpenInboxRequest struct {
 
 func (x *OpenInboxRequest) Reset() {
 	*x = OpenInboxRequest{}
-	mi := &file_weir_proto_msgTypes[77]
+	mi := &file_weir_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4637,7 +4725,7 @@ func (x *OpenInboxRequest) String() string {
 func (*OpenInboxRequest) ProtoMessage() {}
 
 func (x *OpenInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[77]
+	mi := &file_weir_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4650,7 +4738,7 @@ func (x *OpenInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenInboxRequest.ProtoReflect.Descriptor instead.
 func (*OpenInboxRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{77}
+	return file_weir_proto_rawDescGZIP(), []int{79}
 }
 
 type InboxResponse struct {
@@ -4666,7 +4754,7 @@ type InboxResponse struct {
 
 func (x *InboxResponse) Reset() {
 	*x = InboxResponse{}
-	mi := &file_weir_proto_msgTypes[78]
+	mi := &file_weir_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4678,7 +4766,7 @@ func (x *InboxResponse) String() string {
 func (*InboxResponse) ProtoMessage() {}
 
 func (x *InboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[78]
+	mi := &file_weir_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4691,7 +4779,7 @@ func (x *InboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxResponse.ProtoReflect.Descriptor instead.
 func (*InboxResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{78}
+	return file_weir_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *InboxResponse) GetMsg() isInboxResponse_Msg {
@@ -4758,7 +4846,7 @@ type PostgresConnectorConfig struct {
 
 func (x *PostgresConnectorConfig) Reset() {
 	*x = PostgresConnectorConfig{}
-	mi := &file_weir_proto_msgTypes[79]
+	mi := &file_weir_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4770,7 +4858,7 @@ func (x *PostgresConnectorConfig) String() string {
 func (*PostgresConnectorConfig) ProtoMessage() {}
 
 func (x *PostgresConnectorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[79]
+	mi := &file_weir_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4783,7 +4871,7 @@ func (x *PostgresConnectorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostgresConnectorConfig.ProtoReflect.Descriptor instead.
 func (*PostgresConnectorConfig) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{79}
+	return file_weir_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *PostgresConnectorConfig) GetDsn() string {
@@ -4881,7 +4969,7 @@ type OutboxConfig struct {
 
 func (x *OutboxConfig) Reset() {
 	*x = OutboxConfig{}
-	mi := &file_weir_proto_msgTypes[80]
+	mi := &file_weir_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4893,7 +4981,7 @@ func (x *OutboxConfig) String() string {
 func (*OutboxConfig) ProtoMessage() {}
 
 func (x *OutboxConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[80]
+	mi := &file_weir_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4906,7 +4994,7 @@ func (x *OutboxConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxConfig.ProtoReflect.Descriptor instead.
 func (*OutboxConfig) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{80}
+	return file_weir_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *OutboxConfig) GetTable() string {
@@ -4992,7 +5080,7 @@ type CreateConnectorRequest struct {
 
 func (x *CreateConnectorRequest) Reset() {
 	*x = CreateConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[81]
+	mi := &file_weir_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5004,7 +5092,7 @@ func (x *CreateConnectorRequest) String() string {
 func (*CreateConnectorRequest) ProtoMessage() {}
 
 func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[81]
+	mi := &file_weir_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5017,7 +5105,7 @@ func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectorRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{81}
+	return file_weir_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CreateConnectorRequest) GetName() string {
@@ -5082,7 +5170,7 @@ type ConnectorInfo struct {
 
 func (x *ConnectorInfo) Reset() {
 	*x = ConnectorInfo{}
-	mi := &file_weir_proto_msgTypes[82]
+	mi := &file_weir_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5094,7 +5182,7 @@ func (x *ConnectorInfo) String() string {
 func (*ConnectorInfo) ProtoMessage() {}
 
 func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[82]
+	mi := &file_weir_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5107,7 +5195,7 @@ func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorInfo.ProtoReflect.Descriptor instead.
 func (*ConnectorInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{82}
+	return file_weir_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ConnectorInfo) GetName() string {
@@ -5249,7 +5337,7 @@ type ListConnectorsRequest struct {
 
 func (x *ListConnectorsRequest) Reset() {
 	*x = ListConnectorsRequest{}
-	mi := &file_weir_proto_msgTypes[83]
+	mi := &file_weir_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5261,7 +5349,7 @@ func (x *ListConnectorsRequest) String() string {
 func (*ListConnectorsRequest) ProtoMessage() {}
 
 func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[83]
+	mi := &file_weir_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5274,7 +5362,7 @@ func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectorsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectorsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{83}
+	return file_weir_proto_rawDescGZIP(), []int{85}
 }
 
 type ListConnectorsResponse struct {
@@ -5286,7 +5374,7 @@ type ListConnectorsResponse struct {
 
 func (x *ListConnectorsResponse) Reset() {
 	*x = ListConnectorsResponse{}
-	mi := &file_weir_proto_msgTypes[84]
+	mi := &file_weir_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5298,7 +5386,7 @@ func (x *ListConnectorsResponse) String() string {
 func (*ListConnectorsResponse) ProtoMessage() {}
 
 func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[84]
+	mi := &file_weir_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5311,7 +5399,7 @@ func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectorsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectorsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{84}
+	return file_weir_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListConnectorsResponse) GetConnectors() []*ConnectorInfo {
@@ -5330,7 +5418,7 @@ type DescribeConnectorRequest struct {
 
 func (x *DescribeConnectorRequest) Reset() {
 	*x = DescribeConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[85]
+	mi := &file_weir_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5342,7 +5430,7 @@ func (x *DescribeConnectorRequest) String() string {
 func (*DescribeConnectorRequest) ProtoMessage() {}
 
 func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[85]
+	mi := &file_weir_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5355,7 +5443,7 @@ func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeConnectorRequest.ProtoReflect.Descriptor instead.
 func (*DescribeConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{85}
+	return file_weir_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *DescribeConnectorRequest) GetName() string {
@@ -5375,7 +5463,7 @@ type DeleteConnectorRequest struct {
 
 func (x *DeleteConnectorRequest) Reset() {
 	*x = DeleteConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[86]
+	mi := &file_weir_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5387,7 +5475,7 @@ func (x *DeleteConnectorRequest) String() string {
 func (*DeleteConnectorRequest) ProtoMessage() {}
 
 func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[86]
+	mi := &file_weir_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5400,7 +5488,7 @@ func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{86}
+	return file_weir_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *DeleteConnectorRequest) GetName() string {
@@ -5425,7 +5513,7 @@ type DeleteConnectorResponse struct {
 
 func (x *DeleteConnectorResponse) Reset() {
 	*x = DeleteConnectorResponse{}
-	mi := &file_weir_proto_msgTypes[87]
+	mi := &file_weir_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5437,7 +5525,7 @@ func (x *DeleteConnectorResponse) String() string {
 func (*DeleteConnectorResponse) ProtoMessage() {}
 
 func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[87]
+	mi := &file_weir_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5450,7 +5538,7 @@ func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectorResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{87}
+	return file_weir_proto_rawDescGZIP(), []int{89}
 }
 
 var File_weir_proto protoreflect.FileDescriptor
@@ -5498,7 +5586,11 @@ const file_weir_proto_rawDesc = "" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x126\n" +
 	"\n" +
 	"partitions\x18\x04 \x03(\v2\x16.weir.v1.PartitionInfoR\n" +
-	"partitions\"D\n" +
+	"partitions\"\x13\n" +
+	"\x11ServerInfoRequest\"B\n" +
+	"\x12ServerInfoResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"D\n" +
 	"\x13CreateStreamRequest\x12-\n" +
 	"\x06config\x18\x01 \x01(\v2\x15.weir.v1.StreamConfigR\x06config\"\x14\n" +
 	"\x12ListStreamsRequest\"D\n" +
@@ -5873,8 +5965,10 @@ const file_weir_proto_rawDesc = "" +
 	"\x16DeleteConnectorRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tkeep_slot\x18\x02 \x01(\bR\bkeepSlot\"\x19\n" +
-	"\x17DeleteConnectorResponse2\xa2\x13\n" +
-	"\x04Weir\x12A\n" +
+	"\x17DeleteConnectorResponse2\xe9\x13\n" +
+	"\x04Weir\x12E\n" +
+	"\n" +
+	"ServerInfo\x12\x1a.weir.v1.ServerInfoRequest\x1a\x1b.weir.v1.ServerInfoResponse\x12A\n" +
 	"\fCreateStream\x12\x1c.weir.v1.CreateStreamRequest\x1a\x13.weir.v1.StreamInfo\x12H\n" +
 	"\vListStreams\x12\x1b.weir.v1.ListStreamsRequest\x1a\x1c.weir.v1.ListStreamsResponse\x12E\n" +
 	"\x0eDescribeStream\x12\x1e.weir.v1.DescribeStreamRequest\x1a\x13.weir.v1.StreamInfo\x12K\n" +
@@ -5933,253 +6027,257 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 91)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_weir_proto_goTypes = []any{
 	(*Header)(nil),                      // 0: weir.v1.Header
 	(*Record)(nil),                      // 1: weir.v1.Record
 	(*StreamConfig)(nil),                // 2: weir.v1.StreamConfig
 	(*PartitionInfo)(nil),               // 3: weir.v1.PartitionInfo
 	(*StreamInfo)(nil),                  // 4: weir.v1.StreamInfo
-	(*CreateStreamRequest)(nil),         // 5: weir.v1.CreateStreamRequest
-	(*ListStreamsRequest)(nil),          // 6: weir.v1.ListStreamsRequest
-	(*ListStreamsResponse)(nil),         // 7: weir.v1.ListStreamsResponse
-	(*DescribeStreamRequest)(nil),       // 8: weir.v1.DescribeStreamRequest
-	(*DeleteStreamRequest)(nil),         // 9: weir.v1.DeleteStreamRequest
-	(*DeleteStreamResponse)(nil),        // 10: weir.v1.DeleteStreamResponse
-	(*AddPartitionsRequest)(nil),        // 11: weir.v1.AddPartitionsRequest
-	(*PublishRequest)(nil),              // 12: weir.v1.PublishRequest
-	(*PublishResult)(nil),               // 13: weir.v1.PublishResult
-	(*PublishResponse)(nil),             // 14: weir.v1.PublishResponse
-	(*PublishStreamResponse)(nil),       // 15: weir.v1.PublishStreamResponse
-	(*StartPosition)(nil),               // 16: weir.v1.StartPosition
-	(*FetchRequest)(nil),                // 17: weir.v1.FetchRequest
-	(*FetchResponse)(nil),               // 18: weir.v1.FetchResponse
-	(*SubscribeRequest)(nil),            // 19: weir.v1.SubscribeRequest
-	(*SharedMode)(nil),                  // 20: weir.v1.SharedMode
-	(*GroupMode)(nil),                   // 21: weir.v1.GroupMode
-	(*EphemeralMode)(nil),               // 22: weir.v1.EphemeralMode
-	(*PositionsMode)(nil),               // 23: weir.v1.PositionsMode
-	(*SubscribeResponse)(nil),           // 24: weir.v1.SubscribeResponse
-	(*Subscribed)(nil),                  // 25: weir.v1.Subscribed
-	(*Assignment)(nil),                  // 26: weir.v1.Assignment
-	(*PartitionRef)(nil),                // 27: weir.v1.PartitionRef
-	(*PartitionAssignment)(nil),         // 28: weir.v1.PartitionAssignment
-	(*Records)(nil),                     // 29: weir.v1.Records
-	(*AddCreditsRequest)(nil),           // 30: weir.v1.AddCreditsRequest
-	(*AddCreditsResponse)(nil),          // 31: weir.v1.AddCreditsResponse
-	(*AckRevocationRequest)(nil),        // 32: weir.v1.AckRevocationRequest
-	(*AckRevocationResponse)(nil),       // 33: weir.v1.AckRevocationResponse
-	(*OffsetCommit)(nil),                // 34: weir.v1.OffsetCommit
-	(*CommitRequest)(nil),               // 35: weir.v1.CommitRequest
-	(*CommitResponse)(nil),              // 36: weir.v1.CommitResponse
-	(*ListGroupsRequest)(nil),           // 37: weir.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),          // 38: weir.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),        // 39: weir.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                 // 40: weir.v1.GroupMember
-	(*GroupOffset)(nil),                 // 41: weir.v1.GroupOffset
-	(*GroupInfo)(nil),                   // 42: weir.v1.GroupInfo
-	(*ResetOffsetsRequest)(nil),         // 43: weir.v1.ResetOffsetsRequest
-	(*SubscriptionConfig)(nil),          // 44: weir.v1.SubscriptionConfig
-	(*SubscriptionInfo)(nil),            // 45: weir.v1.SubscriptionInfo
-	(*CreateQueueRequest)(nil),          // 46: weir.v1.CreateQueueRequest
-	(*ListQueuesRequest)(nil),           // 47: weir.v1.ListQueuesRequest
-	(*ListQueuesResponse)(nil),          // 48: weir.v1.ListQueuesResponse
-	(*PurgeRequest)(nil),                // 49: weir.v1.PurgeRequest
-	(*PurgeResponse)(nil),               // 50: weir.v1.PurgeResponse
-	(*RedriveRequest)(nil),              // 51: weir.v1.RedriveRequest
-	(*RedriveResponse)(nil),             // 52: weir.v1.RedriveResponse
-	(*CreateSubscriptionRequest)(nil),   // 53: weir.v1.CreateSubscriptionRequest
-	(*DescribeSubscriptionRequest)(nil), // 54: weir.v1.DescribeSubscriptionRequest
-	(*ListSubscriptionsRequest)(nil),    // 55: weir.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),   // 56: weir.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),   // 57: weir.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),  // 58: weir.v1.DeleteSubscriptionResponse
-	(*SettleRequest)(nil),               // 59: weir.v1.SettleRequest
-	(*PartitionOffset)(nil),             // 60: weir.v1.PartitionOffset
-	(*SettleResponse)(nil),              // 61: weir.v1.SettleResponse
-	(*DeclareExchangeRequest)(nil),      // 62: weir.v1.DeclareExchangeRequest
-	(*ExchangeBinding)(nil),             // 63: weir.v1.ExchangeBinding
-	(*ExchangeInfo)(nil),                // 64: weir.v1.ExchangeInfo
-	(*ListExchangesRequest)(nil),        // 65: weir.v1.ListExchangesRequest
-	(*ListExchangesResponse)(nil),       // 66: weir.v1.ListExchangesResponse
-	(*DeleteExchangeRequest)(nil),       // 67: weir.v1.DeleteExchangeRequest
-	(*DeleteExchangeResponse)(nil),      // 68: weir.v1.DeleteExchangeResponse
-	(*BindRequest)(nil),                 // 69: weir.v1.BindRequest
-	(*BindResponse)(nil),                // 70: weir.v1.BindResponse
-	(*PublishExchangeRequest)(nil),      // 71: weir.v1.PublishExchangeRequest
-	(*PublishExchangeResponse)(nil),     // 72: weir.v1.PublishExchangeResponse
-	(*Destination)(nil),                 // 73: weir.v1.Destination
-	(*PublishToRequest)(nil),            // 74: weir.v1.PublishToRequest
-	(*DestinationResult)(nil),           // 75: weir.v1.DestinationResult
-	(*PublishToResponse)(nil),           // 76: weir.v1.PublishToResponse
-	(*OpenInboxRequest)(nil),            // 77: weir.v1.OpenInboxRequest
-	(*InboxResponse)(nil),               // 78: weir.v1.InboxResponse
-	(*PostgresConnectorConfig)(nil),     // 79: weir.v1.PostgresConnectorConfig
-	(*OutboxConfig)(nil),                // 80: weir.v1.OutboxConfig
-	(*CreateConnectorRequest)(nil),      // 81: weir.v1.CreateConnectorRequest
-	(*ConnectorInfo)(nil),               // 82: weir.v1.ConnectorInfo
-	(*ListConnectorsRequest)(nil),       // 83: weir.v1.ListConnectorsRequest
-	(*ListConnectorsResponse)(nil),      // 84: weir.v1.ListConnectorsResponse
-	(*DescribeConnectorRequest)(nil),    // 85: weir.v1.DescribeConnectorRequest
-	(*DeleteConnectorRequest)(nil),      // 86: weir.v1.DeleteConnectorRequest
-	(*DeleteConnectorResponse)(nil),     // 87: weir.v1.DeleteConnectorResponse
-	nil,                                 // 88: weir.v1.PositionsMode.OffsetsEntry
-	nil,                                 // 89: weir.v1.ExchangeBinding.ArgsEntry
-	nil,                                 // 90: weir.v1.BindRequest.ArgsEntry
-	(*timestamppb.Timestamp)(nil),       // 91: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 92: google.protobuf.Duration
+	(*ServerInfoRequest)(nil),           // 5: weir.v1.ServerInfoRequest
+	(*ServerInfoResponse)(nil),          // 6: weir.v1.ServerInfoResponse
+	(*CreateStreamRequest)(nil),         // 7: weir.v1.CreateStreamRequest
+	(*ListStreamsRequest)(nil),          // 8: weir.v1.ListStreamsRequest
+	(*ListStreamsResponse)(nil),         // 9: weir.v1.ListStreamsResponse
+	(*DescribeStreamRequest)(nil),       // 10: weir.v1.DescribeStreamRequest
+	(*DeleteStreamRequest)(nil),         // 11: weir.v1.DeleteStreamRequest
+	(*DeleteStreamResponse)(nil),        // 12: weir.v1.DeleteStreamResponse
+	(*AddPartitionsRequest)(nil),        // 13: weir.v1.AddPartitionsRequest
+	(*PublishRequest)(nil),              // 14: weir.v1.PublishRequest
+	(*PublishResult)(nil),               // 15: weir.v1.PublishResult
+	(*PublishResponse)(nil),             // 16: weir.v1.PublishResponse
+	(*PublishStreamResponse)(nil),       // 17: weir.v1.PublishStreamResponse
+	(*StartPosition)(nil),               // 18: weir.v1.StartPosition
+	(*FetchRequest)(nil),                // 19: weir.v1.FetchRequest
+	(*FetchResponse)(nil),               // 20: weir.v1.FetchResponse
+	(*SubscribeRequest)(nil),            // 21: weir.v1.SubscribeRequest
+	(*SharedMode)(nil),                  // 22: weir.v1.SharedMode
+	(*GroupMode)(nil),                   // 23: weir.v1.GroupMode
+	(*EphemeralMode)(nil),               // 24: weir.v1.EphemeralMode
+	(*PositionsMode)(nil),               // 25: weir.v1.PositionsMode
+	(*SubscribeResponse)(nil),           // 26: weir.v1.SubscribeResponse
+	(*Subscribed)(nil),                  // 27: weir.v1.Subscribed
+	(*Assignment)(nil),                  // 28: weir.v1.Assignment
+	(*PartitionRef)(nil),                // 29: weir.v1.PartitionRef
+	(*PartitionAssignment)(nil),         // 30: weir.v1.PartitionAssignment
+	(*Records)(nil),                     // 31: weir.v1.Records
+	(*AddCreditsRequest)(nil),           // 32: weir.v1.AddCreditsRequest
+	(*AddCreditsResponse)(nil),          // 33: weir.v1.AddCreditsResponse
+	(*AckRevocationRequest)(nil),        // 34: weir.v1.AckRevocationRequest
+	(*AckRevocationResponse)(nil),       // 35: weir.v1.AckRevocationResponse
+	(*OffsetCommit)(nil),                // 36: weir.v1.OffsetCommit
+	(*CommitRequest)(nil),               // 37: weir.v1.CommitRequest
+	(*CommitResponse)(nil),              // 38: weir.v1.CommitResponse
+	(*ListGroupsRequest)(nil),           // 39: weir.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),          // 40: weir.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),        // 41: weir.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                 // 42: weir.v1.GroupMember
+	(*GroupOffset)(nil),                 // 43: weir.v1.GroupOffset
+	(*GroupInfo)(nil),                   // 44: weir.v1.GroupInfo
+	(*ResetOffsetsRequest)(nil),         // 45: weir.v1.ResetOffsetsRequest
+	(*SubscriptionConfig)(nil),          // 46: weir.v1.SubscriptionConfig
+	(*SubscriptionInfo)(nil),            // 47: weir.v1.SubscriptionInfo
+	(*CreateQueueRequest)(nil),          // 48: weir.v1.CreateQueueRequest
+	(*ListQueuesRequest)(nil),           // 49: weir.v1.ListQueuesRequest
+	(*ListQueuesResponse)(nil),          // 50: weir.v1.ListQueuesResponse
+	(*PurgeRequest)(nil),                // 51: weir.v1.PurgeRequest
+	(*PurgeResponse)(nil),               // 52: weir.v1.PurgeResponse
+	(*RedriveRequest)(nil),              // 53: weir.v1.RedriveRequest
+	(*RedriveResponse)(nil),             // 54: weir.v1.RedriveResponse
+	(*CreateSubscriptionRequest)(nil),   // 55: weir.v1.CreateSubscriptionRequest
+	(*DescribeSubscriptionRequest)(nil), // 56: weir.v1.DescribeSubscriptionRequest
+	(*ListSubscriptionsRequest)(nil),    // 57: weir.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),   // 58: weir.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),   // 59: weir.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),  // 60: weir.v1.DeleteSubscriptionResponse
+	(*SettleRequest)(nil),               // 61: weir.v1.SettleRequest
+	(*PartitionOffset)(nil),             // 62: weir.v1.PartitionOffset
+	(*SettleResponse)(nil),              // 63: weir.v1.SettleResponse
+	(*DeclareExchangeRequest)(nil),      // 64: weir.v1.DeclareExchangeRequest
+	(*ExchangeBinding)(nil),             // 65: weir.v1.ExchangeBinding
+	(*ExchangeInfo)(nil),                // 66: weir.v1.ExchangeInfo
+	(*ListExchangesRequest)(nil),        // 67: weir.v1.ListExchangesRequest
+	(*ListExchangesResponse)(nil),       // 68: weir.v1.ListExchangesResponse
+	(*DeleteExchangeRequest)(nil),       // 69: weir.v1.DeleteExchangeRequest
+	(*DeleteExchangeResponse)(nil),      // 70: weir.v1.DeleteExchangeResponse
+	(*BindRequest)(nil),                 // 71: weir.v1.BindRequest
+	(*BindResponse)(nil),                // 72: weir.v1.BindResponse
+	(*PublishExchangeRequest)(nil),      // 73: weir.v1.PublishExchangeRequest
+	(*PublishExchangeResponse)(nil),     // 74: weir.v1.PublishExchangeResponse
+	(*Destination)(nil),                 // 75: weir.v1.Destination
+	(*PublishToRequest)(nil),            // 76: weir.v1.PublishToRequest
+	(*DestinationResult)(nil),           // 77: weir.v1.DestinationResult
+	(*PublishToResponse)(nil),           // 78: weir.v1.PublishToResponse
+	(*OpenInboxRequest)(nil),            // 79: weir.v1.OpenInboxRequest
+	(*InboxResponse)(nil),               // 80: weir.v1.InboxResponse
+	(*PostgresConnectorConfig)(nil),     // 81: weir.v1.PostgresConnectorConfig
+	(*OutboxConfig)(nil),                // 82: weir.v1.OutboxConfig
+	(*CreateConnectorRequest)(nil),      // 83: weir.v1.CreateConnectorRequest
+	(*ConnectorInfo)(nil),               // 84: weir.v1.ConnectorInfo
+	(*ListConnectorsRequest)(nil),       // 85: weir.v1.ListConnectorsRequest
+	(*ListConnectorsResponse)(nil),      // 86: weir.v1.ListConnectorsResponse
+	(*DescribeConnectorRequest)(nil),    // 87: weir.v1.DescribeConnectorRequest
+	(*DeleteConnectorRequest)(nil),      // 88: weir.v1.DeleteConnectorRequest
+	(*DeleteConnectorResponse)(nil),     // 89: weir.v1.DeleteConnectorResponse
+	nil,                                 // 90: weir.v1.PositionsMode.OffsetsEntry
+	nil,                                 // 91: weir.v1.ExchangeBinding.ArgsEntry
+	nil,                                 // 92: weir.v1.BindRequest.ArgsEntry
+	(*timestamppb.Timestamp)(nil),       // 93: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 94: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
 	0,   // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	91,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	92,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	92,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	93,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	94,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	94,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
 	2,   // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	91,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	93,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
 	3,   // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
 	2,   // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
 	4,   // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
 	1,   // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
-	13,  // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
-	13,  // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	91,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	92,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	15,  // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
+	15,  // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
+	93,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	94,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	1,   // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
-	21,  // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
-	22,  // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
-	23,  // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
-	20,  // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
-	16,  // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	92,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	88,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
-	16,  // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
-	25,  // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
-	26,  // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
-	29,  // 25: weir.v1.SubscribeResponse.records:type_name -> weir.v1.Records
-	28,  // 26: weir.v1.Assignment.assigned:type_name -> weir.v1.PartitionAssignment
-	27,  // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
+	23,  // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
+	24,  // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
+	25,  // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
+	22,  // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
+	18,  // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
+	94,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	90,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	18,  // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
+	27,  // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
+	28,  // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
+	31,  // 25: weir.v1.SubscribeResponse.records:type_name -> weir.v1.Records
+	30,  // 26: weir.v1.Assignment.assigned:type_name -> weir.v1.PartitionAssignment
+	29,  // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
 	1,   // 28: weir.v1.Records.records:type_name -> weir.v1.Record
-	34,  // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	92,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	91,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
-	27,  // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	91,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
-	40,  // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
-	41,  // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
-	16,  // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
-	16,  // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
-	92,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	92,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
-	92,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
-	92,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
-	44,  // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
-	44,  // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
-	92,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
-	45,  // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
-	44,  // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
-	45,  // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
-	60,  // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
-	92,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
-	89,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
-	63,  // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
-	64,  // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
-	90,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
+	36,  // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
+	94,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	93,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	29,  // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
+	93,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	42,  // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
+	43,  // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
+	18,  // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
+	18,  // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
+	94,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	94,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	94,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	94,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	46,  // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
+	46,  // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
+	94,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	47,  // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
+	46,  // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
+	47,  // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
+	62,  // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
+	94,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	91,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
+	65,  // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
+	66,  // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
+	92,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
 	1,   // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
-	73,  // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
+	75,  // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
 	1,   // 56: weir.v1.PublishToRequest.records:type_name -> weir.v1.Record
-	73,  // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
-	13,  // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
-	75,  // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
-	29,  // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
-	92,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
-	80,  // 62: weir.v1.PostgresConnectorConfig.outbox:type_name -> weir.v1.OutboxConfig
-	92,  // 63: weir.v1.OutboxConfig.dedup_window:type_name -> google.protobuf.Duration
-	79,  // 64: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
-	79,  // 65: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
-	91,  // 66: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
-	91,  // 67: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
-	92,  // 68: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
-	82,  // 69: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
-	5,   // 70: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
-	6,   // 71: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
-	8,   // 72: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
-	9,   // 73: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
-	11,  // 74: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
-	12,  // 75: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
-	12,  // 76: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
-	17,  // 77: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
-	19,  // 78: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
-	30,  // 79: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
-	32,  // 80: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
-	46,  // 81: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
-	47,  // 82: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
-	49,  // 83: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
-	51,  // 84: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
-	53,  // 85: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
-	54,  // 86: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
-	55,  // 87: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
-	57,  // 88: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
-	59,  // 89: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
-	59,  // 90: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
-	59,  // 91: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
-	59,  // 92: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
-	35,  // 93: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	37,  // 94: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	39,  // 95: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	43,  // 96: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	62,  // 97: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
-	65,  // 98: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
-	67,  // 99: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
-	69,  // 100: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
-	69,  // 101: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
-	71,  // 102: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
-	74,  // 103: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
-	77,  // 104: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
-	81,  // 105: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
-	83,  // 106: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
-	85,  // 107: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
-	86,  // 108: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
-	4,   // 109: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	7,   // 110: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,   // 111: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	10,  // 112: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,   // 113: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	14,  // 114: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	15,  // 115: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	18,  // 116: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	24,  // 117: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	31,  // 118: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	33,  // 119: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	45,  // 120: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
-	48,  // 121: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
-	50,  // 122: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
-	52,  // 123: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
-	45,  // 124: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
-	45,  // 125: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
-	56,  // 126: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
-	58,  // 127: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
-	61,  // 128: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
-	61,  // 129: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
-	61,  // 130: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
-	61,  // 131: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
-	36,  // 132: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	38,  // 133: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	42,  // 134: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	42,  // 135: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	64,  // 136: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
-	66,  // 137: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
-	68,  // 138: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
-	70,  // 139: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
-	70,  // 140: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
-	72,  // 141: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
-	76,  // 142: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
-	78,  // 143: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
-	82,  // 144: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
-	84,  // 145: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
-	82,  // 146: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
-	87,  // 147: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
-	109, // [109:148] is the sub-list for method output_type
-	70,  // [70:109] is the sub-list for method input_type
+	75,  // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
+	15,  // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
+	77,  // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
+	31,  // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
+	94,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
+	82,  // 62: weir.v1.PostgresConnectorConfig.outbox:type_name -> weir.v1.OutboxConfig
+	94,  // 63: weir.v1.OutboxConfig.dedup_window:type_name -> google.protobuf.Duration
+	81,  // 64: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	81,  // 65: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	93,  // 66: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
+	93,  // 67: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
+	94,  // 68: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
+	84,  // 69: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
+	5,   // 70: weir.v1.Weir.ServerInfo:input_type -> weir.v1.ServerInfoRequest
+	7,   // 71: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
+	8,   // 72: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
+	10,  // 73: weir.v1.Weir.DescribeStream:input_type -> weir.v1.DescribeStreamRequest
+	11,  // 74: weir.v1.Weir.DeleteStream:input_type -> weir.v1.DeleteStreamRequest
+	13,  // 75: weir.v1.Weir.AddPartitions:input_type -> weir.v1.AddPartitionsRequest
+	14,  // 76: weir.v1.Weir.Publish:input_type -> weir.v1.PublishRequest
+	14,  // 77: weir.v1.Weir.PublishStream:input_type -> weir.v1.PublishRequest
+	19,  // 78: weir.v1.Weir.Fetch:input_type -> weir.v1.FetchRequest
+	21,  // 79: weir.v1.Weir.Subscribe:input_type -> weir.v1.SubscribeRequest
+	32,  // 80: weir.v1.Weir.AddCredits:input_type -> weir.v1.AddCreditsRequest
+	34,  // 81: weir.v1.Weir.AckRevocation:input_type -> weir.v1.AckRevocationRequest
+	48,  // 82: weir.v1.Weir.CreateQueue:input_type -> weir.v1.CreateQueueRequest
+	49,  // 83: weir.v1.Weir.ListQueues:input_type -> weir.v1.ListQueuesRequest
+	51,  // 84: weir.v1.Weir.PurgeQueue:input_type -> weir.v1.PurgeRequest
+	53,  // 85: weir.v1.Weir.Redrive:input_type -> weir.v1.RedriveRequest
+	55,  // 86: weir.v1.Weir.CreateSubscription:input_type -> weir.v1.CreateSubscriptionRequest
+	56,  // 87: weir.v1.Weir.DescribeSubscription:input_type -> weir.v1.DescribeSubscriptionRequest
+	57,  // 88: weir.v1.Weir.ListSubscriptions:input_type -> weir.v1.ListSubscriptionsRequest
+	59,  // 89: weir.v1.Weir.DeleteSubscription:input_type -> weir.v1.DeleteSubscriptionRequest
+	61,  // 90: weir.v1.Weir.Ack:input_type -> weir.v1.SettleRequest
+	61,  // 91: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
+	61,  // 92: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
+	61,  // 93: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
+	37,  // 94: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	39,  // 95: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	41,  // 96: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	45,  // 97: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	64,  // 98: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
+	67,  // 99: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
+	69,  // 100: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
+	71,  // 101: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
+	71,  // 102: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
+	73,  // 103: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
+	76,  // 104: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
+	79,  // 105: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
+	83,  // 106: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
+	85,  // 107: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
+	87,  // 108: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
+	88,  // 109: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
+	6,   // 110: weir.v1.Weir.ServerInfo:output_type -> weir.v1.ServerInfoResponse
+	4,   // 111: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	9,   // 112: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,   // 113: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	12,  // 114: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,   // 115: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	16,  // 116: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	17,  // 117: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	20,  // 118: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	26,  // 119: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	33,  // 120: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	35,  // 121: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	47,  // 122: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	50,  // 123: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	52,  // 124: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	54,  // 125: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	47,  // 126: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	47,  // 127: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	58,  // 128: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	60,  // 129: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	63,  // 130: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	63,  // 131: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	63,  // 132: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	63,  // 133: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	38,  // 134: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	40,  // 135: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	44,  // 136: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	44,  // 137: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	66,  // 138: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
+	68,  // 139: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
+	70,  // 140: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
+	72,  // 141: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
+	72,  // 142: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
+	74,  // 143: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
+	78,  // 144: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
+	80,  // 145: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
+	84,  // 146: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
+	86,  // 147: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
+	84,  // 148: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
+	89,  // 149: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
+	110, // [110:150] is the sub-list for method output_type
+	70,  // [70:110] is the sub-list for method input_type
 	70,  // [70:70] is the sub-list for extension type_name
 	70,  // [70:70] is the sub-list for extension extendee
 	0,   // [0:70] is the sub-list for field type_name
@@ -6191,32 +6289,32 @@ func file_weir_proto_init() {
 		return
 	}
 	file_weir_proto_msgTypes[1].OneofWrappers = []any{}
-	file_weir_proto_msgTypes[12].OneofWrappers = []any{}
-	file_weir_proto_msgTypes[16].OneofWrappers = []any{
+	file_weir_proto_msgTypes[14].OneofWrappers = []any{}
+	file_weir_proto_msgTypes[18].OneofWrappers = []any{
 		(*StartPosition_Latest)(nil),
 		(*StartPosition_Earliest)(nil),
 		(*StartPosition_Offset)(nil),
 		(*StartPosition_Time)(nil),
 	}
-	file_weir_proto_msgTypes[19].OneofWrappers = []any{
+	file_weir_proto_msgTypes[21].OneofWrappers = []any{
 		(*SubscribeRequest_Group)(nil),
 		(*SubscribeRequest_Ephemeral)(nil),
 		(*SubscribeRequest_Positions)(nil),
 		(*SubscribeRequest_Shared)(nil),
 	}
-	file_weir_proto_msgTypes[24].OneofWrappers = []any{
+	file_weir_proto_msgTypes[26].OneofWrappers = []any{
 		(*SubscribeResponse_Subscribed)(nil),
 		(*SubscribeResponse_Assignment)(nil),
 		(*SubscribeResponse_Records)(nil),
 	}
-	file_weir_proto_msgTypes[78].OneofWrappers = []any{
+	file_weir_proto_msgTypes[80].OneofWrappers = []any{
 		(*InboxResponse_Inbox)(nil),
 		(*InboxResponse_Records)(nil),
 	}
-	file_weir_proto_msgTypes[81].OneofWrappers = []any{
+	file_weir_proto_msgTypes[83].OneofWrappers = []any{
 		(*CreateConnectorRequest_Postgres)(nil),
 	}
-	file_weir_proto_msgTypes[82].OneofWrappers = []any{
+	file_weir_proto_msgTypes[84].OneofWrappers = []any{
 		(*ConnectorInfo_Postgres)(nil),
 	}
 	type x struct{}
@@ -6225,7 +6323,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   91,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -41,6 +41,8 @@ const (
 // reflection-formatted method names, remove the leading slash and convert the remaining slash to a
 // period.
 const (
+	// WeirServerInfoProcedure is the fully-qualified name of the Weir's ServerInfo RPC.
+	WeirServerInfoProcedure = "/weir.v1.Weir/ServerInfo"
 	// WeirCreateStreamProcedure is the fully-qualified name of the Weir's CreateStream RPC.
 	WeirCreateStreamProcedure = "/weir.v1.Weir/CreateStream"
 	// WeirListStreamsProcedure is the fully-qualified name of the Weir's ListStreams RPC.
@@ -128,6 +130,9 @@ const (
 
 // WeirClient is a client for the weir.v1.Weir service.
 type WeirClient interface {
+	// The server's version and the caller's user: a cheap call that checks an
+	// address and credentials (the SDK's Dial makes it).
+	ServerInfo(context.Context, *connect.Request[v1.ServerInfoRequest]) (*connect.Response[v1.ServerInfoResponse], error)
 	// Streams.
 	CreateStream(context.Context, *connect.Request[v1.CreateStreamRequest]) (*connect.Response[v1.StreamInfo], error)
 	ListStreams(context.Context, *connect.Request[v1.ListStreamsRequest]) (*connect.Response[v1.ListStreamsResponse], error)
@@ -210,6 +215,12 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 	baseURL = strings.TrimRight(baseURL, "/")
 	weirMethods := v1.File_weir_proto.Services().ByName("Weir").Methods()
 	return &weirClient{
+		serverInfo: connect.NewClient[v1.ServerInfoRequest, v1.ServerInfoResponse](
+			httpClient,
+			baseURL+WeirServerInfoProcedure,
+			connect.WithSchema(weirMethods.ByName("ServerInfo")),
+			connect.WithClientOptions(opts...),
+		),
 		createStream: connect.NewClient[v1.CreateStreamRequest, v1.StreamInfo](
 			httpClient,
 			baseURL+WeirCreateStreamProcedure,
@@ -425,6 +436,7 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 
 // weirClient implements WeirClient.
 type weirClient struct {
+	serverInfo           *connect.Client[v1.ServerInfoRequest, v1.ServerInfoResponse]
 	createStream         *connect.Client[v1.CreateStreamRequest, v1.StreamInfo]
 	listStreams          *connect.Client[v1.ListStreamsRequest, v1.ListStreamsResponse]
 	describeStream       *connect.Client[v1.DescribeStreamRequest, v1.StreamInfo]
@@ -460,6 +472,11 @@ type weirClient struct {
 	publishExchange      *connect.Client[v1.PublishExchangeRequest, v1.PublishExchangeResponse]
 	publishTo            *connect.Client[v1.PublishToRequest, v1.PublishToResponse]
 	openInbox            *connect.Client[v1.OpenInboxRequest, v1.InboxResponse]
+}
+
+// ServerInfo calls weir.v1.Weir.ServerInfo.
+func (c *weirClient) ServerInfo(ctx context.Context, req *connect.Request[v1.ServerInfoRequest]) (*connect.Response[v1.ServerInfoResponse], error) {
+	return c.serverInfo.CallUnary(ctx, req)
 }
 
 // CreateStream calls weir.v1.Weir.CreateStream.
@@ -639,6 +656,9 @@ func (c *weirClient) OpenInbox(ctx context.Context, req *connect.Request[v1.Open
 
 // WeirHandler is an implementation of the weir.v1.Weir service.
 type WeirHandler interface {
+	// The server's version and the caller's user: a cheap call that checks an
+	// address and credentials (the SDK's Dial makes it).
+	ServerInfo(context.Context, *connect.Request[v1.ServerInfoRequest]) (*connect.Response[v1.ServerInfoResponse], error)
 	// Streams.
 	CreateStream(context.Context, *connect.Request[v1.CreateStreamRequest]) (*connect.Response[v1.StreamInfo], error)
 	ListStreams(context.Context, *connect.Request[v1.ListStreamsRequest]) (*connect.Response[v1.ListStreamsResponse], error)
@@ -717,6 +737,12 @@ type WeirHandler interface {
 // and JSON codecs. They also support gzip compression.
 func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, http.Handler) {
 	weirMethods := v1.File_weir_proto.Services().ByName("Weir").Methods()
+	weirServerInfoHandler := connect.NewUnaryHandler(
+		WeirServerInfoProcedure,
+		svc.ServerInfo,
+		connect.WithSchema(weirMethods.ByName("ServerInfo")),
+		connect.WithHandlerOptions(opts...),
+	)
 	weirCreateStreamHandler := connect.NewUnaryHandler(
 		WeirCreateStreamProcedure,
 		svc.CreateStream,
@@ -929,6 +955,8 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 	)
 	return "/weir.v1.Weir/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case WeirServerInfoProcedure:
+			weirServerInfoHandler.ServeHTTP(w, r)
 		case WeirCreateStreamProcedure:
 			weirCreateStreamHandler.ServeHTTP(w, r)
 		case WeirListStreamsProcedure:
@@ -1007,6 +1035,10 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 
 // UnimplementedWeirHandler returns CodeUnimplemented from all methods.
 type UnimplementedWeirHandler struct{}
+
+func (UnimplementedWeirHandler) ServerInfo(context.Context, *connect.Request[v1.ServerInfoRequest]) (*connect.Response[v1.ServerInfoResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.ServerInfo is not implemented"))
+}
 
 func (UnimplementedWeirHandler) CreateStream(context.Context, *connect.Request[v1.CreateStreamRequest]) (*connect.Response[v1.StreamInfo], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.CreateStream is not implemented"))
