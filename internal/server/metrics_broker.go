@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/protocol/mqtt"
 )
 
 // brokerCollector reads the state of streams, partitions, shared
@@ -26,6 +27,10 @@ type brokerCollector struct {
 	subDepth, subDepthBytes, subInFlight, subWaiting, subDelayed, subConsumers *prometheus.Desc
 	subDeadLettered, subDelivered, subRedelivered, subAcked, subNacked         *prometheus.Desc
 	subRejected, subTimedOut                                                   *prometheus.Desc
+	// MQTT session queues, summed (one per persistent session: per-object
+	// series of each would make a scrape of a busy MQTT node tens of
+	// thousands of series)
+	sessionQueues, sessionDepth, sessionInFlight, sessionBytes *prometheus.Desc
 	// groups
 	lag, members *prometheus.Desc
 	// the data directory's disk
@@ -61,6 +66,11 @@ func newBrokerCollector() *brokerCollector {
 		subRejected:     d("weir_subscription_rejected_total", "Records rejected (dead-lettered at once by the consumer) since the node started.", sub...),
 		subTimedOut:     d("weir_subscription_ack_timeouts_total", "Deliveries whose ack deadline passed, taking the record back, since the node started.", sub...),
 
+		sessionQueues:   d("weir_mqtt_session_queues", "Queues of persistent MQTT sessions (one each), which the per-stream and per-subscription series leave out."),
+		sessionDepth:    d("weir_mqtt_session_queue_depth", "Records of the MQTT session queues not settled yet, in flight included, summed."),
+		sessionInFlight: d("weir_mqtt_session_queue_in_flight", "Records of the MQTT session queues sent to their clients and awaiting acknowledgement, summed."),
+		sessionBytes:    d("weir_mqtt_session_queue_bytes", "Bytes of the MQTT session queues' segment files on disk, summed."),
+
 		lag:     d("weir_group_lag", "Records of the partition after the group's committed offset.", "group", "stream", "partition"),
 		members: d("weir_group_members", "Members of the consumer group (native groups and Kafka classic groups).", "group"),
 
@@ -81,6 +91,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.appendedRecords, c.appendedBytes, c.partitions, c.endOffset, c.startOffset, c.partBytes, c.segments,
 		c.subDepth, c.subDepthBytes, c.subInFlight, c.subWaiting, c.subDelayed, c.subConsumers,
 		c.subDeadLettered, c.subDelivered, c.subRedelivered, c.subAcked, c.subNacked, c.subRejected, c.subTimedOut,
+		c.sessionQueues, c.sessionDepth, c.sessionInFlight, c.sessionBytes,
 		c.lag, c.members, c.diskFree, c.diskFull,
 	} {
 		ch <- d
@@ -99,8 +110,21 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
+	var sessions struct{ queues, depth, inFlight, bytes int64 }
 	for _, s := range b.ListStreams() {
 		name := s.Config.Name
+		if mqtt.IsSessionQueue(name) {
+			sessions.queues++
+			for _, p := range s.Partitions {
+				sessions.bytes += p.Bytes
+			}
+			subs, _ := b.ListSubscriptions(name)
+			for _, sub := range subs {
+				sessions.depth += sub.Depth
+				sessions.inFlight += int64(sub.InFlight)
+			}
+			continue
+		}
 		var records, bytes int64
 		for _, p := range s.Partitions {
 			partition := strconv.Itoa(int(p.Partition))
@@ -135,6 +159,10 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.subTimedOut, sub.TimedOut, l...)
 		}
 	}
+	gauge(c.sessionQueues, float64(sessions.queues))
+	gauge(c.sessionDepth, float64(sessions.depth))
+	gauge(c.sessionInFlight, float64(sessions.inFlight))
+	gauge(c.sessionBytes, float64(sessions.bytes))
 	c.collectGroups(b, gauge)
 	disk := b.DiskStatus()
 	full := 0.0

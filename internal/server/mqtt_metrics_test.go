@@ -63,6 +63,29 @@ func TestMQTTMetrics(t *testing.T) {
 		"weir_mqtt_retained_messages 1",
 		"weir_mqtt_subscriptions 1",
 	}
+	waitMetrics(t, s, want, func(body string) bool {
+		return !strings.Contains(body, "weir_mqtt_received_bytes_total 0\n") && !strings.Contains(body, "weir_mqtt_sent_bytes_total 0\n") &&
+			strings.Contains(body, "weir_mqtt_sent_bytes_total ")
+	})
+
+	// The session's queue is summed with the others, not a series of its
+	// own: a message for the disconnected session waits in it.
+	c.Disconnect(100)
+	mosquittoPub(t, append(conn, "-q", "1", "-t", "m/4", "-m", "four")...)
+	body := waitMetrics(t, s, []string{
+		"weir_mqtt_session_queues 1",
+		"weir_mqtt_session_queue_depth 1",
+		"weir_mqtt_session_queue_in_flight 0",
+	}, func(body string) bool { return !strings.Contains(body, "weir_mqtt_session_queue_bytes 0\n") })
+	if strings.Contains(body, `stream="mqtt.session.`) {
+		t.Errorf("a session queue has series of its own:\n%s", grepLines(body, "mqtt.session."))
+	}
+}
+
+// waitMetrics waits until /metrics has every line of want and ok accepts
+// it, and returns it.
+func waitMetrics(t *testing.T, s *Server, want []string, ok func(string) bool) string {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, raw, err := get("http://" + s.Addr("http") + "/metrics")
@@ -76,13 +99,12 @@ func TestMQTTMetrics(t *testing.T) {
 				missing = w
 			}
 		}
-		bytes := !strings.Contains(body, "weir_mqtt_received_bytes_total 0\n") && !strings.Contains(body, "weir_mqtt_sent_bytes_total 0\n") &&
-			strings.Contains(body, "weir_mqtt_sent_bytes_total ")
-		if missing == "" && bytes {
-			return
+		good := ok(body)
+		if missing == "" && good {
+			return body
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("/metrics lacks %q (bytes ok: %v):\n%s", missing, bytes, grepLines(body, "weir_mqtt"))
+			t.Fatalf("/metrics lacks %q (other checks ok: %v):\n%s", missing, good, grepLines(body, "weir_mqtt"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -239,6 +239,9 @@ func (ss *sessionStore) remove(ctx context.Context, clientID string) error {
 	return nil
 }
 
+// IsSessionQueue reports whether stream is the queue of an MQTT session.
+func IsSessionQueue(stream string) bool { return strings.HasPrefix(stream, sessionPrefix) }
+
 // sessionQueue names the queue of a client id's session: the id itself
 // when it is a valid stream name, a hash of it otherwise.
 func sessionQueue(clientID string) string {
