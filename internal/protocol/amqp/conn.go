@@ -15,6 +15,7 @@ import (
 
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
+	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
 
 // handshakeTimeout bounds the time from accept to connection.open.
@@ -120,7 +121,7 @@ func (c *conn) Serve() {
 	defer c.nc.Close()
 	defer c.cancel()
 	c.s.stats.accepted.Add(1)
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+	r := bufio.NewReaderSize(c.nc, tcpserve.BufferBytes)
 	if !c.handshake(r) {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
 
 // maxQueued is how many decoded requests a connection reads ahead of the
@@ -105,7 +106,7 @@ func (c *conn) Serve() {
 	go func() {
 		defer close(readerDone)
 		defer close(queue)
-		r := bufio.NewReaderSize(c.nc, 64<<10)
+		r := bufio.NewReaderSize(c.nc, tcpserve.BufferBytes)
 		for {
 			req, err := readRequest(r, c.s.cfg.MaxRequestBytes)
 			if err != nil {
@@ -131,7 +132,7 @@ func (c *conn) Serve() {
 		c.nc.Close()
 		<-readerDone
 	}()
-	w := bufio.NewWriterSize(c.nc, 64<<10)
+	w := bufio.NewWriterSize(c.nc, tcpserve.BufferBytes)
 	var out []byte
 	for req := range queue {
 		resp, err := c.handle(req)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weirmq/weir/internal/auth"
 	"github.com/weirmq/weir/internal/broker"
+	"github.com/weirmq/weir/internal/protocol/tcpserve"
 )
 
 // noExpiry is the session expiry interval that means never.
@@ -118,7 +119,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, id uint64) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
-		s: s, nc: nc, id: id, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 16<<10),
+		s: s, nc: nc, id: id, r: bufio.NewReaderSize(nc, tcpserve.BufferBytes), w: bufio.NewWriterSize(nc, tcpserve.BufferBytes),
 		log: s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}), login: newLogin(s),
 		consumerID: fmt.Sprintf("mqtt-%d-%d", time.Now().UnixNano(), id),

@@ -13,6 +13,13 @@ import (
 	"time"
 )
 
+// BufferBytes is the size of a connection's read buffer and write buffer in
+// the front ends. Reads and writes larger than it go straight to the socket,
+// so it only sets how many small frames one system call moves; it is held
+// for as long as the connection is open, idle or not: at 64 KiB, the 10,000
+// idle connections of the load campaign held 600 MiB of buffers.
+const BufferBytes = 16 << 10
+
 // ErrClosed is returned by Serve once Close was called.
 var ErrClosed = errors.New("server closed")
 
