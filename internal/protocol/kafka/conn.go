@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -133,7 +134,6 @@ func (c *conn) Serve() {
 		<-readerDone
 	}()
 	w := bufio.NewWriterSize(c.nc, tcpserve.BufferBytes)
-	var out []byte
 	for req := range queue {
 		resp, err := c.handle(req)
 		c.s.cfg.Observer.Handled(req.key, err != nil || c.closeAfterResponse)
@@ -146,8 +146,14 @@ func (c *conn) Serve() {
 		if resp == nil {
 			continue // Produce with acks=0 has no response
 		}
-		out = appendResponse(out[:0], req, resp)
-		if _, err := w.Write(out); err != nil {
+		buf := responseBuffers.Get().(*[]byte)
+		out := appendResponse((*buf)[:0], req, resp)
+		_, err = w.Write(out)
+		if cap(out) <= 1<<20 { // a large fetch response's buffer is not kept
+			*buf = out
+			responseBuffers.Put(buf)
+		}
+		if err != nil {
 			return
 		}
 		if len(queue) == 0 || c.closeAfterResponse {
@@ -164,11 +170,14 @@ func (c *conn) Serve() {
 			}
 			c.mute()
 		}
-		if cap(out) > 1<<20 {
-			out = nil // do not keep a large fetch response's buffer
-		}
 	}
 }
+
+// responseBuffers are the buffers responses are encoded in, shared by the
+// connections: a connection kept its own, so each idle Kafka client held
+// the buffer of its largest response (a Metadata response of thousands of
+// topics: 280 MiB over the load campaign's 2,500 idle clients).
+var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // readRequest reads one size-prefixed frame and decodes its header and body.
 // The size is checked against limit before the frame is allocated, and the
