@@ -7,12 +7,16 @@ package server
 
 import (
 	"errors"
+	"math"
 	"net"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weirmq/weir/internal/state"
 )
 
 // limitWarnEvery spaces the warnings that a listener refuses connections.
@@ -49,6 +53,29 @@ type connLimits struct {
 	total    atomic.Int64
 	metrics  *listenerMetrics
 	server   *Server
+	// maxFiles is the process's open-file limit (0: none known). A
+	// connection is refused when it would leave fewer than fileReserve
+	// descriptors beside the connections and the segment files
+	// (storage.OpenFiles): out of descriptors, the state store's next log
+	// file cannot be created, and Pebble panics (RELIABILITY.md).
+	maxFiles  int64
+	openFiles func() int64 // storage.OpenFiles; tests replace it
+}
+
+// fileReserve is the descriptors kept for everything but connections and
+// segment files: the state store's tables (state.MaxOpenFiles), its log
+// and manifest, the listeners, directory syncs, index appends, the files
+// of a stream being created.
+const fileReserve = state.MaxOpenFiles + 256
+
+// openFileLimit is the process's open-file limit (Go raises the soft limit
+// to the hard one at start), 0 when it cannot be read.
+func openFileLimit() int64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur > math.MaxInt64 {
+		return 0
+	}
+	return int64(l.Cur)
 }
 
 // listenerMetrics are the connection metrics of every listener:
@@ -69,7 +96,7 @@ func newListenerMetrics() *listenerMetrics {
 		}, []string{"listener"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_connections_refused_total",
-			Help: "Connections closed as soon as accepted because the listener's limit (max-listener-connections) or the total one (max-connections) was reached.",
+			Help: "Connections closed as soon as accepted because the listener's limit (max-listener-connections), the total one (max-connections) or the open-file limit (files) was reached.",
 		}, []string{"listener", "limit"}),
 		traffic: newTrafficCollector(),
 	}
@@ -117,18 +144,25 @@ func (l *limitListener) Accept() (net.Conn, error) {
 }
 
 // admit counts a new connection, or returns the limit it would exceed:
-// "listener" or "total".
+// "listener", "total" or "files".
 func (l *limitListener) admit() string {
 	if n := l.open.Add(1); l.max > 0 && n > l.max {
 		l.open.Add(-1)
 		return "listener"
 	}
-	if n := l.limits.total.Add(1); l.limits.maxTotal > 0 && n > l.limits.maxTotal {
+	n := l.limits.total.Add(1)
+	limit := ""
+	switch {
+	case l.limits.maxTotal > 0 && n > l.limits.maxTotal:
+		limit = "total"
+	case l.limits.maxFiles > 0 && n+l.limits.openFiles()+fileReserve > l.limits.maxFiles:
+		limit = "files"
+	}
+	if limit != "" {
 		l.limits.total.Add(-1)
 		l.open.Add(-1)
-		return "total"
 	}
-	return ""
+	return limit
 }
 
 func (l *limitListener) release() {
@@ -143,8 +177,11 @@ func (l *limitListener) refused(limit string, remote net.Addr) {
 	now := time.Now().UnixNano()
 	if last := l.lastWarn.Load(); now-last >= int64(limitWarnEvery) && l.lastWarn.CompareAndSwap(last, now) {
 		option, max := "max-listener-connections", l.max
-		if limit == "total" {
+		switch limit {
+		case "total":
 			option, max = "max-connections", l.limits.maxTotal
+		case "files":
+			option, max = "the open-file limit (ulimit -n) less the segment files and a reserve", l.limits.maxFiles-l.limits.openFiles()-fileReserve
 		}
 		logger.Warn("connection limit reached: new connections are closed at once (see weir_connections_refused_total)",
 			"listener", l.name, "option", option, "limit", max)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,5 +163,47 @@ func TestConnectionLimitOptions(t *testing.T) {
 	}
 	if p, _ := cfg.listenerLimits(); p.get("https") != "100" || p.get("kafka") != "5000" {
 		t.Errorf("per listener: %+v", p)
+	}
+}
+
+// TestConnectionsLeaveFilesForTheStore: with the process's open-file limit
+// nearly taken by connections and segment files, a new connection is closed
+// at once (limit "files") rather than accepted, so that the state store can
+// still create its next log file; a segment file opened meanwhile (a new
+// stream) takes a connection's place.
+func TestConnectionsLeaveFilesForTheStore(t *testing.T) {
+	cfg := testConfig(t)
+	s := newTestServer(t, cfg)
+	var segments atomic.Int64
+	s.limits.openFiles = segments.Load
+	s.limits.maxFiles = fileReserve + 2 // room for two connections
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	refused := func() float64 {
+		rec := httptest.NewRecorder()
+		newMetricsHandler(s.metrics.registry, s.logger).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		v, _ := metricValue(rec.Body.String(), `weir_connections_refused_total{limit="files",listener="kafka"}`)
+		return v
+	}
+	k1, k2 := dialTCP(t, s.Addr("kafka")), dialTCP(t, s.Addr("kafka"))
+	if !isOpen(t, k1) || !isOpen(t, k2) {
+		t.Fatal("connections within the open-file limit were closed")
+	}
+	if isOpen(t, dialTCP(t, s.Addr("kafka"))) {
+		t.Error("a third connection was accepted with no descriptor left for the store")
+	}
+	if got := refused(); got != 1 {
+		t.Errorf(`refused{limit="files"} = %v, want 1`, got)
+	}
+	k1.Close()
+	segments.Store(1) // a partition opened meanwhile takes the place k1 left
+	time.Sleep(100 * time.Millisecond)
+	if isOpen(t, dialTCP(t, s.Addr("kafka"))) {
+		t.Error("a connection took the descriptor a segment file holds")
+	}
+	segments.Store(0)
+	if !isOpen(t, dialTCP(t, s.Addr("kafka"))) {
+		t.Error("a connection was refused with a descriptor free")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/console"
 	"github.com/weirmq/weir/internal/state"
+	"github.com/weirmq/weir/internal/storage"
 )
 
 // Errors returned by Start.
@@ -95,7 +96,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		mux:     http.NewServeMux(),
 		metrics: newMetrics(cfg.Version),
 	}
-	s.limits = &connLimits{maxTotal: int64(cfg.MaxConnections), metrics: s.metrics.listeners, server: s}
+	s.limits = &connLimits{maxTotal: int64(cfg.MaxConnections), metrics: s.metrics.listeners, server: s,
+		maxFiles: openFileLimit(), openFiles: storage.OpenFiles}
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.Handle("GET /metrics", newMetricsHandler(s.metrics.registry, logger))
 	return s, nil

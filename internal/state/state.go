@@ -123,6 +123,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		Lock:               lock,
 		Logger:             pebbleLogger{logger.With("component", "pebble", "dir", dir)},
 		FormatMajorVersion: pebble.FormatNewest,
+		MaxOpenFiles:       MaxOpenFiles,
 	})
 	if err != nil {
 		_ = lock.Close()
@@ -136,6 +137,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// MaxOpenFiles bounds the table files the store keeps open (Pebble's
+// default is 1,000); a server counts them in the descriptors it keeps
+// free of connections.
+const MaxOpenFiles = 256
 
 // checkFormat records the store format in a new store and refuses a store
 // written by a newer format or by something other than this package.

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func openFiles(t *testing.T) int {
+func processFiles(t *testing.T) int {
 	t.Helper()
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -25,7 +25,7 @@ func TestLogHoldsOneFile(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{IndexIntervalBytes: 512, FSync: FSyncNever}
 	value := make([]byte, 1000)
-	before := openFiles(t)
+	before, counted := processFiles(t), OpenFiles()
 	var open []*Log
 	for i := range logs {
 		l := mustOpen(t, dir+"/"+string(rune('a'+i%26))+string(rune('a'+i/26)), opts)
@@ -34,16 +34,22 @@ func TestLogHoldsOneFile(t *testing.T) {
 			mustAppend(t, l, []testRecord{{Value: value, Timestamp: 1000}})
 		}
 	}
-	if got := openFiles(t) - before; got > logs+4 {
+	if got := processFiles(t) - before; got > logs+4 {
 		t.Errorf("%d logs hold %d files, want about one each", logs, got)
+	}
+	if got := OpenFiles() - counted; got != logs {
+		t.Errorf("OpenFiles counts %d more, want %d", got, logs)
 	}
 	for _, l := range open {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := openFiles(t) - before; got > 4 {
+	if got := processFiles(t) - before; got > 4 {
 		t.Errorf("%d files still open after closing every log", got)
+	}
+	if got := OpenFiles() - counted; got != 0 {
+		t.Errorf("OpenFiles counts %d more after closing every log", got)
 	}
 	l := mustOpen(t, dir+"/aa", opts)
 	defer l.Close()

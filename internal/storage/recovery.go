@@ -94,7 +94,8 @@ func (w *writer) recoverSegment(base int64) (err error) {
 	if err := writeIndexFiles(fs, l.dir, base, x); err != nil {
 		return fmt.Errorf("storage: rewrite index of active segment: %w", err)
 	}
-	s.file, s.index = f, x
+	s.setFile(f)
+	s.index = x
 	s.size.Store(end)
 	w.active, w.file = s, f
 	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = end, end, next, lastBatch

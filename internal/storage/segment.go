@@ -86,9 +86,27 @@ func (s *segment) release() {
 		if s.file != nil {
 			s.file.Close()
 			s.file = nil
+			openFiles.Add(-1)
 		}
 		s.mu.Unlock()
 	}
+}
+
+// openFiles counts the segment files held open by every log of the
+// process: a file descriptor each, as OpenFiles reports.
+var openFiles atomic.Int64
+
+// OpenFiles is the number of segment files the logs of this process hold
+// open (one for each partition's active segment, one for each sealed
+// segment read since it was opened), so that a server can leave them room
+// under the process's open-file limit.
+func OpenFiles() int64 { return openFiles.Load() }
+
+// setFile makes f the segment's open log file; s.mu is held or s is not
+// shared yet.
+func (s *segment) setFile(f vfs.File) {
+	s.file = f
+	openFiles.Add(1)
 }
 
 // openFile returns the segment's file, opening it read-only on first use.
@@ -107,7 +125,7 @@ func (s *segment) openFile() (vfs.File, error) {
 		}
 		return nil, err
 	}
-	s.file = f
+	s.setFile(f)
 	return f, nil
 }
 

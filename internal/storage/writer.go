@@ -474,7 +474,7 @@ func (w *writer) createSegment(base int64) (err error) {
 		}
 	}
 	files = files[:1]
-	s.file = files[0]
+	s.setFile(files[0])
 	s.index = newSegmentIndex()
 	w.active, w.file = s, files[0]
 	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = 0, 0, base, -1
