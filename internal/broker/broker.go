@@ -61,11 +61,12 @@ type Broker struct {
 	// byID names the streams by their IDs (Kafka's topic IDs), as
 	// registerStream and removeStream keep it.
 	byID map[[16]byte]string
-	// busy holds the names of the streams being created or deleted: that
-	// work (files, directory syncs, the catalog's commit) runs without
-	// b.mu, which every publish and fetch takes to find its stream, and
-	// Close waits for it (changing).
-	busy     map[string]bool
+	// busy holds the names of the streams being created or deleted, each
+	// with a channel closed when that ends: the work (files, directory
+	// syncs, the catalog's commit) runs without b.mu, which every publish
+	// and fetch takes to find its stream, and Close waits for it
+	// (changing).
+	busy     map[string]chan struct{}
 	changing sync.WaitGroup
 	closed   bool
 
@@ -116,7 +117,7 @@ func Open(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), byID: make(map[[16]byte]string), busy: make(map[string]bool), ctx: ctx, cancel: cancel}
+	b := &Broker{cfg: cfg, state: st, streams: make(map[string]*stream), byID: make(map[[16]byte]string), busy: make(map[string]chan struct{}), ctx: ctx, cancel: cancel}
 	b.disk = newDiskWatermark(&cfg)
 	b.groups.init(b)
 	b.classic.init(b)

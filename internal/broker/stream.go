@@ -292,30 +292,41 @@ func (b *Broker) addStream(meta streamMeta) (StreamInfo, error) {
 	return s.info(), nil
 }
 
-// reserve marks name as being created (create) or deleted, so that no
-// other creation or deletion of it runs meanwhile, and counts the change
-// for Close; release ends it. A name being created or deleted is refused
-// with ErrStreamExists to a creation and ErrStreamNotFound to a deletion.
+// reserve marks name as being created (create) or deleted, and counts the
+// change for Close; release ends it. A creation or deletion of a name that
+// is being changed waits for that change to end, then decides as if the
+// two had run one after the other (as they did when both held b.mu).
 func (b *Broker) reserve(name string, create bool) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return ErrClosed
+	for {
+		if b.closed {
+			b.mu.Unlock()
+			return ErrClosed
+		}
+		done, busy := b.busy[name]
+		if !busy {
+			break
+		}
+		b.mu.Unlock()
+		<-done
+		b.mu.Lock()
 	}
+	defer b.mu.Unlock()
 	_, exists := b.streams[name]
 	switch {
-	case create && (exists || b.busy[name]):
+	case create && exists:
 		return fmt.Errorf("%w: %q", ErrStreamExists, name)
-	case !create && (!exists || b.busy[name]):
+	case !create && !exists:
 		return fmt.Errorf("%w: %q", ErrStreamNotFound, name)
 	}
-	b.busy[name] = true
+	b.busy[name] = make(chan struct{})
 	b.changing.Add(1)
 	return nil
 }
 
 func (b *Broker) release(name string) {
 	b.mu.Lock()
+	close(b.busy[name])
 	delete(b.busy, name)
 	b.mu.Unlock()
 	b.changing.Done()
@@ -433,7 +444,7 @@ func (b *Broker) AddPartitions(ctx context.Context, name string, total int32) (S
 	}
 	b.mu.Lock()
 	s, ok := b.streams[name]
-	if !ok || b.busy[name] { // being deleted
+	if _, busy := b.busy[name]; !ok || busy { // being deleted
 		b.mu.Unlock()
 		return StreamInfo{}, fmt.Errorf("%w: %q", ErrStreamNotFound, name)
 	}

@@ -29,8 +29,8 @@ func (g *gatedFS) SyncDir(dir string) error {
 // directory syncs, the catalog's commit) runs without the broker-wide lock
 // that every publish takes to find its stream, so a slow creation (an MQTT
 // client's session queue, among thousands connecting) holds up no publish.
-// Meanwhile the name is taken: a second creation is refused, a deletion
-// does not find it, and Close waits for it.
+// Meanwhile a second creation of the name waits for the first and then
+// finds the stream, and Close waits for it.
 func TestStreamChangesDoNotStopTraffic(t *testing.T) {
 	fs := &gatedFS{FS: vfs.Default, entered: make(chan string, 16)}
 	b, err := Open(Config{DataDir: t.TempDir(), FS: fs, JanitorInterval: -1})
@@ -64,12 +64,39 @@ func TestStreamChangesDoNotStopTraffic(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a publish waited for another stream's creation")
 	}
-	if _, err := b.CreateStream(ctx, StreamConfig{Name: "b", Partitions: 1}); !errors.Is(err, ErrStreamExists) {
-		t.Errorf("second creation of a stream being created: %v, want ErrStreamExists", err)
+	// A second creation of the name waits for the first, then finds the
+	// stream there (callers that create, ignore "exists" and use the
+	// stream, as MQTT's shared subscriptions do, rely on that).
+	again := make(chan error, 1)
+	go func() {
+		_, err := b.CreateStream(ctx, StreamConfig{Name: "b", Partitions: 1})
+		if errors.Is(err, ErrStreamExists) {
+			_, err = b.DescribeStream("b")
+		}
+		again <- err
+	}()
+	select {
+	case err := <-again:
+		t.Fatalf("a second creation returned during the first: %v", err)
+	case <-time.After(100 * time.Millisecond):
 	}
-	if err := b.DeleteStream(ctx, "b"); !errors.Is(err, ErrStreamNotFound) {
-		t.Errorf("deletion of a stream being created: %v, want ErrStreamNotFound", err)
+	fs.gate.Store(nil)
+	close(gate)
+	if err := <-created; err != nil {
+		t.Fatalf("creation: %v", err)
 	}
+	if err := <-again; err != nil {
+		t.Errorf("second creation, then describe: %v, want ErrStreamExists and the stream", err)
+	}
+
+	// Close waits for a creation in progress.
+	gate = make(chan struct{})
+	fs.gate.Store(&gate)
+	go func() {
+		_, err := b.CreateStream(ctx, StreamConfig{Name: "c", Partitions: 1})
+		created <- err
+	}()
+	<-fs.entered
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close() }()
 	select {
@@ -87,7 +114,9 @@ func TestStreamChangesDoNotStopTraffic(t *testing.T) {
 	}
 	b = openBroker(t, b.cfg.DataDir)
 	defer b.Close()
-	if _, err := b.DescribeStream("b"); err != nil {
-		t.Errorf("the stream created while closing is gone after reopening: %v", err)
+	for _, name := range []string{"b", "c"} {
+		if _, err := b.DescribeStream(name); err != nil {
+			t.Errorf("stream %s is gone after reopening: %v", name, err)
+		}
 	}
 }
