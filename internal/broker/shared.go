@@ -200,7 +200,12 @@ type sharedSub struct {
 	// Counters of SubscriptionInfo (metrics), guarded by mu.
 	delivered, redelivered, acked, nacked, rejected, timedOut int64
 
-	changed chan struct{} // closed (and replaced) when records may be deliverable
+	// waiters are the receivers waiting for records, oldest first, each
+	// woken alone (wakeReceiver) rather than all at once: a queue with 125
+	// consumers woke all of them for each record, and under the load
+	// campaign a thousand goroutines stood in the run queue (MQTT
+	// publishes took 200 ms).
+	waiters []chan struct{}
 	wake    chan struct{} // capacity 1: an earlier deadline or due time was set
 	grown   chan struct{} // closed (and replaced) when partitions are added
 	room    chan struct{} // closed (and replaced) when the buffer has room
@@ -213,13 +218,51 @@ type sharedSub struct {
 	wg      sync.WaitGroup
 }
 
-// signal wakes receivers (and the fetcher, for room); s.mu is held.
+// signal wakes a receiver, as records may be deliverable, and the fetcher
+// when the buffer has room; s.mu is held. A receiver that takes as many
+// records as it asked for wakes the next, so records that became
+// deliverable together reach every waiting receiver that can take them.
 func (ss *sharedSub) signal() {
-	close(ss.changed)
-	ss.changed = make(chan struct{})
+	if ss.closed {
+		for _, w := range ss.waiters {
+			w <- struct{}{}
+		}
+		ss.waiters = nil
+	}
+	ss.wakeReceiver()
+	ss.signalRoom()
+}
+
+// wakeReceiver wakes the receiver that has waited longest; s.mu is held.
+func (ss *sharedSub) wakeReceiver() {
+	if len(ss.waiters) == 0 {
+		return
+	}
+	w := ss.waiters[0]
+	ss.waiters[0] = nil
+	ss.waiters = ss.waiters[1:]
+	w <- struct{}{} // capacity 1, and each waiter is woken once
+}
+
+// signalRoom wakes the fetcher when the buffer has room; s.mu is held.
+func (ss *sharedSub) signalRoom() {
 	if ss.buffered < maxBuffered {
 		close(ss.room)
 		ss.room = make(chan struct{})
+	}
+}
+
+// leave takes a receiver that stops waiting off the list; if it was woken
+// meanwhile, the wake goes to the next.
+func (ss *sharedSub) leave(w chan struct{}) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if i := slices.Index(ss.waiters, w); i >= 0 {
+		ss.waiters = slices.Delete(ss.waiters, i, i+1)
+		return
+	}
+	if len(w) > 0 {
+		ss.wakeReceiver()
 	}
 }
 
@@ -321,7 +364,10 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 			picked = append(picked, p)
 		}
 		if len(picked) > 0 {
-			ss.signal() // the buffer has room again
+			ss.signalRoom() // the buffer has room again
+			if len(picked) == max {
+				ss.wakeReceiver() // there may be more, for the next
+			}
 			ss.wakeTimer()
 			out := make([]Delivery, len(picked))
 			for i, p := range picked {
@@ -336,16 +382,20 @@ func (ss *sharedSub) receive(ctx context.Context, consumerID string, max int, wa
 			ss.mu.Unlock()
 			return out, nil
 		}
-		changed := ss.changed
+		w := make(chan struct{}, 1)
+		ss.waiters = append(ss.waiters, w)
 		ss.mu.Unlock()
 
 		select {
-		case <-changed:
+		case <-w:
 		case <-timeout:
+			ss.leave(w)
 			return nil, nil
 		case <-ctx.Done():
+			ss.leave(w)
 			return nil, ctx.Err()
 		case <-ss.ctx.Done():
+			ss.leave(w)
 			return nil, ErrClosed
 		}
 	}

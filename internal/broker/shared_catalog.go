@@ -163,7 +163,7 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 	ss := &sharedSub{
 		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, temporary: s.meta.Temporary, expiring: pendingHeap{order: byExpiry}, inflight: pendingHeap{order: byDeadline},
 		keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
-		changed: make(chan struct{}), room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+		room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
 	for p, l := range s.parts {
 		part, err := b.loadPart(meta.ID, int32(p))

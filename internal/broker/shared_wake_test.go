@@ -1,0 +1,114 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestWaitingReceiversWokenOneByOne: receivers waiting on a queue are woken
+// one at a time (not all for each change), and records that become
+// deliverable together still reach every receiver that can take them: a
+// receiver that takes as many as it asked for wakes the next.
+func TestWaitingReceiversWokenOneByOne(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	createQueue(t, b, QueueConfig{Name: "herd", Partitions: 1})
+	ss, err := b.sharedSub("herd", "herd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const receivers, each = 8, 10
+	got := make([]int, receivers)
+	var wg sync.WaitGroup
+	for i := range receivers {
+		wg.Go(func() {
+			ds, err := b.Receive(t.Context(), "herd", "herd", fmt.Sprint("c", i), each, 10*time.Second)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = len(ds)
+		})
+	}
+	waitFor(t, func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.waiters) == receivers
+	})
+	recs := make([]Record, receivers*each)
+	for i := range recs {
+		recs[i] = Record{Value: []byte(fmt.Sprint(i))}
+	}
+	publish(t, b, "herd", recs...) // one batch: deliverable together
+	wg.Wait()
+	for i, n := range got {
+		if n != each {
+			t.Errorf("receiver %d got %d records, want %d (all got %v)", i, n, each, got)
+		}
+	}
+}
+
+// TestReceiverLeavingPassesItsWake: a receiver woken just as its wait ends
+// (timeout or cancelled call) hands the wake to the next, so no record is
+// left waiting while a receiver sleeps; closing the subscription wakes
+// every receiver.
+func TestReceiverLeavingPassesItsWake(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	createQueue(t, b, QueueConfig{Name: "baton", Partitions: 1})
+	ss, err := b.sharedSub("baton", "baton")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := make(chan struct{}, 1), make(chan struct{}, 1)
+	ss.mu.Lock()
+	ss.waiters = append(ss.waiters, first, second)
+	ss.wakeReceiver() // wakes first
+	ss.mu.Unlock()
+	ss.leave(first) // ...which leaves without taking anything
+	select {
+	case <-second:
+	default:
+		t.Fatal("the wake of a receiver that left was lost")
+	}
+	third := make(chan struct{}, 1)
+	ss.mu.Lock()
+	ss.waiters = append(ss.waiters, third)
+	ss.mu.Unlock()
+	ss.leave(third) // not woken: just taken off the list
+	ss.mu.Lock()
+	n := len(ss.waiters)
+	ss.mu.Unlock()
+	if n != 0 || len(third) != 0 {
+		t.Fatalf("after leaving: %d waiters, woken %v", n, len(third) > 0)
+	}
+
+	done := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			_, err := b.Receive(context.Background(), "baton", "baton", fmt.Sprint("r", i), 1, time.Minute)
+			done <- err
+		}()
+	}
+	waitFor(t, func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.waiters) == 3
+	})
+	if err := b.DeleteStream(context.Background(), "baton"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		select {
+		case err := <-done:
+			if err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("a receiver of a deleted queue returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a receiver slept through its queue's deletion")
+		}
+	}
+}
