@@ -187,6 +187,11 @@ func (b *Broker) loadStreams() error {
 	return nil
 }
 
+// ErrStateFailed is the error of every state write after the state store
+// failed a commit (state.ErrFailed): acks, offset commits and catalog
+// changes are refused until the process restarts.
+var ErrStateFailed = state.ErrFailed
+
 // StateErr is the state store's failure (state.ErrFailed and its cause),
 // nil while it takes writes: after a failed commit it takes none until the
 // process restarts, which /healthz reports.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +14,9 @@ import (
 
 	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weirmq/weir/internal/broker"
 )
@@ -20,7 +24,8 @@ import (
 // TestHealthzReportsStateFailure: once a state store commit fails (a WAL
 // fsync error here), the store takes no more writes until a restart, and
 // /healthz answers 503 "failed" with the cause, so that a load balancer
-// stops sending clients whose acks and commits would all fail.
+// stops sending clients whose acks and commits would all fail; a Kafka
+// client's offset commit gets KAFKA_STORAGE_ERROR.
 func TestHealthzReportsStateFailure(t *testing.T) {
 	var on atomic.Bool
 	fs := errorfs.Wrap(pebblevfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
@@ -30,7 +35,7 @@ func TestHealthzReportsStateFailure(t *testing.T) {
 		return nil
 	}))
 	cfg := testConfig(t)
-	cfg.KafkaAddr, cfg.AMQPAddr, cfg.MQTTAddr = "", "", ""
+	cfg.AMQPAddr, cfg.MQTTAddr = "", ""
 	s, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +78,20 @@ func TestHealthzReportsStateFailure(t *testing.T) {
 		t.Fatal("an offset commit under a failing WAL fsync succeeded")
 	}
 	on.Store(false) // the store stays failed when the fault clears
+	// A Kafka client is told the storage failed (retriable), not an
+	// unknown error.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr("kafka")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CommitOffsets(ctx, "g", kadm.OffsetsFromRecords(kgo.Record{Topic: "s", Partition: 0, Offset: 0}))
+	if err != nil {
+		t.Fatalf("kafka commit after the failure: %v", err)
+	}
+	if err := resp.Error(); !errors.Is(err, kerr.KafkaStorageError) {
+		t.Errorf("kafka commit after the failure: %v, want KAFKA_STORAGE_ERROR", err)
+	}
 	code, h := health()
 	if code != http.StatusServiceUnavailable || h.Status != "failed" || !strings.Contains(h.Error, syscall.EIO.Error()) {
 		t.Fatalf("/healthz after the failed commit = %d %+v, want 503 failed naming %q", code, h, syscall.EIO.Error())
