@@ -88,8 +88,9 @@ loopback ports, opens --idle idle connections spread over Kafka (franz-go),
 AMQP (amqp091-go), MQTT 5 (paho.golang) and the native API (the Weir SDK,
 each with an ephemeral subscription open), then runs --active clients for
 --duration: half producers (--rate records/s each), half consumers, spread
-over the same four protocols. It samples the server's resident memory, Go
-heap and open connections from /metrics once a second and reports whether
+over the same four protocols. It samples the server's resident memory
+every second (from /proc), its Go heap and open connections from /metrics
+every five seconds, and reports whether
 memory stayed flat after the warm-up (the growth of the least-squares slope
 over the window at most 10% of the mean or 16 MiB). It raises its own
 open-file limit to the hard limit (the server inherits it). Exits 1 when

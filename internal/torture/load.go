@@ -107,9 +107,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadReport, error) {
 	}
 	// Each connection is a descriptor here and one in the server, which
 	// inherits this process's limit. A franz-go client (a quarter of the
-	// clients) can hold two connections to the one broker.
-	kafkaClients := cfg.Idle/4 + cfg.Active/4
-	limit, err := raiseFileLimit(uint64(cfg.Idle+2*cfg.Active+kafkaClients) + 512)
+	// clients) can hold two connections to the one broker, and the server
+	// holds a segment file of each MQTT client's session queue (another
+	// quarter).
+	clients := cfg.Idle + cfg.Active
+	limit, err := raiseFileLimit(uint64(clients+clients/4+clients/4) + 512)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	paho5 "github.com/eclipse/paho.golang/paho"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	weir "github.com/weirmq/weir/client"
 )
@@ -22,8 +23,10 @@ const dialTimeout = 30 * time.Second
 
 // openIdleConn opens one idle connection of a protocol with its real
 // client and returns how to close it:
-//   - Kafka: a franz-go client that pinged the server (ApiVersions and
-//     Metadata on one connection), its idle-connection reaper at franz-go's longest, 15 minutes;
+//   - Kafka: a franz-go client that asked the seed for metadata and sent
+//     ApiVersions to the broker it names (two connections, as every
+//     franz-go client holds after its first metadata refresh), its
+//     idle-connection reaper at franz-go's longest, 15 minutes;
 //   - AMQP: an amqp091-go connection (handshake done, heartbeats on);
 //   - MQTT: a paho.golang MQTT 5 client connected with a 60 s keep-alive;
 //   - native: an SDK client with an ephemeral subscription of a stream
@@ -39,9 +42,20 @@ func openIdleConn(ctx context.Context, proto string, srv *server, i int) (func()
 		if err != nil {
 			return nil, err
 		}
-		if err := cl.Ping(ctx); err != nil {
+		// A franz-go client talks to its seed until its first metadata,
+		// then to the brokers the metadata names, on a connection of their
+		// own: its periodic metadata refresh (every 5 minutes) would open
+		// that second connection in the middle of the run, so it is opened
+		// now, and the connection count stays flat.
+		if _, err := cl.Request(ctx, kmsg.NewPtrMetadataRequest()); err != nil {
 			cl.Close()
-			return nil, fmt.Errorf("kafka ping: %w", err)
+			return nil, fmt.Errorf("kafka metadata: %w", err)
+		}
+		for _, b := range cl.DiscoveredBrokers() {
+			if _, err := b.Request(ctx, kmsg.NewPtrApiVersionsRequest()); err != nil {
+				cl.Close()
+				return nil, fmt.Errorf("kafka api versions: %w", err)
+			}
 		}
 		return cl.Close, nil
 	case "amqp":

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -49,9 +50,9 @@ type ProtocolLoad struct {
 }
 
 // MemorySample is one sample of the server. RSSBytes is read from
-// /proc/<pid>/status every second; the others come from /metrics, which a
-// loaded server may answer late: they are 0 in a second without a fresh
-// answer.
+// /proc/<pid>/status every second; the others come from /metrics, read
+// every five seconds, which a loaded server may answer late: they are 0 in
+// a second without a fresh answer.
 type MemorySample struct {
 	Second      float64
 	Active      bool
@@ -183,9 +184,14 @@ func (r *LoadReport) WriteText(w io.Writer) {
 	}
 }
 
+// metricsEvery is how often the sampler reads /metrics.
+const metricsEvery = 5 * time.Second
+
 // memorySampler samples the server once a second: its RSS from
-// /proc/<pid>/status, the rest from /metrics, fetched one request at a
-// time so that a slow answer delays no RSS sample.
+// /proc/<pid>/status, the rest from /metrics every metricsEvery (a scrape
+// of a node with thousands of queues is tens of thousands of series: once
+// a second it would be a load of its own), fetched one request at a time
+// so that a slow answer delays no RSS sample.
 type memorySampler struct {
 	url    string
 	pid    int
@@ -194,6 +200,8 @@ type memorySampler struct {
 	begin  time.Time
 	done   chan struct{}
 	wg     sync.WaitGroup
+
+	scrapes atomic.Int64 // /metrics requests started
 
 	mu       sync.Mutex
 	active   bool
@@ -216,14 +224,17 @@ func (m *memorySampler) start() {
 			case <-m.done:
 				return
 			case now := <-tick.C:
-				m.fetchMetrics()
+				if now.Sub(m.begin) >= time.Duration(m.scrapes.Load())*metricsEvery {
+					m.scrapes.Add(1)
+					m.fetchMetrics()
+				}
 				rss, err := readRSS(m.pid)
 				m.mu.Lock()
 				if err != nil {
 					m.report.SampleErrors++
 				} else {
 					s := MemorySample{Second: now.Sub(m.begin).Seconds(), Active: m.active, RSSBytes: rss}
-					if now.Sub(m.fetched) < 2*time.Second {
+					if now.Sub(m.fetched) < time.Second {
 						s.HeapBytes, s.Goroutines, s.Connections = m.metrics.HeapBytes, m.metrics.Goroutines, m.metrics.Connections
 					}
 					m.report.Samples = append(m.report.Samples, s)
@@ -283,13 +294,16 @@ func (m *memorySampler) stop() {
 	m.wg.Wait()
 }
 
+// last is the last sample, with the figures of the last /metrics answer.
 func (m *memorySampler) last() MemorySample {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var s MemorySample
 	if n := len(m.report.Samples); n > 0 {
-		return m.report.Samples[n-1]
+		s = m.report.Samples[n-1]
 	}
-	return MemorySample{}
+	s.HeapBytes, s.Goroutines, s.Connections = m.metrics.HeapBytes, m.metrics.Goroutines, m.metrics.Connections
+	return s
 }
 
 // sample reads the server's metrics.
