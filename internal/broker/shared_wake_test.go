@@ -9,18 +9,36 @@ import (
 	"time"
 )
 
+// openQueueSub opens a broker with a one-partition queue and returns the
+// queue's subscription.
+func openQueueSub(t *testing.T, name string) (*Broker, *sharedSub) {
+	t.Helper()
+	b := openBroker(t, t.TempDir())
+	t.Cleanup(func() { b.Close() })
+	createQueue(t, b, QueueConfig{Name: name, Partitions: 1})
+	ss, err := b.sharedSub(name, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, ss
+}
+
+// waitForWaiters waits until n receivers wait on ss.
+func waitForWaiters(t *testing.T, ss *sharedSub, n int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return len(ss.waiters) == n
+	})
+}
+
 // TestWaitingReceiversWokenOneByOne: receivers waiting on a queue are woken
 // one at a time (not all for each change), and records that become
 // deliverable together still reach every receiver that can take them: a
 // receiver that takes as many as it asked for wakes the next.
 func TestWaitingReceiversWokenOneByOne(t *testing.T) {
-	b := openBroker(t, t.TempDir())
-	defer b.Close()
-	createQueue(t, b, QueueConfig{Name: "herd", Partitions: 1})
-	ss, err := b.sharedSub("herd", "herd")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, ss := openQueueSub(t, "herd")
 	const receivers, each = 8, 10
 	got := make([]int, receivers)
 	var wg sync.WaitGroup
@@ -33,11 +51,7 @@ func TestWaitingReceiversWokenOneByOne(t *testing.T) {
 			got[i] = len(ds)
 		})
 	}
-	waitFor(t, func() bool {
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		return len(ss.waiters) == receivers
-	})
+	waitForWaiters(t, ss, receivers)
 	recs := make([]Record, receivers*each)
 	for i := range recs {
 		recs[i] = Record{Value: []byte(fmt.Sprint(i))}
@@ -56,13 +70,7 @@ func TestWaitingReceiversWokenOneByOne(t *testing.T) {
 // left waiting while a receiver sleeps; closing the subscription wakes
 // every receiver.
 func TestReceiverLeavingPassesItsWake(t *testing.T) {
-	b := openBroker(t, t.TempDir())
-	defer b.Close()
-	createQueue(t, b, QueueConfig{Name: "baton", Partitions: 1})
-	ss, err := b.sharedSub("baton", "baton")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, ss := openQueueSub(t, "baton")
 	first, second := make(chan struct{}, 1), make(chan struct{}, 1)
 	ss.mu.Lock()
 	ss.waiters = append(ss.waiters, first, second)
@@ -93,11 +101,7 @@ func TestReceiverLeavingPassesItsWake(t *testing.T) {
 			done <- err
 		}()
 	}
-	waitFor(t, func() bool {
-		ss.mu.Lock()
-		defer ss.mu.Unlock()
-		return len(ss.waiters) == 3
-	})
+	waitForWaiters(t, ss, 3)
 	if err := b.DeleteStream(context.Background(), "baton"); err != nil {
 		t.Fatal(err)
 	}

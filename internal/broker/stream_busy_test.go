@@ -25,6 +25,35 @@ func (g *gatedFS) SyncDir(dir string) error {
 	return g.FS.SyncDir(dir)
 }
 
+// hold makes directory syncs wait until release.
+func (g *gatedFS) hold() {
+	c := make(chan struct{})
+	g.gate.Store(&c)
+}
+
+func (g *gatedFS) release() {
+	if c := g.gate.Swap(nil); c != nil {
+		close(*c)
+	}
+}
+
+// async runs f in a goroutine and returns where its error comes.
+func async(f func() error) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	return done
+}
+
+// stillWaiting fails the test if done comes within 100 ms.
+func stillWaiting(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned while it should wait: %v", what, err)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
 // TestStreamChangesDoNotStopTraffic: creating a stream (its files, their
 // directory syncs, the catalog's commit) runs without the broker-wide lock
 // that every publish takes to find its stream, so a slow creation (an MQTT
@@ -39,23 +68,23 @@ func TestStreamChangesDoNotStopTraffic(t *testing.T) {
 	}
 	ctx := context.Background()
 	createStream(t, b, StreamConfig{Name: "a", Partitions: 1})
-	gate := make(chan struct{})
-	fs.gate.Store(&gate)
-	created := make(chan error, 1)
-	go func() {
-		_, err := b.CreateStream(ctx, StreamConfig{Name: "b", Partitions: 1})
-		created <- err
-	}()
+	create := func(name string) func() error {
+		return func() error {
+			_, err := b.CreateStream(ctx, StreamConfig{Name: name, Partitions: 1})
+			return err
+		}
+	}
+	fs.hold()
+	created := async(create("b"))
 	select {
 	case <-fs.entered:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the creation never synced a directory")
 	}
-	published := make(chan error, 1)
-	go func() {
+	published := async(func() error {
 		_, err := b.Publish(ctx, "a", []Record{{Value: []byte("v")}})
-		published <- err
-	}()
+		return err
+	})
 	select {
 	case err := <-published:
 		if err != nil {
@@ -67,21 +96,15 @@ func TestStreamChangesDoNotStopTraffic(t *testing.T) {
 	// A second creation of the name waits for the first, then finds the
 	// stream there (callers that create, ignore "exists" and use the
 	// stream, as MQTT's shared subscriptions do, rely on that).
-	again := make(chan error, 1)
-	go func() {
-		_, err := b.CreateStream(ctx, StreamConfig{Name: "b", Partitions: 1})
+	again := async(func() error {
+		err := create("b")()
 		if errors.Is(err, ErrStreamExists) {
 			_, err = b.DescribeStream("b")
 		}
-		again <- err
-	}()
-	select {
-	case err := <-again:
-		t.Fatalf("a second creation returned during the first: %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	fs.gate.Store(nil)
-	close(gate)
+		return err
+	})
+	stillWaiting(t, again, "a second creation during the first")
+	fs.release()
 	if err := <-created; err != nil {
 		t.Fatalf("creation: %v", err)
 	}
@@ -90,22 +113,12 @@ func TestStreamChangesDoNotStopTraffic(t *testing.T) {
 	}
 
 	// Close waits for a creation in progress.
-	gate = make(chan struct{})
-	fs.gate.Store(&gate)
-	go func() {
-		_, err := b.CreateStream(ctx, StreamConfig{Name: "c", Partitions: 1})
-		created <- err
-	}()
+	fs.hold()
+	created = async(create("c"))
 	<-fs.entered
-	closed := make(chan error, 1)
-	go func() { closed <- b.Close() }()
-	select {
-	case err := <-closed:
-		t.Fatalf("Close returned during a creation: %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	fs.gate.Store(nil)
-	close(gate)
+	closed := async(b.Close)
+	stillWaiting(t, closed, "Close during a creation")
+	fs.release()
 	if err := <-created; err != nil {
 		t.Fatalf("creation: %v", err)
 	}
