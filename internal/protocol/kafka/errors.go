@@ -19,7 +19,7 @@ var errorCodes = []struct {
 	{broker.ErrPartitionNotFound, kerr.UnknownTopicOrPartition},
 	{broker.ErrStreamExists, kerr.TopicAlreadyExists},
 	{broker.ErrRecordTooLarge, kerr.MessageTooLarge},
-	{broker.ErrDiskFull, kerr.KafkaStorageError}, // retriable: producers retry until space returns
+	{broker.ErrDiskFull, kerr.KafkaStorageError},    // retriable: producers retry until space returns
 	{broker.ErrStateFailed, kerr.KafkaStorageError}, // the state store's disk failed: until a restart
 	{broker.ErrCorruptBatch, kerr.CorruptMessage},
 	{broker.ErrInvalidBatch, kerr.InvalidRecord},
