@@ -296,6 +296,15 @@ func TestCertificateUsersEveryProtocol(t *testing.T) {
 			SetUsername("bob").SetPassword("pw-bob")); err == nil {
 			t.Error("paho with a certificate of no user was let in")
 		}
+		// Over WebSocket on the HTTPS port (WSS) the certificate names the
+		// user too.
+		wss := "wss://" + s.Addr("https") + "/mqtt"
+		if err := pahoPublish(pahoOptions(wss, "wss-bob").SetTLSConfig(bob).SetUsername("alice").SetPassword("wrong")); err != nil {
+			t.Errorf("paho over WSS as bob by certificate: %v", err)
+		}
+		if err := pahoPublish(pahoOptions(wss, "wss-mallory").SetTLSConfig(mallory).SetUsername("bob").SetPassword("pw-bob")); err == nil {
+			t.Error("paho over WSS with a certificate of no user was let in")
+		}
 	})
 
 	t.Run("https", func(t *testing.T) {

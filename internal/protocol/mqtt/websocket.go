@@ -15,7 +15,8 @@ import (
 // section 6): the subprotocol "mqtt" (or 3.1's "mqttv3.1"), binary
 // messages carrying the packet stream, split across or combined in
 // messages in any way. Browsers from any origin may connect, as to the TCP
-// listener (there is no authentication yet).
+// listener, and authenticate as there (CONNECT's credentials, or over WSS
+// the client certificate).
 func (s *Server) WebSocketHandler() http.Handler {
 	up := websocket.Upgrader{
 		Subprotocols:    []string{"mqtt", "mqttv3.1"},
@@ -83,6 +84,10 @@ func (c *wsConn) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// NetConn is the connection under the WebSocket: over WSS a *tls.Conn,
+// whose client certificate can name the user (auth.ConnectionState).
+func (c *wsConn) NetConn() net.Conn { return c.ws.NetConn() }
 
 func (c *wsConn) Close() error                       { return c.ws.Close() }
 func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
