@@ -47,9 +47,9 @@ func (r *run) startSampler(res *Result) *sampler {
 			select {
 			case <-s.done:
 				// A last, shorter sample for the end of the run (all of a
-				// run shorter than a second).
+				// run shorter than a second, however short).
 				now = time.Now()
-				if now.Sub(last) < 100*time.Millisecond {
+				if now.Sub(last) < 100*time.Millisecond && len(res.Series) > 0 {
 					now = time.Time{}
 				}
 			case now = <-tick.C:
