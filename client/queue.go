@@ -85,6 +85,13 @@ const (
 	// OverflowDeadLetter moves the oldest records not in flight to the
 	// dead-letter stream, with reason "max-length".
 	OverflowDeadLetter Overflow = "dead-letter"
+	// OverflowBlock holds publishes while the subscription is at its max
+	// length until its consumers settle records, or the publish's context
+	// ends (then ErrResourceExhausted): backpressure on the producers
+	// instead of dropping or refusing. A publish is taken while the
+	// subscription is below the bound, whatever its size, so one publish
+	// may pass it.
+	OverflowBlock Overflow = "block"
 )
 
 // SubscriptionInfo describes a shared subscription, or a queue (its own

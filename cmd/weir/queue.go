@@ -49,7 +49,7 @@ func printQueueUsage(w io.Writer) {
                          [--dead-letter STREAM] [--key-ordered] [--ttl D]
                          [--expired-dead-letter] [--filter EXPR]
                          [--max-length N] [--max-length-bytes SIZE]
-                         [--overflow drop-oldest|reject-publish|dead-letter]
+                         [--overflow drop-oldest|reject-publish|dead-letter|block]
   weir queue ls
   weir queue describe NAME
   weir queue purge NAME [--yes]
@@ -70,8 +70,9 @@ only the records it selects. Durations are Go durations (90s, 24h).
 
 --max-length and --max-length-bytes bound the records not acknowledged yet,
 in number and in bytes (a record's key, value and headers); past either,
---overflow drops the oldest (the default), refuses publishes, or moves the
-oldest to the dead-letter stream. Sizes are bytes or take a unit: 512KiB,
+--overflow drops the oldest (the default), refuses publishes, moves the
+oldest to the dead-letter stream, or holds publishes until consumers make
+room (block). Sizes are bytes or take a unit: 512KiB,
 10MiB, 1GB.
 
 Flags:
@@ -110,7 +111,7 @@ func bindQueueCreateFlags(fs *flag.FlagSet) *queueCreateFlags {
 	fs.StringVar(&f.filter, "filter", "", "queue create: keep only the records this CEL `expression` selects")
 	fs.Int64Var(&f.maxLength, "max-length", 0, "queue create: at most this many records not acknowledged (0: no bound)")
 	fs.StringVar(&f.maxLengthBytes, "max-length-bytes", "", "queue create: at most this `size` of records not acknowledged, like 10MiB (empty or 0: no bound)")
-	fs.StringVar(&f.overflow, "overflow", "", "queue create: past a max length: drop-oldest (the default), reject-publish or dead-letter")
+	fs.StringVar(&f.overflow, "overflow", "", "queue create: past a max length: drop-oldest (the default), reject-publish, dead-letter or block")
 	return f
 }
 
@@ -137,9 +138,9 @@ func (f *queueCreateFlags) config(name string) (weir.QueueConfig, error) {
 	}
 	overflow := weir.Overflow(f.overflow)
 	switch overflow {
-	case "", weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter:
+	case "", weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter, weir.OverflowBlock:
 	default:
-		return weir.QueueConfig{}, usagef("--overflow %q: want %s, %s or %s", f.overflow, weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter)
+		return weir.QueueConfig{}, usagef("--overflow %q: want %s, %s, %s or %s", f.overflow, weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter, weir.OverflowBlock)
 	}
 	if overflow != "" && f.maxLength == 0 && maxBytes == 0 {
 		return weir.QueueConfig{}, usagef("--overflow needs --max-length or --max-length-bytes")

@@ -224,6 +224,11 @@ func TestQueueMaxLength(t *testing.T) {
 		t.Errorf("the oldest record was kept:\n%s", out)
 	}
 
+	code, out, errOut = run("queue", "create", "paced", "--max-length", "100", "--overflow", "block")
+	expect(t, code, out, errOut, 0, []string{"created queue paced"}, nil)
+	code, out, errOut = run("queue", "describe", "paced")
+	expect(t, code, out, errOut, 0, []string{"Max length:", "100 records, then block"}, nil)
+
 	for _, args := range [][]string{
 		{"queue", "create", "a", "--max-length-bytes", "10XB"},
 		{"queue", "create", "a", "--max-length-bytes", "-1"},

@@ -117,7 +117,7 @@ func (b *Broker) publish(ctx context.Context, streamName string, partition int32
 			return nil, fmt.Errorf("%w: record %d is %d bytes, the limit is %d", ErrRecordTooLarge, i, n, b.cfg.MaxRecordBytes)
 		}
 	}
-	if err := s.checkRoom(len(recs)); err != nil {
+	if err := s.checkRoom(ctx, len(recs)); err != nil {
 		return nil, err
 	}
 	parts := s.partitions()

@@ -92,7 +92,7 @@ func (b *Broker) AppendBatches(ctx context.Context, streamName string, partition
 	if len(headers) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: no batch", ErrInvalidBatch)
 	}
-	if err := s.checkRoom(count); err != nil {
+	if err := s.checkRoom(ctx, count); err != nil {
 		return AppendResult{}, err
 	}
 	first := headers[0]

@@ -209,7 +209,11 @@ type sharedSub struct {
 	wake    chan struct{} // capacity 1: an earlier deadline or due time was set
 	grown   chan struct{} // closed (and replaced) when partitions are added
 	room    chan struct{} // closed (and replaced) when the buffer has room
-	closed  bool
+	// space, when a publisher waits for room under the block overflow
+	// policy, is closed (and cleared) when a settlement starts, as the
+	// length the max length bounds then drops.
+	space  chan struct{}
+	closed bool
 
 	commits chan *commitOp
 	kick    chan struct{} // capacity 1: dirty delivery states wait for the committer
@@ -407,6 +411,16 @@ func (ss *sharedSub) markSettling(p *pending) {
 		p.state = stateSettling
 		ss.settling++
 		ss.settlingBytes += p.bytes
+		ss.freeSpace()
+	}
+}
+
+// freeSpace wakes the publishers waiting for room (OverflowBlock), as the
+// length dropped; s.mu is held.
+func (ss *sharedSub) freeSpace() {
+	if ss.space != nil {
+		close(ss.space)
+		ss.space = nil
 	}
 }
 

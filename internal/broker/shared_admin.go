@@ -52,6 +52,7 @@ func (b *Broker) Purge(ctx context.Context, streamName, sub string) (int64, erro
 			}
 		}
 	}
+	ss.freeSpace()
 	ss.signal()
 	ss.mu.Unlock()
 	// An empty op makes the committer store the new floors.

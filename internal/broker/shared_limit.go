@@ -24,32 +24,68 @@ const syncSizeBytes = 1 << 20
 // subscription with the reject-publish policy would pass its max length,
 // or is at or past its max length in bytes (as RabbitMQ's reject-publish,
 // the publish that crosses the byte bound is taken, the next refused).
-func (s *stream) checkRoom(n int) error {
+// Under the block policy the publish waits instead, until the
+// subscription's consumers settle records or ctx ends.
+func (s *stream) checkRoom(ctx context.Context, n int) error {
+	for {
+		ss, space, err := s.room(n)
+		if space == nil {
+			return err
+		}
+		select {
+		case <-space:
+		case <-ss.ctx.Done(): // the subscription went away: look again
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for room in subscription %q of %q (overflow %s): %w",
+				ErrQueueFull, ss.cfg.Name, s.meta.Name, OverflowBlock, context.Cause(ctx))
+		}
+	}
+}
+
+// room checks the bounds of the stream's subscriptions for a publish of n
+// records: an error for a reject-publish subscription with no room, or a
+// block subscription with no room and the channel closed when its length
+// next drops.
+func (s *stream) room(n int) (*sharedSub, <-chan struct{}, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, ss := range s.subs {
-		if ss.cfg.Overflow != OverflowRejectPublish {
+		if !ss.cfg.holdsPublishes() {
 			continue
-		}
-		if ss.cfg.MaxLength > 0 {
-			ss.mu.Lock()
-			d := ss.lengthForLimit()
-			ss.mu.Unlock()
-			if d+int64(n) > ss.cfg.MaxLength {
-				return fmt.Errorf("%w: subscription %q of %q holds %d records, its max length is %d", ErrQueueFull, ss.cfg.Name, s.meta.Name, d, ss.cfg.MaxLength)
-			}
 		}
 		if ss.cfg.MaxLengthBytes > 0 {
 			ss.sizeAhead(ss.ctx, syncSizeBytes)
-			ss.mu.Lock()
-			d := ss.bytesForLimit()
-			ss.mu.Unlock()
-			if d >= ss.cfg.MaxLengthBytes {
-				return fmt.Errorf("%w: subscription %q of %q holds %d bytes, its max length is %d bytes", ErrQueueFull, ss.cfg.Name, s.meta.Name, d, ss.cfg.MaxLengthBytes)
-			}
 		}
+		ss.mu.Lock()
+		d, full := ss.lengthForLimit(), false
+		var err error
+		// Reject-publish refuses what would pass the bound; block holds
+		// publishes only while the subscription is at it, so one publish
+		// may pass it (a batch never waits for room it cannot get).
+		if ss.cfg.MaxLength > 0 && (d+int64(n) > ss.cfg.MaxLength && ss.cfg.Overflow == OverflowRejectPublish || d >= ss.cfg.MaxLength) {
+			full = true
+			err = fmt.Errorf("%w: subscription %q of %q holds %d records, its max length is %d", ErrQueueFull, ss.cfg.Name, s.meta.Name, d, ss.cfg.MaxLength)
+		}
+		if b := ss.bytesForLimit(); !full && ss.cfg.MaxLengthBytes > 0 && b >= ss.cfg.MaxLengthBytes {
+			full = true
+			err = fmt.Errorf("%w: subscription %q of %q holds %d bytes, its max length is %d bytes", ErrQueueFull, ss.cfg.Name, s.meta.Name, b, ss.cfg.MaxLengthBytes)
+		}
+		if !full || ss.closed {
+			ss.mu.Unlock()
+			continue
+		}
+		if ss.cfg.Overflow == OverflowRejectPublish {
+			ss.mu.Unlock()
+			return ss, nil, err
+		}
+		if ss.space == nil {
+			ss.space = make(chan struct{})
+		}
+		space := ss.space
+		ss.mu.Unlock()
+		return ss, space, nil
 	}
-	return nil
+	return nil, nil, nil
 }
 
 // bytesForLimit is the size of the records not settled and not being
@@ -144,7 +180,7 @@ func (ss *sharedSub) resizeAhead(part *sharedPart) {
 // and dead-letter policies), each through the committer like an ack. s.mu
 // is held.
 func (ss *sharedSub) enforceMaxLength() {
-	if (ss.cfg.MaxLength <= 0 && ss.cfg.MaxLengthBytes <= 0) || ss.cfg.Overflow == OverflowRejectPublish {
+	if (ss.cfg.MaxLength <= 0 && ss.cfg.MaxLengthBytes <= 0) || ss.cfg.holdsPublishes() {
 		return
 	}
 	var excess, excessBytes int64
@@ -211,7 +247,7 @@ func (s *stream) afterPublish() {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, ss := range s.subs {
-		if (ss.cfg.MaxLength <= 0 && ss.cfg.MaxLengthBytes <= 0) || ss.cfg.Overflow == OverflowRejectPublish {
+		if (ss.cfg.MaxLength <= 0 && ss.cfg.MaxLengthBytes <= 0) || ss.cfg.holdsPublishes() {
 			continue
 		}
 		if ss.cfg.MaxLengthBytes > 0 {

@@ -234,3 +234,97 @@ func TestMaxLengthBytesRestart(t *testing.T) {
 		t.Fatalf("kept %v after the restart", got)
 	}
 }
+
+// TestOverflowBlock: under the block policy a publish waits while the
+// subscription is at its max length, until consumers settle records (or
+// its context ends, with ErrQueueFull), and takes nothing meanwhile; a
+// publish into a subscription below the bound is taken whatever its size;
+// a purge and the byte bound free waiting publishers too.
+func TestOverflowBlock(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	if err := (&SubscriptionConfig{Overflow: "wait"}).validate(); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("overflow %q: err = %v, want ErrInvalidArgument", "wait", err)
+	}
+
+	createQueue(t, b, QueueConfig{Name: "held", Subscription: SubscriptionConfig{MaxLength: 3, Overflow: OverflowBlock}})
+	for i := range 3 {
+		publish(t, b, "held", sized(strconv.Itoa(i), 100))
+	}
+	// The fourth waits, and its context ending gives up with ErrQueueFull.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := b.Publish(short, "held", []Record{sized("late", 100)})
+	cancel()
+	if !errors.Is(err, ErrQueueFull) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("publish to a full queue past its deadline: %v, want ErrQueueFull and the deadline", err)
+	}
+	waited := async(func() error { _, err := b.Publish(ctx, "held", []Record{sized("3", 100), sized("4", 100)}); return err })
+	stillWaiting(t, waited, "a publish into a full queue")
+	// A receive takes records out of the ready ones but not out of the
+	// length: in flight still counts.
+	ds := receiveAll(t, b, "held", "c", 3, time.Second)
+	stillWaiting(t, waited, "a publish while the records are in flight")
+	// One ack leaves the queue below its bound: the batch of two goes in.
+	if err := b.Ack(ctx, "held", "held", "c", refs(ds[:1])); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("publish once there was room: %v", err)
+	}
+	if got := labels(receiveAll(t, b, "held", "c", 3, time.Second)); fmt.Sprint(got) != "[3 4]" {
+		t.Fatalf("after the wait received %v, want [3 4] (nothing dropped or taken twice)", got)
+	}
+	info := waitInfo(t, b, "held", "held", func(i SubscriptionInfo) bool { return i.Depth == 4 })
+	if info.Config.Overflow != OverflowBlock {
+		t.Fatalf("overflow %q, want %q", info.Config.Overflow, OverflowBlock)
+	}
+	// Past the bound by that batch, nothing more goes in until the
+	// depth is below it again.
+	waited = async(func() error { _, err := b.Publish(ctx, "held", []Record{sized("5", 100)}); return err })
+	stillWaiting(t, waited, "a publish into a queue past its bound")
+	if err := b.Ack(ctx, "held", "held", "c", refs(ds[1:2])); err != nil {
+		t.Fatal(err)
+	}
+	stillWaiting(t, waited, "a publish into a queue at its bound")
+	if err := b.Ack(ctx, "held", "held", "c", refs(ds[2:3])); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("publish once below the bound: %v", err)
+	}
+
+	// A purge frees a waiting publisher.
+	waited = async(func() error { _, err := b.Publish(ctx, "held", []Record{sized("6", 100)}); return err })
+	stillWaiting(t, waited, "a publish into a full queue")
+	if _, err := b.Purge(ctx, "held", "held"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("publish after a purge: %v", err)
+	}
+
+	// A batch larger than the max length goes into an empty queue, and
+	// nothing of it is dropped.
+	createQueue(t, b, QueueConfig{Name: "big", Subscription: SubscriptionConfig{MaxLength: 2, Overflow: OverflowBlock}})
+	if _, err := b.Publish(ctx, "big", []Record{sized("a", 100), sized("b", 100), sized("c", 100)}); err != nil {
+		t.Fatalf("a batch larger than the max length into an empty queue: %v", err)
+	}
+	if got := labels(receiveAll(t, b, "big", "c", 3, time.Second)); fmt.Sprint(got) != "[a b c]" {
+		t.Fatalf("received %v, want [a b c]", got)
+	}
+
+	// The byte bound holds publishes the same way.
+	createQueue(t, b, QueueConfig{Name: "bytes", Subscription: SubscriptionConfig{MaxLengthBytes: 200, Overflow: OverflowBlock}})
+	publish(t, b, "bytes", sized("0", 100))
+	publish(t, b, "bytes", sized("1", 100))
+	waited = async(func() error { _, err := b.Publish(ctx, "bytes", []Record{sized("2", 100)}); return err })
+	stillWaiting(t, waited, "a publish past the byte bound")
+	ds = receiveAll(t, b, "bytes", "c", 1, time.Second)
+	if err := b.Ack(ctx, "bytes", "bytes", "c", refs(ds)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("publish once under the byte bound: %v", err)
+	}
+}

@@ -84,7 +84,7 @@ type SubscriptionConfig struct {
 	// what happens past it: OverflowDropOldest (the default) settles the
 	// oldest records not in flight, OverflowDeadLetter moves them to the
 	// dead-letter stream, OverflowRejectPublish refuses publishes that would
-	// pass it (ErrQueueFull).
+	// pass it (ErrQueueFull), OverflowBlock holds them until there is room.
 	MaxLength int64
 	Overflow  string
 	// MaxLengthBytes, when positive, bounds the depth in bytes under the
@@ -100,7 +100,19 @@ const (
 	OverflowDropOldest    = "drop-oldest"
 	OverflowRejectPublish = "reject-publish"
 	OverflowDeadLetter    = "dead-letter"
+	// OverflowBlock holds publishes while the subscription is at its max
+	// length until consumers settle records, or the publisher's context
+	// ends (Pulsar's producer_request_hold): backpressure instead of loss
+	// or refusal. A publish is taken while the subscription is below the
+	// bound, whatever its size, so one publish may pass it.
+	OverflowBlock = "block"
 )
+
+// holdsPublishes says whether the overflow policy acts on publishes
+// (refusing or holding them) rather than on the stored records.
+func (c *SubscriptionConfig) holdsPublishes() bool {
+	return c.Overflow == OverflowRejectPublish || c.Overflow == OverflowBlock
+}
 
 // SubscriptionInfo describes a shared subscription.
 type SubscriptionInfo struct {
@@ -201,9 +213,9 @@ func (c *SubscriptionConfig) validate() error {
 		return fmt.Errorf("%w: max length in bytes must not be negative (0: no bound), got %d", ErrInvalidArgument, c.MaxLengthBytes)
 	}
 	switch c.Overflow {
-	case "", OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter:
+	case "", OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter, OverflowBlock:
 	default:
-		return fmt.Errorf("%w: overflow %q: want %s, %s or %s", ErrInvalidArgument, c.Overflow, OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter)
+		return fmt.Errorf("%w: overflow %q: want %s, %s, %s or %s", ErrInvalidArgument, c.Overflow, OverflowDropOldest, OverflowRejectPublish, OverflowDeadLetter, OverflowBlock)
 	}
 	if err := c.DeadLetterExchange.validate(); err != nil {
 		return err

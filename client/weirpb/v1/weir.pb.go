@@ -2815,8 +2815,8 @@ type SubscriptionConfig struct {
 	MessageTtl        *durationpb.Duration   `protobuf:"bytes,12,opt,name=message_ttl,json=messageTtl,proto3" json:"message_ttl,omitempty"`                        // records older than this are dropped (or dead-lettered)
 	ExpiredDeadLetter bool                   `protobuf:"varint,13,opt,name=expired_dead_letter,json=expiredDeadLetter,proto3" json:"expired_dead_letter,omitempty"`
 	// A bound on the depth in records (0: none), and what happens past it:
-	// "drop-oldest" (the default), "reject-publish" (RESOURCE_EXHAUSTED) or
-	// "dead-letter".
+	// "drop-oldest" (the default), "reject-publish" (RESOURCE_EXHAUSTED),
+	// "dead-letter" or "block" (publishes wait for room until their deadline).
 	MaxLength int64  `protobuf:"varint,14,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
 	Overflow  string `protobuf:"bytes,15,opt,name=overflow,proto3" json:"overflow,omitempty"`
 	// A bound on the depth in bytes of log (0: none), under the same overflow

@@ -256,6 +256,9 @@ func (ch *channel) parseQueueArgs(m *wire.QueueDeclare, name, bn string) (queueA
 		}
 	case "reject-publish", "reject-publish-dlx":
 		qa.cfg.Overflow = broker.OverflowRejectPublish
+	case "block":
+		// Weir's own: publishers wait for room (broker.OverflowBlock).
+		qa.cfg.Overflow = broker.OverflowBlock
 	default:
 		return qa, exception(wire.PreconditionFailed, m, "invalid arg 'x-overflow': '%v'", o)
 	}

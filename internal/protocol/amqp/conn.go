@@ -52,6 +52,10 @@ type conn struct {
 	lastWrite atomic.Int64
 	lastRead  atomic.Int64
 	disk      diskBlock // publishes held below the disk watermark (diskhold.go)
+	// readerHeld counts the reader's waits on a full publish queue (its
+	// publisher held by a full queue with the block overflow policy, a
+	// produce quota or the disk): its silence is then the server's doing.
+	readerHeld atomic.Int32
 
 	readFrames *wire.FrameReader
 	channels   map[uint16]*channel // reader goroutine only
@@ -105,10 +109,14 @@ func (c *conn) closeWith(e *amqpError) {
 	c.log.Debug("closing connection", "code", e.code, "text", e.text)
 }
 
-// forceClose closes the connection from another goroutine (shutdown).
+// forceClose closes the connection from another goroutine (shutdown). Its
+// context ends at once: a publisher held for room (a full queue with the
+// block overflow policy, the disk) stops waiting, which frees a reader
+// stopped by the publisher's full queue to read the close-ok.
 func (c *conn) forceClose(text string) {
 	c.closeWith(&amqpError{code: wire.ConnectionForced, text: text})
 	c.nc.SetReadDeadline(time.Now().Add(closeTimeout))
+	c.cancel()
 }
 
 // Close ends the connection at shutdown with CONNECTION_FORCED
@@ -303,7 +311,7 @@ func (c *conn) heartbeats() {
 		case <-c.ctx.Done():
 			return
 		case now := <-tick.C:
-			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) && !c.disk.holding() {
+			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) && !c.disk.holding() && c.readerHeld.Load() == 0 {
 				c.log.Info("closing connection: no heartbeat from the client", "heartbeat", c.heartbeat)
 				c.nc.Close()
 				return

@@ -51,10 +51,24 @@ func newPublisher(ch *channel) *publisher {
 	return p
 }
 
+// enqueue hands j to the publisher. When its queue is full the reader
+// waits (backpressure through TCP), which the heartbeat monitor does not
+// take for a dead client.
 func (p *publisher) enqueue(j *pubJob) {
 	select {
 	case p.jobs <- j:
-	case <-p.ch.c.ctx.Done():
+		return
+	default:
+	}
+	c := p.ch.c
+	c.readerHeld.Add(1)
+	defer func() {
+		c.lastRead.Store(time.Now().UnixNano())
+		c.readerHeld.Add(-1)
+	}()
+	select {
+	case p.jobs <- j:
+	case <-c.ctx.Done():
 	}
 }
 

@@ -40,6 +40,7 @@ const (
 	benchPrefetch   = 100
 	benchWindow     = 256 // unconfirmed messages per publisher
 	benchBodySize   = 1024
+	benchBound      = 500 // weir-bounded's x-max-length
 )
 
 // rabbitmqServer is where Debian's package puts the server script (the
@@ -51,13 +52,18 @@ func BenchmarkConfirmsVersusRabbitMQ(b *testing.B) {
 		b.Skipf("rabbitmq-server is not installed (%v): apt-get install rabbitmq-server to compare with RabbitMQ", err)
 	}
 	results := map[string]benchResult{}
+	// weir-bounded is Weir with the queue bounded and its publishers held
+	// at the bound (Weir's x-overflow "block"), so that they do not run
+	// ahead of the consumers on the shared cores.
+	bounded := amqp091.Table{"x-max-length": int32(benchBound), "x-overflow": "block"}
 	for _, broker := range []struct {
 		name  string
 		start func(b *testing.B) string
-	}{{"weir", startWeirNode}, {"rabbitmq", startRabbitMQ}} {
+		args  amqp091.Table
+	}{{"weir", startWeirNode, nil}, {"weir-bounded", startWeirNode, bounded}, {"rabbitmq", startRabbitMQ, nil}} {
 		url := broker.start(b)
 		b.Run("broker="+broker.name, func(b *testing.B) {
-			r := runConfirmLoad(b, url, b.N)
+			r := runConfirmLoad(b, url, b.N, broker.args)
 			b.ReportMetric(r.throughput, "msgs/s")
 			b.ReportMetric(r.confirmP50.Seconds()*1000, "confirm-p50-ms")
 			b.ReportMetric(r.confirmP99.Seconds()*1000, "confirm-p99-ms")
@@ -65,9 +71,11 @@ func BenchmarkConfirmsVersusRabbitMQ(b *testing.B) {
 			results[broker.name] = r
 		})
 	}
-	if w, r := results["weir"], results["rabbitmq"]; w.throughput > 0 && r.throughput > 0 {
-		b.Logf("weir/rabbitmq: throughput %.2f×, confirm p99 %v vs %v, end-to-end p99 %v vs %v",
-			w.throughput/r.throughput, w.confirmP99, r.confirmP99, w.e2eP99, r.e2eP99)
+	for _, name := range []string{"weir", "weir-bounded"} {
+		if w, r := results[name], results["rabbitmq"]; w.throughput > 0 && r.throughput > 0 {
+			b.Logf("%s/rabbitmq: throughput %.2f×, confirm p99 %v vs %v, end-to-end p99 %v vs %v",
+				name, w.throughput/r.throughput, w.confirmP99, r.confirmP99, w.e2eP99, r.e2eP99)
+		}
 	}
 }
 
@@ -76,9 +84,9 @@ type benchResult struct {
 	confirmP50, confirmP99, e2eP99 time.Duration
 }
 
-// runConfirmLoad sends n messages through a new durable queue and
-// consumes them all.
-func runConfirmLoad(b *testing.B, url string, n int) benchResult {
+// runConfirmLoad sends n messages through a new durable queue, declared
+// with args, and consumes them all.
+func runConfirmLoad(b *testing.B, url string, n int, args amqp091.Table) benchResult {
 	var id [6]byte
 	rand.Read(id[:])
 	queue := "bench-" + hex.EncodeToString(id[:])
@@ -91,7 +99,7 @@ func runConfirmLoad(b *testing.B, url string, n int) benchResult {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := ach.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	if _, err := ach.QueueDeclare(queue, true, false, false, false, args); err != nil {
 		b.Fatal(err)
 	}
 	defer ach.QueueDelete(queue, false, false, false)
