@@ -66,9 +66,11 @@ func (s *stream) room(n int) (*sharedSub, <-chan struct{}, error) {
 			full = true
 			err = fmt.Errorf("%w: subscription %q of %q holds %d records, its max length is %d", ErrQueueFull, ss.cfg.Name, s.meta.Name, d, ss.cfg.MaxLength)
 		}
-		if b := ss.bytesForLimit(); !full && ss.cfg.MaxLengthBytes > 0 && b >= ss.cfg.MaxLengthBytes {
-			full = true
-			err = fmt.Errorf("%w: subscription %q of %q holds %d bytes, its max length is %d bytes", ErrQueueFull, ss.cfg.Name, s.meta.Name, b, ss.cfg.MaxLengthBytes)
+		if !full && ss.cfg.MaxLengthBytes > 0 {
+			if b := ss.bytesForLimit(); b >= ss.cfg.MaxLengthBytes {
+				full = true
+				err = fmt.Errorf("%w: subscription %q of %q holds %d bytes, its max length is %d bytes", ErrQueueFull, ss.cfg.Name, s.meta.Name, b, ss.cfg.MaxLengthBytes)
+			}
 		}
 		if !full || ss.closed {
 			ss.mu.Unlock()

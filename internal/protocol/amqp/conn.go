@@ -311,7 +311,7 @@ func (c *conn) heartbeats() {
 		case <-c.ctx.Done():
 			return
 		case now := <-tick.C:
-			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) && !c.disk.holding() && c.readerHeld.Load() == 0 {
+			if now.UnixNano()-c.lastRead.Load() > int64(2*c.heartbeat) && c.readerHeld.Load() == 0 {
 				c.log.Info("closing connection: no heartbeat from the client", "heartbeat", c.heartbeat)
 				c.nc.Close()
 				return

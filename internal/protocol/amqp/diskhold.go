@@ -3,7 +3,6 @@ package amqp
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/weirmq/weir/internal/protocol/amqp/wire"
 )
@@ -26,15 +25,6 @@ type diskBlock struct {
 	sent    bool // connection.blocked went out
 }
 
-// holding reports whether a publisher of the connection waits for space;
-// the heartbeat monitor does not close a blocked connection whose reader
-// stopped (RabbitMQ suspends it too).
-func (d *diskBlock) holding() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.holders > 0
-}
-
 // holdForDisk blocks a publisher until the broker admits publishes again,
 // telling the client when it announced the capability. It returns false
 // when ctx ended or the broker closed first.
@@ -54,9 +44,6 @@ func (c *conn) holdForDisk(ctx context.Context) bool {
 	d.mu.Lock()
 	d.holders--
 	if d.holders == 0 {
-		// The reader may not have read for a while: heartbeats count
-		// from now.
-		c.lastRead.Store(time.Now().UnixNano())
 		if d.sent {
 			c.sendMethod(0, &wire.ConnectionUnblocked{})
 			d.sent = false
