@@ -7,7 +7,10 @@
 # On a fresh machine it builds the latest nats-server through the Go
 # module proxy and installs rabbitmq-server from Debian. Every server gets
 # a fresh data directory under --out. Durability, two variants per peer:
-#   weir             fsync: always (its default: fsync before acknowledge)
+#   weir             fsync: always (its default: fsync before acknowledge);
+#                    on queue-acks also weir-amqp-bounded, a queue of
+#                    x-max-length 500 that holds its publishers there
+#                    (x-overflow block), as RabbitMQ's credit flow does
 #   nats             JetStream's default (sync_interval 2m: lazy fsync)
 #   nats-sync        sync_interval: always (fsync before acknowledge)
 #   rabbitmq         classic durable queues, persistent messages (the default)
@@ -170,6 +173,8 @@ fi
 applies() {
 	case "$1:$2" in
 	weir-kafka:queue-acks | weir-kafka:queues-10k) return 1 ;; # Kafka has no per-record acks
+	weir-amqp-bounded:queue-acks) return 0 ;;
+	weir-amqp-bounded:*) return 1 ;;
 	weir-native:partitions-* | weir-kafka:partitions-*) return 0 ;;
 	*:partitions-*) return 1 ;; # no partitions on the peers
 	esac
@@ -211,6 +216,7 @@ for system in $SYSTEMS; do
 		run_one weir-native weir "127.0.0.1:$P_HTTP"
 		run_one weir-kafka kafka "127.0.0.1:$P_KAFKA"
 		run_one weir-amqp amqp "amqp://guest:guest@127.0.0.1:$P_AMQP/"
+		run_one weir-amqp-bounded amqp "amqp://guest:guest@127.0.0.1:$P_AMQP/" --driver-opt max-length=500 --driver-opt overflow=block
 		;;
 	nats | nats-sync)
 		start_nats "$system"

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func init() {
-	Register("amqp", "amqp://guest:guest@localhost:5672/", "queue-type=classic|quorum (x-queue-type; default: the server's)", openAMQP)
+	Register("amqp", "amqp://guest:guest@localhost:5672/", "queue-type=classic|quorum (x-queue-type; default: the server's), max-length=N (x-max-length), overflow=drop-head|reject-publish|reject-publish-dlx|block (x-overflow; block is Weir's)", openAMQP)
 }
 
 // amqpDriver runs workloads over AMQP 0-9-1 with amqp091-go, against Weir's
@@ -21,7 +24,7 @@ func init() {
 // each record.
 type amqpDriver struct {
 	url       string
-	queueType string
+	args      amqp.Table // of every queue declared
 	admin     *amqp.Connection
 	consumers *connPool[*amqp.Connection]
 	// fanouts are the topics published through a fanout exchange (those
@@ -38,9 +41,30 @@ func (d *amqpDriver) isFanout(topic string) bool {
 
 func openAMQP(_ context.Context, cfg DriverConfig) (Driver, error) {
 	o := newDriverOptions("amqp", cfg.Options)
-	qt := o.get("queue-type", "")
-	if qt != "" && qt != "classic" && qt != "quorum" {
+	args := amqp.Table{}
+	switch qt := o.get("queue-type", ""); qt {
+	case "":
+	case "classic", "quorum":
+		args["x-queue-type"] = qt
+	default:
 		return nil, fmt.Errorf("amqp driver: option queue-type %q: want classic or quorum", qt)
+	}
+	if v := o.get("max-length", ""); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("amqp driver: option max-length %q: want a positive number of messages", v)
+		}
+		args["x-max-length"] = int32(n)
+	}
+	switch v := o.get("overflow", ""); v {
+	case "":
+	case "drop-head", "reject-publish", "reject-publish-dlx", "block":
+		if args["x-max-length"] == nil {
+			return nil, fmt.Errorf("amqp driver: option overflow %q needs max-length", v)
+		}
+		args["x-overflow"] = v
+	default:
+		return nil, fmt.Errorf("amqp driver: option overflow %q: want drop-head, reject-publish, reject-publish-dlx or block", v)
 	}
 	if err := o.done(); err != nil {
 		return nil, err
@@ -49,15 +73,15 @@ func openAMQP(_ context.Context, cfg DriverConfig) (Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("amqp driver: %w", err)
 	}
-	d := &amqpDriver{url: cfg.URL, queueType: qt, admin: admin, fanouts: map[string]bool{}}
+	d := &amqpDriver{url: cfg.URL, args: args, admin: admin, fanouts: map[string]bool{}}
 	d.consumers = newConnPool(channelsPerConnection, func() (*amqp.Connection, error) { return amqp.Dial(d.url) }, (*amqp.Connection).Close)
 	return d, nil
 }
 
 func (d *amqpDriver) Notes() []string {
 	notes := []string{"amqp: no partitions and no keys (one queue per subscription); persistent messages, publisher confirms, one ack per record"}
-	if d.queueType != "" {
-		notes = append(notes, "amqp: x-queue-type "+d.queueType)
+	for _, k := range slices.Sorted(maps.Keys(d.args)) {
+		notes = append(notes, fmt.Sprintf("amqp: %s %v", k, d.args[k]))
 	}
 	return notes
 }
@@ -81,10 +105,6 @@ func (d *amqpDriver) Create(_ context.Context, topics []Topic) error {
 		return err
 	}
 	defer ch.Close()
-	var args amqp.Table
-	if d.queueType != "" {
-		args = amqp.Table{"x-queue-type": d.queueType}
-	}
 	for _, t := range topics {
 		if len(t.Subscriptions) == 0 {
 			return fmt.Errorf("amqp driver: topic %s: subscriptionsPerTopic 0: %w (a message no queue takes is dropped)", t.Name, ErrUnsupported)
@@ -99,7 +119,7 @@ func (d *amqpDriver) Create(_ context.Context, topics []Topic) error {
 		}
 		for _, s := range t.Subscriptions {
 			q := queueName(t, s)
-			if _, err := ch.QueueDeclare(q, true, false, false, false, args); err != nil {
+			if _, err := ch.QueueDeclare(q, true, false, false, false, d.args); err != nil {
 				return fmt.Errorf("declaring queue %s: %w", q, err)
 			}
 			if len(t.Subscriptions) > 1 {

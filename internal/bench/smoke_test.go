@@ -53,6 +53,9 @@ func TestSmokeDrivers(t *testing.T) {
 		{name: "weir-backlog", driver: "weir", up: weirUp, url: func() string { return srv.Addr("http") }, overrides: []string{"backlogRecords=2000"}},
 		{name: "kafka-weir", driver: "kafka", up: weirUp, url: func() string { return srv.Addr("kafka") }},
 		{name: "amqp-weir", driver: "amqp", up: weirUp, url: func() string { return "amqp://guest:guest@" + srv.Addr("amqp") + "/" }, overrides: []string{"subscriptionType=shared"}},
+		// A queue bounded at 20 messages that holds its publishers there
+		// (Weir's x-overflow block): nothing is dropped or refused.
+		{name: "amqp-weir-bounded", driver: "amqp", up: weirUp, url: func() string { return "amqp://guest:guest@" + srv.Addr("amqp") + "/" }, overrides: []string{"subscriptionType=shared"}, opts: map[string]string{"max-length": "20", "overflow": "block"}},
 		{name: "nats", driver: "nats", up: started(&natsErr), url: func() string { return natsURL }},
 		{name: "nats-shared", driver: "nats", up: started(&natsErr), url: func() string { return natsURL }, overrides: []string{"subscriptionType=shared", "subscriptionsPerTopic=1"}},
 		{name: "amqp-rabbitmq", driver: "amqp", up: started(&rabbitErr), url: func() string { return rabbitURL }},

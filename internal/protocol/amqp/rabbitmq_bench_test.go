@@ -1,6 +1,8 @@
 package amqp_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -11,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,12 +62,17 @@ func BenchmarkConfirmsVersusRabbitMQ(b *testing.B) {
 	bounded := amqp091.Table{"x-max-length": int32(benchBound), "x-overflow": "block"}
 	for _, broker := range []struct {
 		name  string
-		start func(b *testing.B) string
+		start func(b *testing.B) (url string, pid int)
 		args  amqp091.Table
 	}{{"weir", startWeirNode, nil}, {"weir-bounded", startWeirNode, bounded}, {"rabbitmq", startRabbitMQ, nil}} {
-		url := broker.start(b)
+		url, pid := broker.start(b)
 		b.Run("broker="+broker.name, func(b *testing.B) {
+			// CPU of the clients and the broker: this process, and the
+			// broker's own when it runs in another.
+			cpu := func() time.Duration { return processCPU(b, os.Getpid()) + processCPU(b, pid) }
+			before := cpu()
 			r := runConfirmLoad(b, url, b.N, broker.args)
+			b.ReportMetric(float64((cpu()-before).Microseconds())/float64(b.N), "cpu-µs/msg")
 			b.ReportMetric(r.throughput, "msgs/s")
 			b.ReportMetric(r.confirmP50.Seconds()*1000, "confirm-p50-ms")
 			b.ReportMetric(r.confirmP99.Seconds()*1000, "confirm-p99-ms")
@@ -307,14 +316,38 @@ func startProcess(b testing.TB, cmd *exec.Cmd, logFile, url string) {
 
 // startWeirNode starts a Weir node in the benchmark's process with the
 // default fsync policy (always: a confirm means the record is on disk).
-func startWeirNode(b *testing.B) string {
-	return startWeir(b, func(c *server.Config) { c.FSync = server.DefaultConfig().FSync }).url
+// Its pid is 0: it runs in this process.
+func startWeirNode(b *testing.B) (url string, pid int) {
+	return startWeir(b, func(c *server.Config) { c.FSync = server.DefaultConfig().FSync }).url, 0
+}
+
+// processCPU is the user and system CPU time process pid has used so far;
+// pid 0 has none.
+func processCPU(b *testing.B, pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command, which is in parentheses and may hold
+	// spaces: utime and stime are the 12th and 13th, in clock ticks of
+	// 1/100 s (Linux's USER_HZ).
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := cmp.Or(err1, err2); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // startRabbitMQ runs a RabbitMQ node of its own (data, logs, cookie and
 // epmd port in a temporary directory and on free loopback ports) and
-// stops it, and its epmd, when the benchmark ends.
-func startRabbitMQ(b *testing.B) string {
+// stops it, and its epmd, when the benchmark ends. pid is the node's
+// (the Erlang VM's) process.
+func startRabbitMQ(b *testing.B) (url string, pid int) {
 	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[].\n"), 0o644); err != nil {
 		b.Fatal(err)
@@ -342,7 +375,15 @@ func startRabbitMQ(b *testing.B) string {
 		kill.Env = append(os.Environ(), epmdEnv)
 		kill.Run()
 	})
-	url := fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", port)
+	url = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", port)
 	startProcess(b, cmd, filepath.Join(dir, "rabbitmq.log"), url)
-	return url
+	// The node writes its pid file once it runs.
+	text, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if pid, err = strconv.Atoi(strings.TrimSpace(string(text))); err != nil {
+		b.Fatalf("RabbitMQ's pid file: %v", err)
+	}
+	return url, pid
 }
