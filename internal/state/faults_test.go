@@ -294,3 +294,71 @@ func TestFaultAtOpen(t *testing.T) {
 		t.Fatal(fmt.Errorf("commit after a failed open: %w", err))
 	}
 }
+
+// TestFaultNextLogCannotBeCreated: when Pebble rotates its log (its
+// memtable is full) and the next log file cannot be created — no file
+// descriptor left, a full or read-only disk — the commit that needed it
+// fails with ErrFailed and the cause, and so does every later one; the
+// process goes on (Pebble itself panics there with its mutex released,
+// which no recover can catch), reads go on, and a restart finds every
+// commit that was reported durable.
+func TestFaultNextLogCannotBeCreated(t *testing.T) {
+	for _, cause := range []error{syscall.EMFILE, syscall.ENOSPC, syscall.EROFS} {
+		t.Run(cause.Error(), func(t *testing.T) {
+			mem := vfs.NewCrashableMem()
+			inj := &faultInjector{}
+			s, err := Open("/db", Options{FS: errorfs.Wrap(mem, inj)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inj.set(func(op errorfs.Op) error {
+				if isWAL(op) && (op.Kind == errorfs.OpCreate || op.Kind == errorfs.OpReuseForWrite) {
+					return cause
+				}
+				return nil
+			})
+			durable, failed := map[int]int64{}, map[int]int64{}
+			// About 1.2 KiB a commit: Pebble's first memtable (256 KiB,
+			// growing to 4 MiB) fills, and its log rotates, within a few
+			// hundred.
+			const most = 20000
+			for i := range most {
+				err := commitPair(s, i, int64(i))
+				if err == nil {
+					durable[i] = int64(i)
+					continue
+				}
+				if !errors.Is(err, ErrFailed) || !errors.Is(err, cause) {
+					t.Fatalf("commit %d: err = %v, want ErrFailed and %v", i, err, cause)
+				}
+				failed[i] = int64(i)
+				break
+			}
+			if len(failed) == 0 {
+				t.Fatalf("%d commits and no log rotation", most)
+			}
+			t.Logf("%d commits before the rotation failed", len(durable))
+			inj.clear()
+			if err := commitPair(s, most, most); !errors.Is(err, cause) {
+				t.Errorf("commit after the failure: err = %v, want the first failure", err)
+			}
+			for _, i := range []int{0, len(durable) - 1} {
+				a, _ := pairKeys(i)
+				if got, err := s.GetOffset(a); err != nil || got.Offset != int64(i) {
+					t.Fatalf("read %d on the failed store: %+v, %v", i, got, err)
+				}
+			}
+			powerLoss := mem.CrashClone(vfs.CrashCloneCfg{})
+			_ = s.Close()
+			for name, fs := range map[string]vfs.FS{"after a power loss": powerLoss, "after a restart": mem} {
+				t.Run(name, func(t *testing.T) {
+					s := openAt(t, fs, "/db", Options{})
+					checkPairs(t, s, durable, failed, true)
+					if err := commitPair(s, most+1, 1); err != nil {
+						t.Fatalf("commit after the restart: %v", err)
+					}
+				})
+			}
+		})
+	}
+}
