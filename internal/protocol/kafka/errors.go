@@ -33,6 +33,9 @@ var errorCodes = []struct {
 	{broker.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
 	{broker.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
 	{broker.ErrOperationNotAttempted, kerr.OperationNotAttempted},
+	// A publish held at a queue's bound until the request's timeout: the
+	// client retries (a full reject-publish queue is a policy violation).
+	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{broker.ErrQueueFull, kerr.PolicyViolation},
 	{broker.ErrNotInFlight, kerr.InvalidRecordState},
 	{broker.ErrUnknownMember, kerr.UnknownMemberID},
@@ -49,7 +52,6 @@ var errorCodes = []struct {
 	{broker.ErrInvalidArgument, kerr.InvalidRequest},
 	{broker.ErrClosed, kerr.BrokerNotAvailable},
 	{context.Canceled, kerr.RequestTimedOut},
-	{context.DeadlineExceeded, kerr.RequestTimedOut},
 }
 
 // errorCodeInvalidGroup answers a bad group name.

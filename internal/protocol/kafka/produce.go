@@ -1,7 +1,9 @@
 package kafka
 
 import (
+	"context"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,9 +17,19 @@ import (
 // appended in parallel, and group-committed with whatever else is being
 // written. acks=1 and acks=-1 both answer once the batch is committed under
 // the node's fsync policy (there are no replicas to wait for); acks=0 gets
-// no response.
+// no response. The request's timeout bounds the wait, as Kafka's bounds
+// the wait for replicas: a partition that holds its publishers (a queue at
+// its max length with overflow block) or a commit that takes longer
+// answers REQUEST_TIMED_OUT (retriable; the records may still be stored,
+// as in Kafka).
 func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	ctx := c.ctx
+	if req.TimeoutMillis > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+		defer cancel()
+	}
 	var ackErr int16
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
@@ -47,7 +59,7 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ctx, span := c.s.cfg.Tracer.StartPublishBatches(c.ctx, topic, p.Partition, p.Records)
+				ctx, span := c.s.cfg.Tracer.StartPublishBatches(ctx, topic, p.Partition, p.Records)
 				res, err := b.AppendBatches(ctx, topic, p.Partition, p.Records)
 				tracing.End(span, err)
 				if err != nil {

@@ -3,12 +3,14 @@ package kafka_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/weirmq/weir/internal/broker"
 	"github.com/weirmq/weir/internal/record"
 	"github.com/weirmq/weir/internal/server"
 )
@@ -232,5 +234,59 @@ func TestIdempotentProducerAcrossRestart(t *testing.T) {
 	info, _ := w.srv.Broker().DescribeStream("idem")
 	if end := info.Partitions[0].EndOffset; end != 17 {
 		t.Errorf("end offset %d, want 17 (retries stored once)", end)
+	}
+}
+
+// TestProduceIntoHeldQueueTimesOut: a produce into a queue at its max
+// length with overflow block waits at most the request's timeout and then
+// answers REQUEST_TIMED_OUT (retriable), storing nothing; once a consumer
+// settles a record, a produce is stored again.
+func TestProduceIntoHeldQueueTimesOut(t *testing.T) {
+	w := startWeir(t)
+	ctx := testContext(t)
+	b := w.srv.Broker()
+	if _, err := b.CreateQueue(ctx, broker.QueueConfig{Name: "held", Partitions: 1,
+		Subscription: broker.SubscriptionConfig{MaxLength: 1, Overflow: broker.OverflowBlock}}); err != nil {
+		t.Fatal(err)
+	}
+	cl := w.client(t, kgo.MaxVersions(kversion.V3_0_0())) // Produce by topic name
+	produce := func(timeout int32) (int16, time.Duration) {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, timeout
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "held"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = batch(t, -1, -1, -1, 1)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		start := time.Now()
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode, time.Since(start)
+	}
+	if code, _ := produce(5000); code != 0 {
+		t.Fatalf("first produce: %v", kerr.ErrorForCode(code))
+	}
+	code, took := produce(300)
+	if code != kerr.RequestTimedOut.Code {
+		t.Fatalf("produce into the full queue: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(code))
+	}
+	if took < 250*time.Millisecond || took > 5*time.Second {
+		t.Errorf("the held produce answered after %v, want about its 300 ms timeout", took)
+	}
+	if info, err := b.DescribeStream("held"); err != nil || info.Partitions[0].EndOffset != 1 {
+		t.Fatalf("after the timed-out produce: %+v, %v; want 1 record stored", info, err)
+	}
+	ds, err := b.Receive(ctx, "held", "held", "c", 1, time.Second)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("receive: %v, %v", ds, err)
+	}
+	if err := b.Ack(ctx, "held", "held", "c", []broker.DeliveryRef{{Partition: 0, Offset: ds[0].Offset}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := produce(5000); code != 0 {
+		t.Fatalf("produce after the ack: %v", kerr.ErrorForCode(code))
 	}
 }
