@@ -83,7 +83,6 @@ type writer struct {
 
 	pendingIdx  []byte
 	pendingTime []byte
-	buf         []byte
 	metas       []batchMeta
 	group       []*appendRequest
 }
@@ -232,11 +231,18 @@ func countOffsets(data []byte) int64 {
 	return n
 }
 
+// groupBufs holds the buffers in which a commit gathers the data of its
+// requests for one write, shared by the writers of every partition. A
+// writer holds one only during its write, so what they take follows the
+// writes under way rather than the number of partitions: a buffer kept by
+// each writer grew to the largest group its partition ever wrote (770 MB
+// over 1,000 partitions in a firehose, docs/BENCHMARKS.md).
+var groupBufs sync.Pool // of *[]byte
+
 // commitRun writes requests that all fit in the active segment with one
 // write, flushes per policy, then makes them visible and acknowledges them.
 func (w *writer) commitRun(reqs []*appendRequest) {
 	l := w.log
-	buf := w.buf[:0]
 	metas := w.metas[:0]
 	next := w.nextOffset
 	pos := w.size
@@ -252,14 +258,27 @@ func (w *writer) commitRun(reqs []*appendRequest) {
 			p += size
 		}
 		r.result.LastOffset = next - 1
-		buf = append(buf, r.data...)
 	}
-	w.buf, w.metas = buf, metas
-	if len(w.buf) > 4*l.opts.MaxGroupBytes {
-		w.buf = nil // do not keep a huge buffer for ever
-	}
+	w.metas = metas
 
-	err := w.writeAll(buf)
+	var err error
+	if len(reqs) == 1 {
+		err = w.writeAll(reqs[0].data)
+	} else {
+		buf, _ := groupBufs.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
+		data := (*buf)[:0]
+		for _, r := range reqs {
+			data = append(data, r.data...)
+		}
+		err = w.writeAll(data)
+		if cap(data) <= 4*l.opts.MaxGroupBytes { // not a huge one for ever
+			*buf = data
+			groupBufs.Put(buf)
+		}
+	}
 	if err == nil && l.opts.FSync == FSyncAlways {
 		err = w.syncFile()
 	}
