@@ -303,25 +303,47 @@ func TestFaultAtOpen(t *testing.T) {
 // which no recover can catch), reads go on, and a restart finds every
 // commit that was reported durable.
 func TestFaultNextLogCannotBeCreated(t *testing.T) {
-	for _, cause := range []error{syscall.EMFILE, syscall.ENOSPC, syscall.EROFS} {
-		t.Run(cause.Error(), func(t *testing.T) {
+	// About 1.2 KiB a commit: Pebble's first memtable (256 KiB, growing to
+	// 4 MiB) fills, and its log rotates, within a few hundred.
+	const most = 20000
+	// Early the store has no old log to reuse and creates the next one;
+	// after some rotations Pebble recycles an old log file instead (a
+	// rename), which fails the same way.
+	for _, tc := range []struct {
+		cause  error
+		before int // commits before the fault
+		kind   errorfs.OpKind
+	}{
+		{syscall.EMFILE, 0, errorfs.OpCreate},
+		{syscall.ENOSPC, 0, errorfs.OpCreate},
+		{syscall.EROFS, 0, errorfs.OpCreate},
+		{syscall.EROFS, 5000, errorfs.OpReuseForWrite},
+	} {
+		cause := tc.cause
+		t.Run(fmt.Sprintf("%v after %d commits", cause, tc.before), func(t *testing.T) {
 			mem := vfs.NewCrashableMem()
 			inj := &faultInjector{}
 			s, err := Open("/db", Options{FS: errorfs.Wrap(mem, inj)})
 			if err != nil {
 				t.Fatal(err)
 			}
+			durable, failed := map[int]int64{}, map[int]int64{}
+			for i := range tc.before {
+				if err := commitPair(s, most+2+i, int64(i)); err != nil {
+					t.Fatal(err)
+				}
+				durable[most+2+i] = int64(i)
+			}
+			var hit atomic.Int64
 			inj.set(func(op errorfs.Op) error {
 				if isWAL(op) && (op.Kind == errorfs.OpCreate || op.Kind == errorfs.OpReuseForWrite) {
+					if op.Kind == tc.kind {
+						hit.Add(1)
+					}
 					return cause
 				}
 				return nil
 			})
-			durable, failed := map[int]int64{}, map[int]int64{}
-			// About 1.2 KiB a commit: Pebble's first memtable (256 KiB,
-			// growing to 4 MiB) fills, and its log rotates, within a few
-			// hundred.
-			const most = 20000
 			for i := range most {
 				err := commitPair(s, i, int64(i))
 				if err == nil {
@@ -337,14 +359,17 @@ func TestFaultNextLogCannotBeCreated(t *testing.T) {
 			if len(failed) == 0 {
 				t.Fatalf("%d commits and no log rotation", most)
 			}
-			t.Logf("%d commits before the rotation failed", len(durable))
+			if hit.Load() == 0 {
+				t.Fatalf("the rotation did not go through %v", tc.kind)
+			}
+			t.Logf("%d commits before the rotation failed", len(durable)-tc.before)
 			inj.clear()
 			if err := commitPair(s, most, most); !errors.Is(err, cause) {
 				t.Errorf("commit after the failure: err = %v, want the first failure", err)
 			}
-			for _, i := range []int{0, len(durable) - 1} {
+			for i, want := range durable {
 				a, _ := pairKeys(i)
-				if got, err := s.GetOffset(a); err != nil || got.Offset != int64(i) {
+				if got, err := s.GetOffset(a); err != nil || got.Offset != want {
 					t.Fatalf("read %d on the failed store: %+v, %v", i, got, err)
 				}
 			}

@@ -107,7 +107,7 @@ func (f unwritableFile) ReadAt([]byte, int64) (int, error)  { return 0, io.EOF }
 func (f unwritableFile) Write([]byte) (int, error)          { return 0, f.err }
 func (f unwritableFile) WriteAt([]byte, int64) (int, error) { return 0, f.err }
 func (f unwritableFile) Preallocate(int64, int64) error     { return nil }
-func (f unwritableFile) Stat() (vfs.FileInfo, error)        { return nil, f.err }
+func (f unwritableFile) Stat() (vfs.FileInfo, error)        { return emptyFileInfo{}, nil }
 func (f unwritableFile) Sync() error                        { return f.err }
 func (f unwritableFile) SyncData() error                    { return f.err }
 func (f unwritableFile) SyncTo(int64) (bool, error)         { return false, f.err }
