@@ -3,6 +3,9 @@ package bench
 import (
 	"strings"
 	"testing"
+
+	"github.com/weirmq/weir/internal/broker"
+	amqpproto "github.com/weirmq/weir/internal/protocol/amqp"
 )
 
 // Bad driver options are refused before anything is dialled, naming the
@@ -25,5 +28,30 @@ func TestAMQPDriverOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("options %s: error %v, want one with %s", opts, err, want)
 		}
+	}
+}
+
+// The queue options reach the server: a queue declared by the driver with
+// max-length and overflow is bounded there, and holds its publishers.
+func TestAMQPDriverDeclaresBoundedQueue(t *testing.T) {
+	srv := startWeir(t)
+	d, err := Open(t.Context(), "amqp", DriverConfig{URL: "amqp://guest:guest@" + srv.Addr("amqp") + "/",
+		Options: map[string]string{"max-length": "20", "overflow": "block"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	topic := Topic{Name: "bounded", Partitions: 1, Subscriptions: []string{"s"}, Shared: true}
+	if err := d.Create(t.Context(), []Topic{topic}); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Delete(t.Context(), []Topic{topic})
+	name := amqpproto.BrokerName("/", "bounded")
+	info, err := srv.Broker().DescribeSubscription(name, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxLength != 20 || info.Config.Overflow != broker.OverflowBlock {
+		t.Errorf("the queue's bound: max length %d, overflow %q; want 20 and %q", info.Config.MaxLength, info.Config.Overflow, broker.OverflowBlock)
 	}
 }
