@@ -8,9 +8,10 @@
 # module proxy and installs rabbitmq-server from Debian. Every server gets
 # a fresh data directory under --out. Durability, two variants per peer:
 #   weir             fsync: always (its default: fsync before acknowledge);
-#                    on queue-acks also weir-amqp-bounded, a queue of
-#                    x-max-length 500 that holds its publishers there
-#                    (x-overflow block), as RabbitMQ's credit flow does
+#                    on queue-acks also weir-amqp-bounded and
+#                    weir-native-bounded, a queue of max length 500 that
+#                    holds its publishers there (x-overflow block; over the
+#                    SDK OverflowBlock), as RabbitMQ's credit flow does
 #   nats             JetStream's default (sync_interval 2m: lazy fsync)
 #   nats-sync        sync_interval: always (fsync before acknowledge)
 #   rabbitmq         classic durable queues, persistent messages (the default)
@@ -173,8 +174,8 @@ fi
 applies() {
 	case "$1:$2" in
 	weir-kafka:queue-acks | weir-kafka:queues-10k) return 1 ;; # Kafka has no per-record acks
-	weir-amqp-bounded:queue-acks) return 0 ;;
-	weir-amqp-bounded:*) return 1 ;;
+	weir-amqp-bounded:queue-acks | weir-native-bounded:queue-acks) return 0 ;;
+	*-bounded:*) return 1 ;;
 	weir-native:partitions-* | weir-kafka:partitions-*) return 0 ;;
 	*:partitions-*) return 1 ;; # no partitions on the peers
 	esac
@@ -214,6 +215,7 @@ for system in $SYSTEMS; do
 	weir)
 		start_weir
 		run_one weir-native weir "127.0.0.1:$P_HTTP"
+		run_one weir-native-bounded weir "127.0.0.1:$P_HTTP" --driver-opt max-length=500 --driver-opt overflow=block
 		run_one weir-kafka kafka "127.0.0.1:$P_KAFKA"
 		run_one weir-amqp amqp "amqp://guest:guest@127.0.0.1:$P_AMQP/"
 		run_one weir-amqp-bounded amqp "amqp://guest:guest@127.0.0.1:$P_AMQP/" --driver-opt max-length=500 --driver-opt overflow=block

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,13 +12,16 @@ import (
 )
 
 func init() {
-	Register("weir", "localhost:8080", "linger=DURATION (the SDK producer's; default its own, 5ms), user=, password=", openWeir)
+	Register("weir", "localhost:8080", "linger=DURATION (the SDK producer's; default its own, 5ms), max-length=N and overflow=drop-oldest|reject-publish|dead-letter|block (of the shared subscriptions), user=, password=", openWeir)
 }
 
 // weirDriver runs workloads through the Weir Go SDK (the native API).
 type weirDriver struct {
 	client *weir.Client
 	linger []weir.ProducerOption
+	// bound is the max length and overflow policy of the shared
+	// subscriptions the driver creates.
+	bound weir.SubscriptionConfig
 }
 
 func openWeir(ctx context.Context, cfg DriverConfig) (Driver, error) {
@@ -31,20 +35,29 @@ func openWeir(ctx context.Context, cfg DriverConfig) (Driver, error) {
 			rest[k] = v
 		}
 	}
-	c, err := weir.Dial(ctx, cfg.URL, opts...)
+	d, err := newWeirDriver(rest) // bad options fail before dialling
 	if err != nil {
+		return nil, err
+	}
+	if d.client, err = weir.Dial(ctx, cfg.URL, opts...); err != nil {
 		return nil, fmt.Errorf("weir driver: %w", err)
 	}
-	d, err := NewWeirDriver(c, rest)
-	if err != nil {
-		c.Close()
-	}
-	return d, err
+	return d, nil
 }
 
 // NewWeirDriver wraps an SDK client (an embedded node's, say), with the
 // driver's options but user and password (the client has its own).
 func NewWeirDriver(c *weir.Client, options map[string]string) (Driver, error) {
+	d, err := newWeirDriver(options)
+	if err != nil {
+		return nil, err
+	}
+	d.client = c
+	return d, nil
+}
+
+// newWeirDriver checks the driver's options; the client is set after.
+func newWeirDriver(options map[string]string) (*weirDriver, error) {
 	o := newDriverOptions("weir", options)
 	var linger []weir.ProducerOption
 	if v := o.get("linger", ""); v != "" {
@@ -54,10 +67,28 @@ func NewWeirDriver(c *weir.Client, options map[string]string) (Driver, error) {
 		}
 		linger = append(linger, weir.Linger(d))
 	}
+	var bound weir.SubscriptionConfig
+	if v := o.get("max-length", ""); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("weir driver: option max-length %q: want a positive number of records", v)
+		}
+		bound.MaxLength = n
+	}
+	switch v := weir.Overflow(o.get("overflow", "")); v {
+	case "":
+	case weir.OverflowDropOldest, weir.OverflowRejectPublish, weir.OverflowDeadLetter, weir.OverflowBlock:
+		if bound.MaxLength == 0 {
+			return nil, fmt.Errorf("weir driver: option overflow %q needs max-length", v)
+		}
+		bound.Overflow = v
+	default:
+		return nil, fmt.Errorf("weir driver: option overflow %q: want drop-oldest, reject-publish, dead-letter or block", v)
+	}
 	if err := o.done(); err != nil {
 		return nil, err
 	}
-	return &weirDriver{client: c, linger: linger}, nil
+	return &weirDriver{linger: linger, bound: bound}, nil
 }
 
 func (d *weirDriver) Notes() []string { return nil }
@@ -71,7 +102,7 @@ func (d *weirDriver) Create(ctx context.Context, topics []Topic) error {
 		// A topic of one shared subscription is a queue: until-acked
 		// retention, as the peers' work queues.
 		if t.Shared && len(t.Subscriptions) == 1 {
-			_, err := d.client.CreateQueue(ctx, weir.QueueConfig{Name: t.Name, Partitions: parts})
+			_, err := d.client.CreateQueue(ctx, weir.QueueConfig{Name: t.Name, Partitions: parts, Subscription: d.bound})
 			return err
 		}
 		if _, err := d.client.CreateStream(ctx, weir.StreamConfig{Name: t.Name, Partitions: parts}); err != nil {
@@ -81,7 +112,9 @@ func (d *weirDriver) Create(ctx context.Context, topics []Topic) error {
 			return nil // group subscriptions are made by their consumers
 		}
 		for _, s := range t.Subscriptions {
-			if _, err := d.client.CreateSubscription(ctx, weir.SubscriptionConfig{Stream: t.Name, Name: s, Start: weir.Earliest()}); err != nil {
+			cfg := d.bound
+			cfg.Stream, cfg.Name, cfg.Start = t.Name, s, weir.Earliest()
+			if _, err := d.client.CreateSubscription(ctx, cfg); err != nil {
 				return err
 			}
 		}

@@ -50,6 +50,8 @@ func TestSmokeDrivers(t *testing.T) {
 	}{
 		{name: "weir", driver: "weir", up: weirUp, url: func() string { return srv.Addr("http") }},
 		{name: "weir-shared", driver: "weir", up: weirUp, url: func() string { return srv.Addr("http") }, overrides: []string{"subscriptionType=shared"}},
+		// The same bounded queue as amqp-weir-bounded, over the SDK.
+		{name: "weir-shared-bounded", driver: "weir", up: weirUp, url: func() string { return srv.Addr("http") }, overrides: []string{"subscriptionType=shared"}, opts: map[string]string{"max-length": "20", "overflow": "block"}},
 		{name: "weir-backlog", driver: "weir", up: weirUp, url: func() string { return srv.Addr("http") }, overrides: []string{"backlogRecords=2000"}},
 		{name: "kafka-weir", driver: "kafka", up: weirUp, url: func() string { return srv.Addr("kafka") }},
 		{name: "amqp-weir", driver: "amqp", up: weirUp, url: func() string { return "amqp://guest:guest@" + srv.Addr("amqp") + "/" }, overrides: []string{"subscriptionType=shared"}},

@@ -30,7 +30,7 @@ const (
 )
 
 // systemOrder is the order of the rows; other labels follow, sorted.
-var systemOrder = []string{"weir-native", "weir-kafka", "weir-amqp", "weir-amqp-bounded", "nats", "nats-sync", "rabbitmq", "rabbitmq-quorum"}
+var systemOrder = []string{"weir-native", "weir-native-bounded", "weir-kafka", "weir-amqp", "weir-amqp-bounded", "nats", "nats-sync", "rabbitmq", "rabbitmq-quorum"}
 
 // workloadOrder is the order of the sections.
 var workloadOrder = []string{"firehose-1k", "firehose-100b", "queue-acks", "e2e-latency", "fanout-8", "backlog-drain", "queues-10k"}
@@ -231,7 +231,7 @@ func render(set resultSet, note, chartDir, chartRel string) (string, error) {
 	if note != "" {
 		b.WriteString(note + "\n\n")
 	}
-	b.WriteString("Rows: `weir-native` (Go SDK), `weir-kafka` (franz-go), `weir-amqp` (amqp091-go) against one Weir node with `fsync: always`; `weir-amqp-bounded` (queue-acks only) the same with the queue bounded at 500 messages, its publishers held there (`x-max-length` 500, `x-overflow: block`) as RabbitMQ's credit flow holds its own; `nats` (JetStream, default `sync_interval` of 2 minutes) and `nats-sync` (`sync_interval: always`); `rabbitmq` (classic durable queues, persistent messages) and `rabbitmq-quorum` (quorum queues, which fsync before confirming). Publishers wait for the server's acknowledgement (publisher confirms, JetStream acks, Kafka acks=all). Latencies in ms as p50 / p99 / p99.9, from each record's intended send time. \"Weir ÷ row\" compares the row with `weir-amqp` for RabbitMQ rows and `weir-native` otherwise, on the workload's figure (named in each table); above 1 Weir is better.\n\n")
+	b.WriteString("Rows: `weir-native` (Go SDK), `weir-kafka` (franz-go), `weir-amqp` (amqp091-go) against one Weir node with `fsync: always`; `weir-amqp-bounded` and `weir-native-bounded` (queue-acks only) the same with the queue bounded at 500 messages, its publishers held there (`x-max-length` 500, `x-overflow: block`; over the SDK, `MaxLength` 500 and `OverflowBlock`) as RabbitMQ's credit flow holds its own; `nats` (JetStream, default `sync_interval` of 2 minutes) and `nats-sync` (`sync_interval: always`); `rabbitmq` (classic durable queues, persistent messages) and `rabbitmq-quorum` (quorum queues, which fsync before confirming). Publishers wait for the server's acknowledgement (publisher confirms, JetStream acks, Kafka acks=all). Latencies in ms as p50 / p99 / p99.9, from each record's intended send time. \"Weir ÷ row\" compares the row with `weir-amqp` for RabbitMQ rows and `weir-native` otherwise, on the workload's figure (named in each table); above 1 Weir is better.\n\n")
 	workloads := ordered(keys(set), workloadOrder)
 	var scaling []string
 	for _, wl := range workloads {
