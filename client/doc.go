@@ -147,7 +147,9 @@
 // messaging.destination.partition.id, messaging.message.id, the consumer
 // group or subscription) and messaging.weir.offset. WithTracerProvider and
 // WithPropagator choose the provider and propagator; by default the global
-// ones, which do nothing until the application sets them:
+// ones, which do nothing until the application sets them (until then the
+// client starts no spans, and the trace context of the caller and of the
+// records still propagates):
 //
 //	otel.SetTracerProvider(tp)
 //	otel.SetTextMapPropagator(propagation.TraceContext{})

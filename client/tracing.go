@@ -6,6 +6,7 @@ package weir
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,8 +50,8 @@ var systemWeir = semconv.MessagingSystemKey.String("weir")
 // publish and for each message a consumer hands to its handler. The default
 // is the global provider of otel.GetTracerProvider, which records nothing
 // unless the application installs one (otel.SetTracerProvider), including
-// after Dial. To keep a client out of an application's traces, give it
-// noop.NewTracerProvider().
+// after Dial; until one is installed the client starts no spans. To keep a
+// client out of an application's traces, give it noop.NewTracerProvider().
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracerProvider = tp }
 }
@@ -69,10 +70,25 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 type tracing struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
+	// global: no provider was given, so the tracer is the global
+	// provider's, which records once an application installs one.
+	global bool
 }
 
+// uninstalledGlobal is the dynamic type of the global tracer provider
+// before any is installed (otel/internal/global's stand-in, which records
+// nothing); nil if one was installed before this package's init.
+var uninstalledGlobal = func() reflect.Type {
+	tp := reflect.TypeOf(otel.GetTracerProvider())
+	if tp.Kind() == reflect.Pointer && tp.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global" {
+		return tp
+	}
+	return nil
+}()
+
 func newTracing(tp trace.TracerProvider, p propagation.TextMapPropagator) *tracing {
-	if tp == nil {
+	global := tp == nil
+	if global {
 		tp = otel.GetTracerProvider()
 	}
 	if p == nil {
@@ -81,7 +97,22 @@ func newTracing(tp trace.TracerProvider, p propagation.TextMapPropagator) *traci
 	return &tracing{
 		tracer:     tp.Tracer(TracerName, trace.WithSchemaURL(semconv.SchemaURL)),
 		propagator: p,
+		global:     global,
 	}
+}
+
+// off reports that spans would be neither recorded nor different from the
+// context they start in: the client traces with the global provider and
+// the application has installed none (otel.SetTracerProvider). Spans are
+// then skipped, which saves their cost on every message; the trace
+// context of the caller and of the records still propagates.
+func (t *tracing) off() bool {
+	return t.global && uninstalled(otel.GetTracerProvider())
+}
+
+// uninstalled reports whether tp is the global provider's stand-in.
+func uninstalled(tp trace.TracerProvider) bool {
+	return uninstalledGlobal != nil && reflect.TypeOf(tp) == uninstalledGlobal
 }
 
 // headerCarrier lets a propagator read and write record headers. Set works
@@ -141,6 +172,9 @@ func (t *tracing) inject(ctx context.Context, records []Record) []Record {
 // destination (partition: nil, chosen by key) and injects its context into
 // the records. The returned function ends the span with the outcome.
 func (t *tracing) startPublish(ctx context.Context, destination string, partition *int32, records []Record) (context.Context, []Record, func([]PublishResult, error)) {
+	if t.off() {
+		return ctx, t.inject(ctx, records), endNothing
+	}
 	attrs := []attribute.KeyValue{
 		systemWeir,
 		semconv.MessagingDestinationName(destination),
@@ -177,9 +211,18 @@ func (t *tracing) startPublish(ctx context.Context, destination string, partitio
 	}
 }
 
+// endNothing ends the span startPublish did not start.
+func endNothing([]PublishResult, error) {}
+
 // startSend is startPublish for one record of a Producer: the span lasts
 // until the record's callback, which the returned one wraps.
 func (t *tracing) startSend(ctx context.Context, stream string, rec Record, cb func(PublishResult, error)) (context.Context, Record, func(PublishResult, error)) {
+	if t.off() {
+		carrier := headerCarrier{headers: rec.Headers}
+		t.propagator.Inject(ctx, &carrier)
+		rec.Headers = carrier.headers
+		return ctx, rec, cb
+	}
 	ctx, recs, end := t.startPublish(ctx, stream, nil, []Record{rec})
 	return ctx, recs[0], func(res PublishResult, err error) {
 		if err != nil {
@@ -226,8 +269,11 @@ func (t *tracing) processHandler(stream string, cfg *consumeConfig, handler Hand
 	childOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
 	rootOpts := append(slices.Clip(childOpts), trace.WithNewRoot())
 	return func(ctx context.Context, m *Message) error {
-		opts := childOpts
 		parent := t.propagator.Extract(ctx, &headerCarrier{headers: m.Headers})
+		if t.off() {
+			return handler(parent, m)
+		}
+		opts := childOpts
 		if sc := trace.SpanContextFromContext(parent); !sc.IsValid() || sc.Equal(trace.SpanContextFromContext(ctx)) {
 			// Without a producer's context the message starts a trace of
 			// its own, not one under whatever span Consume was called in.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -304,3 +305,81 @@ func TestTracingReplacesTraceparent(t *testing.T) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// TestTracingGlobalProvider: a client given no provider uses the global
+// one. While none is installed it makes no spans, yet the caller's trace
+// context still reaches the records (Publish and Producer) and a record's
+// context reaches the handler; once the application installs a provider,
+// after Dial, the client's spans are recorded by it.
+func TestTracingGlobalProvider(t *testing.T) {
+	srv := startServer(t)
+	c := srv.dial(t, weir.WithPropagator(propagation.TraceContext{}))
+	ctx := t.Context()
+	createStream(t, c, "global", 1)
+	caller := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x0a, 0xf7, 0x65, 0x19}, SpanID: trace.SpanID{0xb7, 0xad}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	callerCtx := trace.ContextWithRemoteSpanContext(ctx, caller)
+	if _, err := c.Publish(callerCtx, "global", weir.Record{Value: []byte("published")}); err != nil {
+		t.Fatal(err)
+	}
+	prod := c.NewProducer("global")
+	sent := make(chan error, 1)
+	prod.Send(callerCtx, weir.Record{Value: []byte("sent")}, func(_ weir.PublishResult, err error) { sent <- err })
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fetched, err := c.Fetch(ctx, "global", 0, 0, 0, 0)
+	if err != nil || len(fetched.Records) != 2 {
+		t.Fatalf("Fetch: %+v, %v", fetched, err)
+	}
+	for _, r := range fetched.Records {
+		if tp, _ := r.Header(weir.HeaderTraceParent); !strings.Contains(string(tp), caller.TraceID().String()) {
+			t.Errorf("record %q: traceparent %q, want one of the caller's trace %v", r.Value, tp, caller.TraceID())
+		}
+	}
+
+	handled := make(chan trace.SpanContext, 16)
+	cons, err := c.Consume(ctx, "global", func(ctx context.Context, m *weir.Message) error {
+		handled <- trace.SpanContextFromContext(ctx)
+		return nil
+	}, weir.Group("global-readers"), weir.Start(weir.Earliest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(ctx)
+	for range 2 {
+		select {
+		case sc := <-handled:
+			if sc.TraceID() != caller.TraceID() {
+				t.Errorf("the handler ran in trace %v, want the record's %v", sc.TraceID(), caller.TraceID())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the records were not handled")
+		}
+	}
+
+	// An application installs its provider after Dial.
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
+	if _, err := c.Publish(callerCtx, "global", weir.Record{Value: []byte("traced")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the record published after the provider was installed was not handled")
+	}
+	eventually(t, 10*time.Second, "publish and process spans", func() bool {
+		return len(spansNamed(rec, "publish global")) == 1 && len(spansNamed(rec, "process global")) == 1
+	})
+	if ps := spansNamed(rec, "publish global")[0]; ps.Parent().SpanID() != caller.SpanID() {
+		t.Errorf("publish span's parent %v, want the caller's %v", ps.Parent().SpanID(), caller.SpanID())
+	}
+}
