@@ -11,20 +11,29 @@ import (
 // Bad driver options are refused before anything is dialled, naming the
 // option.
 func TestAMQPDriverOptions(t *testing.T) {
-	for opts, want := range map[string]string{
+	checkBadOptions(t, "amqp", "amqp://127.0.0.1:1/", map[string]string{
 		"queue-type=stream":          `option queue-type "stream"`,
 		"max-length=0":               `option max-length "0"`,
 		"max-length=ten":             `option max-length "ten"`,
 		"overflow=block":             `option overflow "block" needs max-length`,
 		"max-length=5,overflow=wait": `option overflow "wait"`,
 		"max-lenght=5":               `unknown option "max-lenght"`,
-	} {
+	})
+}
+
+// checkBadOptions opens driver at url (port 1: nothing listens there, so
+// an option checked after dialling fails with a dial error instead) with
+// each set of options ("k=v,k=v"), which must fail with an error that
+// contains the set's text.
+func checkBadOptions(t *testing.T, driver, url string, cases map[string]string) {
+	t.Helper()
+	for opts, want := range cases {
 		o := map[string]string{}
 		for _, kv := range strings.Split(opts, ",") {
 			k, v, _ := strings.Cut(kv, "=")
 			o[k] = v
 		}
-		_, err := Open(t.Context(), "amqp", DriverConfig{URL: "amqp://127.0.0.1:1/", Options: o})
+		_, err := Open(t.Context(), driver, DriverConfig{URL: url, Options: o})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("options %s: error %v, want one with %s", opts, err, want)
 		}
