@@ -156,16 +156,22 @@ func (c *headerCarrier) Keys() []string {
 func (t *tracing) inject(ctx context.Context, records []Record) []Record {
 	out, cloned := records, false
 	for i := range records {
-		carrier := headerCarrier{headers: records[i].Headers}
-		t.propagator.Inject(ctx, &carrier)
-		if carrier.copied {
+		if headers, changed := t.injectHeaders(ctx, records[i].Headers); changed {
 			if !cloned {
 				out, cloned = slices.Clone(records), true
 			}
-			out[i].Headers = carrier.headers
+			out[i].Headers = headers
 		}
 	}
 	return out
+}
+
+// injectHeaders writes ctx's trace context into a copy of headers, made
+// only if the propagator writes anything (changed).
+func (t *tracing) injectHeaders(ctx context.Context, headers []Header) (_ []Header, changed bool) {
+	carrier := headerCarrier{headers: headers}
+	t.propagator.Inject(ctx, &carrier)
+	return carrier.headers, carrier.copied
 }
 
 // startPublish starts the producer span of a publish of records to
@@ -218,9 +224,7 @@ func endNothing([]PublishResult, error) {}
 // until the record's callback, which the returned one wraps.
 func (t *tracing) startSend(ctx context.Context, stream string, rec Record, cb func(PublishResult, error)) (context.Context, Record, func(PublishResult, error)) {
 	if t.off() {
-		carrier := headerCarrier{headers: rec.Headers}
-		t.propagator.Inject(ctx, &carrier)
-		rec.Headers = carrier.headers
+		rec.Headers, _ = t.injectHeaders(ctx, rec.Headers)
 		return ctx, rec, cb
 	}
 	ctx, recs, end := t.startPublish(ctx, stream, nil, []Record{rec})
