@@ -101,3 +101,32 @@ func BenchmarkSharedAckCycle(b *testing.B) {
 		b.Fatalf("acked %d of %d", acked.Load(), b.N)
 	}
 }
+
+// BenchmarkDeleteQueues deletes n queues one after another, as a server
+// does when many clients' auto-delete or exclusive queues go (one per
+// MQTT session, one per RPC client), or when a test run's queues are
+// cleaned up. One op is one queue deleted, with its subscription's state;
+// the queues are created before the timer starts. Each deletion writes
+// range deletions to the state store, and each later one reads it.
+func BenchmarkDeleteQueues(b *testing.B) {
+	for _, n := range []int{1000, 4000} {
+		b.Run(fmt.Sprintf("queues=%d", n), func(b *testing.B) {
+			b.StopTimer()
+			for range b.N {
+				br := openBroker(b, b.TempDir())
+				for i := range n {
+					createQueue(b, br, QueueConfig{Name: fmt.Sprintf("q%d", i)})
+				}
+				b.StartTimer()
+				for i := range n {
+					if err := br.DeleteStream(context.Background(), fmt.Sprintf("q%d", i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				br.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/queue")
+		})
+	}
+}

@@ -1,9 +1,11 @@
 package state
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -130,4 +132,84 @@ func TestCursorFloorRaisesInSteps(t *testing.T) {
 	if st.Floor != 300 || len(st.Acked) != 2 || len(st.Deliveries) != 1 {
 		t.Fatalf("after lowering: %+v", st)
 	}
+}
+
+// Range deletions gather in the memtable only up to a bound once the store
+// is read: past it a read flushes, so reads do not each fragment every
+// deletion since the last flush. Writes alone (a busy queue raising its
+// floors) do not flush. What the deletions deleted stays deleted, in the
+// memtable, in the flushed tables and after a reopen, and nothing else is.
+func TestRangeDeletionsAreFlushedPastABound(t *testing.T) {
+	fs := vfs.NewMem()
+	s := openAt(t, fs, "/db", Options{})
+	const subs = 4 * maxUnflushedRangeDels
+	name := func(i int) string { return fmt.Sprintf("sub%04d", i) }
+	for i := range subs {
+		mustUpdate(t, s, func(tx *Tx) error {
+			if err := tx.AckCursor(name(i), 0, 5); err != nil {
+				return err
+			}
+			return tx.AckCursor(name(i), 1, 7)
+		})
+	}
+	stats := func() Stats {
+		t.Helper()
+		st, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	deleted := func(i int) bool {
+		t.Helper()
+		st0, err := s.LoadCursor(name(i), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st1, err := s.LoadCursor(name(i), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(st0.Acked) == 0 && len(st1.Acked) == 0
+	}
+	check := func() {
+		t.Helper()
+		for i := range subs {
+			if got, want := deleted(i), i%2 == 0 || i < 2*maxUnflushedRangeDels && i%4 == 1; got != want {
+				t.Fatalf("%s: deleted %v, want %v", name(i), got, want)
+			}
+		}
+	}
+	// Deletions without reads: no flush.
+	before := stats()
+	for i := 1; i < 2*maxUnflushedRangeDels; i += 4 {
+		mustUpdate(t, s, func(tx *Tx) error { return tx.DeleteCursors(name(i)) })
+	}
+	if st := stats(); st.Flushes != before.Flushes || st.RangeDeletions-before.RangeDeletions != maxUnflushedRangeDels/2 {
+		t.Fatalf("%d flushes and %d range deletions, want none and %d", st.Flushes-before.Flushes, st.RangeDeletions-before.RangeDeletions, maxUnflushedRangeDels/2)
+	}
+	// Deletions each followed by a read, as a stream's deletion does.
+	for i := 0; i < subs; i += 2 {
+		mustUpdate(t, s, func(tx *Tx) error { return tx.DeleteCursors(name(i)) })
+		if !deleted(i) {
+			t.Fatalf("%s not deleted", name(i))
+		}
+	}
+	check()
+	after := stats()
+	deletions := after.RangeDeletions - before.RangeDeletions
+	if want := deletions / maxUnflushedRangeDels; after.Flushes-before.Flushes < want {
+		// The flushes run in the background: wait for them.
+		deadline := time.Now().Add(10 * time.Second)
+		for ; after.Flushes-before.Flushes < want; after = stats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d flushes after %d range deletions read, want at least %d", after.Flushes-before.Flushes, deletions, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	check()
+	mustClose(t, s)
+	s = openAt(t, fs, "/db", Options{})
+	check()
 }

@@ -193,6 +193,7 @@ func (s *Store) ListGroups() ([]string, error) {
 // continues from the next group.
 func (s *Store) skipScanGroups(fn func(group string, prefix []byte, iter *pebble.Iterator) error) error {
 	table := offsetsTable.key(0)
+	s.beforeRead()
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: table, UpperBound: prefixEnd(table)})
 	if err != nil {
 		return fmt.Errorf("state: scan: %w", err)

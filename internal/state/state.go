@@ -88,6 +88,9 @@ type Store struct {
 	failure atomic.Pointer[error]
 	// rangeDels counts the range deletions committed since Open.
 	rangeDels atomic.Int64
+	// unflushedRangeDels counts those committed since the store last asked
+	// for a flush (see beforeRead).
+	unflushedRangeDels atomic.Int64
 }
 
 // Open opens the store in dir, creating it if needed. It fails with ErrLocked
@@ -202,6 +205,7 @@ func (s *Store) Close() error {
 
 // get returns a copy of the value stored under key, or ErrNotFound.
 func (s *Store) get(key []byte) ([]byte, error) {
+	s.beforeRead()
 	value, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -224,6 +228,7 @@ func (s *Store) scan(prefix []byte, fn func(key, value []byte) error) error {
 
 // scanRange calls fn for every key in [lower, upper), in key order.
 func (s *Store) scanRange(lower, upper []byte, fn func(key, value []byte) error) error {
+	s.beforeRead()
 	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("state: scan: %w", err)
