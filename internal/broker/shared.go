@@ -208,7 +208,11 @@ type sharedSub struct {
 	waiters []chan struct{}
 	wake    chan struct{} // capacity 1: an earlier deadline or due time was set
 	grown   chan struct{} // closed (and replaced) when partitions are added
-	room    chan struct{} // closed (and replaced) when the buffer has room
+	// arrived (capacity 1) is signalled by the partitions' logs when
+	// records are appended (Log.Notify); unnotify stops those signals.
+	arrived  chan struct{}
+	unnotify []func()
+	room     chan struct{} // closed (and replaced) when the buffer has room
 	// space, when a publisher waits for room under the block overflow
 	// policy, is closed (and cleared) when a settlement starts, as the
 	// length the max length bounds then drops.
@@ -826,6 +830,7 @@ func (ss *sharedSub) addPartitions(b *Broker, logs []*storage.Log) {
 	for p := len(parts); p < len(logs); p++ {
 		parts = append(parts, &sharedPart{id: int32(p), log: logs[p], live: make(map[int64]*pending),
 			storedAcks: map[int64]struct{}{}, storedDeliveries: map[int64]deliveryState{}})
+		ss.unnotify = append(ss.unnotify, logs[p].Notify(ss.arrived))
 	}
 	ss.parts = parts
 	close(ss.grown)

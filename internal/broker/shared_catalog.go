@@ -163,7 +163,7 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 	ss := &sharedSub{
 		b: b, s: s, cfg: cfg, id: meta.ID, filter: f, temporary: s.meta.Temporary, expiring: pendingHeap{order: byExpiry}, inflight: pendingHeap{order: byDeadline},
 		keys: make(map[string]*keyQueue), consumers: make(map[string]*sharedConsumer),
-		room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+		room: make(chan struct{}), wake: make(chan struct{}, 1), grown: make(chan struct{}), arrived: make(chan struct{}, 1), commits: make(chan *commitOp, 256), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
 	}
 	for p, l := range s.parts {
 		part, err := b.loadPart(meta.ID, int32(p))
@@ -173,6 +173,9 @@ func (b *Broker) openSubscription(s *stream, meta subscriptionMeta, f *filter.Fi
 		}
 		part.log = l
 		ss.parts = append(ss.parts, part)
+	}
+	for _, part := range ss.parts {
+		ss.unnotify = append(ss.unnotify, part.log.Notify(ss.arrived))
 	}
 	ss.wg.Add(3)
 	go ss.fetchLoop()
@@ -243,6 +246,12 @@ func (ss *sharedSub) stop() {
 	ss.signal()
 	ss.mu.Unlock()
 	ss.wg.Wait()
+	ss.mu.Lock()
+	for _, stop := range ss.unnotify {
+		stop()
+	}
+	ss.unnotify = nil
+	ss.mu.Unlock()
 	if ss.b.ctx.Err() == nil || ss.temporary {
 		return // deleted (its state is gone), or nothing to keep
 	}

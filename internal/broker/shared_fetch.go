@@ -2,10 +2,8 @@ package broker
 
 import (
 	"container/heap"
-	"context"
 	"errors"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/weirmq/weir/internal/filter"
@@ -17,6 +15,8 @@ const fetchBytes = 256 << 10
 // fetchLoop reads records ahead of the consumers into the buffer.
 func (ss *sharedSub) fetchLoop() {
 	defer ss.wg.Done()
+	idle := time.NewTimer(maxFetchSleep)
+	defer idle.Stop()
 	next := 0
 	for ss.ctx.Err() == nil {
 		ss.mu.Lock()
@@ -39,7 +39,7 @@ func (ss *sharedSub) fetchLoop() {
 			}
 			continue
 		}
-		fetched := false
+		fetched, moved, failed := false, false, false
 		// Fetch positions are read under the lock: a purge moves them.
 		ss.mu.Lock()
 		parts := ss.parts
@@ -66,12 +66,14 @@ func (ss *sharedSub) fetchLoop() {
 					ss.resizeAhead(part)
 				}
 				ss.mu.Unlock()
+				moved = true
 				continue
 			}
 			if err != nil {
 				if ss.ctx.Err() == nil {
 					ss.b.cfg.Logger.Warn("shared subscription fetch failed", "stream", ss.cfg.Stream, "subscription", ss.cfg.Name, "partition", part.id, "err", err)
 				}
+				failed = true
 				continue
 			}
 			ss.mu.Lock()
@@ -88,42 +90,41 @@ func (ss *sharedSub) fetchLoop() {
 			next = (next + i + 1) % len(parts)
 			break
 		}
-		if !fetched {
-			ss.waitForRecords()
+		if !fetched && !moved {
+			sleep := maxFetchSleep
+			if failed {
+				sleep = fetchRetry
+			}
+			ss.waitForRecords(idle, sleep)
 		}
 	}
 }
 
-// waitForRecords blocks until a partition has a record past the fetch
-// position, partitions are added, or a minute passes.
-func (ss *sharedSub) waitForRecords() {
-	ctx, cancel := context.WithTimeout(ss.ctx, time.Minute)
-	defer cancel()
+// maxFetchSleep bounds the fetcher's sleep while no records arrive (they
+// are checked for at least this often even if a signal were missed);
+// fetchRetry is its sleep after a failed read.
+const (
+	maxFetchSleep = time.Minute
+	fetchRetry    = time.Second
+)
+
+// waitForRecords blocks until a partition's log signals an append (the
+// subscription's logs signal ss.arrived, see Log.Notify), partitions are
+// added, or sleep passes. A signal that came since the fetcher last looked
+// at the logs is still standing, so none is lost; one goroutine waits for
+// every partition, where a goroutine per partition blocked in Log.Wait
+// (and two more) were started for each wait.
+func (ss *sharedSub) waitForRecords(idle *time.Timer, sleep time.Duration) {
 	ss.mu.Lock()
-	parts, grown := ss.parts, ss.grown
-	from := make([]int64, len(parts))
-	for i, part := range parts {
-		from[i] = part.fetch
-	}
+	grown := ss.grown
 	ss.mu.Unlock()
-	go func() {
-		select {
-		case <-grown:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var wg sync.WaitGroup
-	for i, part := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if part.log.Wait(ctx, from[i]) == nil {
-				cancel()
-			}
-		}()
+	idle.Reset(sleep)
+	select {
+	case <-ss.arrived:
+	case <-grown:
+	case <-idle.C:
+	case <-ss.ctx.Done():
 	}
-	wg.Wait()
 }
 
 // admit takes a fetched record into the subscription; s.mu is held.

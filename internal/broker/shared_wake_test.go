@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -114,5 +115,81 @@ func TestReceiverLeavingPassesItsWake(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("a receiver slept through its queue's deletion")
 		}
+	}
+}
+
+// The fetcher sleeps until one of the subscription's logs signals an
+// append: records published to any partition, including partitions added
+// while it sleeps, reach a waiting receiver at once (a missed signal would
+// hold them for maxFetchSleep, a minute).
+func TestFetcherWakesForEveryPartition(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	createQueue(t, b, QueueConfig{Name: "q", Partitions: 3})
+	seen := map[int32]bool{}
+	roundTrip := func(i int) {
+		t.Helper()
+		got := make(chan []Delivery, 1)
+		go func() {
+			ds, err := b.Receive(ctx, "q", "q", "c", 10, 3*time.Second)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- ds
+		}()
+		time.Sleep(20 * time.Millisecond) // the fetcher is asleep, the receiver waits
+		publish(t, b, "q", Record{Value: fmt.Appendf(nil, "r%d", i)})
+		ds := <-got
+		if len(ds) != 1 || string(ds[0].Record.Value) != fmt.Sprintf("r%d", i) {
+			t.Fatalf("record %d: received %d deliveries within 3 s", i, len(ds))
+		}
+		seen[ds[0].Record.Partition] = true
+		if err := b.Ack(ctx, "q", "q", "c", []DeliveryRef{{Partition: ds[0].Record.Partition, Offset: ds[0].Record.Offset}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 6 {
+		roundTrip(i)
+	}
+	if _, err := b.AddPartitions(ctx, "q", 5); err != nil {
+		t.Fatal(err)
+	}
+	for i := 6; i < 16; i++ {
+		roundTrip(i)
+	}
+	if len(seen) != 5 {
+		t.Fatalf("records came from partitions %v, want all 5", seen)
+	}
+}
+
+// An idle queue costs few goroutines: its partition's writer and the
+// subscription's fetcher, timer and committer (the janitor is a timer, and
+// the fetcher waits for every partition alone). A node with 10,000 queues
+// had 9 per queue. Deleting the queues leaves none behind.
+func TestIdleQueueGoroutines(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	createQueue(t, b, QueueConfig{Name: "warm"}) // whatever the broker starts once
+	const queues = 20
+	settle := func() int {
+		time.Sleep(50 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	before := settle()
+	for i := range queues {
+		createQueue(t, b, QueueConfig{Name: fmt.Sprintf("q%d", i)})
+	}
+	if per := float64(settle()-before) / queues; per > 4 {
+		t.Errorf("%.1f goroutines per idle queue, want at most 4", per)
+	}
+	for i := range queues {
+		if err := b.DeleteStream(ctx, fmt.Sprintf("q%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := settle(); after > before {
+		t.Errorf("%d goroutines after deleting the queues, %d before creating them", after, before)
 	}
 }

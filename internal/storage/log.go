@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -40,8 +41,9 @@ type Log struct {
 	// add each per group commit.
 	appendedOffsets, appendedBytes atomic.Int64
 
-	waitMu sync.Mutex
-	waitCh chan struct{}
+	waitMu    sync.Mutex
+	waitCh    chan struct{}
+	listeners []chan<- struct{} // see Notify
 
 	closeMu  sync.RWMutex // held shared while enqueueing an append
 	closed   bool
@@ -54,6 +56,12 @@ type Log struct {
 	failure error // set when the log can no longer accept appends
 
 	compactMu sync.Mutex // one compaction at a time
+
+	// janitorMu is held while the janitor runs; janitorT fires it (nil
+	// with no background janitor), janitorOff ends it (see Close).
+	janitorMu  sync.Mutex
+	janitorT   *time.Timer
+	janitorOff bool
 
 	w writer // owned by the writer goroutine after Open
 }
@@ -136,8 +144,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.done.Add(1)
 	go l.w.run()
 	if opts.JanitorInterval > 0 {
-		l.done.Add(1)
-		go l.janitor()
+		// A timer rather than a goroutine per log: a node with 10,000
+		// queues kept 10,000 goroutines asleep for it.
+		l.janitorMu.Lock()
+		l.janitorT = time.AfterFunc(opts.JanitorInterval, l.janitor)
+		l.janitorMu.Unlock()
 	}
 	return l, nil
 }
@@ -240,11 +251,35 @@ func (l *Log) Wait(ctx context.Context, offset int64) error {
 	}
 }
 
+// Notify makes the log signal ch each time records become readable, until
+// the returned function is called: a send that does not block, so ch
+// should have room for one signal, which then stands for every append
+// since the receiver last took it. One goroutine can so follow many logs
+// without a goroutine blocked in Wait for each.
+func (l *Log) Notify(ch chan<- struct{}) (stop func()) {
+	l.waitMu.Lock()
+	l.listeners = append(l.listeners, ch)
+	l.waitMu.Unlock()
+	return func() {
+		l.waitMu.Lock()
+		defer l.waitMu.Unlock()
+		if i := slices.Index(l.listeners, ch); i >= 0 {
+			l.listeners = slices.Delete(l.listeners, i, i+1)
+		}
+	}
+}
+
 func (l *Log) notifyWaiters() {
 	l.waitMu.Lock()
 	if l.waitCh != nil {
 		close(l.waitCh)
 		l.waitCh = nil
+	}
+	for _, ch := range l.listeners {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 	l.waitMu.Unlock()
 }
@@ -367,6 +402,14 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.closeMu.Unlock()
 	close(l.quit)
+	// A janitor run under way finishes first (a compaction stops early
+	// once quit is closed).
+	l.janitorMu.Lock()
+	l.janitorOff = true
+	if l.janitorT != nil {
+		l.janitorT.Stop()
+	}
+	l.janitorMu.Unlock()
 	l.done.Wait()
 	err := l.w.close()
 	l.mu.Lock()
@@ -394,23 +437,21 @@ func (l *Log) replaceSegments(update func(cur []*segment) []*segment) bool {
 	return true
 }
 
+// janitor enforces retention, and compacts a compacted log, every
+// JanitorInterval.
 func (l *Log) janitor() {
-	defer l.done.Done()
-	t := time.NewTicker(l.opts.JanitorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.quit:
-			return
-		case <-t.C:
-		}
-		if _, err := l.EnforceRetention(); err != nil {
-			l.opts.Logger.Warn("retention failed", "dir", l.dir, "err", err)
-		}
-		if l.opts.Compacted {
-			if _, err := l.Compact(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
-				l.opts.Logger.Warn("compaction failed", "dir", l.dir, "err", err)
-			}
+	l.janitorMu.Lock()
+	defer l.janitorMu.Unlock()
+	if l.janitorOff {
+		return
+	}
+	if _, err := l.EnforceRetention(); err != nil {
+		l.opts.Logger.Warn("retention failed", "dir", l.dir, "err", err)
+	}
+	if l.opts.Compacted {
+		if _, err := l.Compact(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+			l.opts.Logger.Warn("compaction failed", "dir", l.dir, "err", err)
 		}
 	}
+	l.janitorT.Reset(l.opts.JanitorInterval)
 }

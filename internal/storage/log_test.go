@@ -613,3 +613,80 @@ func TestSegmentNames(t *testing.T) {
 		t.Fatal("segment names do not sort by offset")
 	}
 }
+
+// Notify signals a channel for appends, one standing signal for any number
+// of them, until stopped; other listeners go on.
+func TestNotify(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{})
+	defer l.Close()
+	a, b := make(chan struct{}, 1), make(chan struct{}, 1)
+	stopA := l.Notify(a)
+	stopB := l.Notify(b)
+	defer stopB()
+	signalled := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	if signalled(a) || signalled(b) {
+		t.Fatal("signalled before any append")
+	}
+	for range 3 {
+		mustAppend(t, l, []testRecord{{Value: []byte("x")}}) // returns once readable
+	}
+	if !signalled(a) || !signalled(b) {
+		t.Fatal("an append did not signal")
+	}
+	if signalled(a) {
+		t.Fatal("three appends left more than one signal")
+	}
+	stopA()
+	stopA() // stopping twice is harmless
+	mustAppend(t, l, []testRecord{{Value: []byte("y")}})
+	if signalled(a) {
+		t.Fatal("signalled after stop")
+	}
+	if !signalled(b) {
+		t.Fatal("stopping one listener stopped another")
+	}
+}
+
+// The background janitor (a timer, not a goroutine per log) applies
+// retention every JanitorInterval, and not after Close.
+func TestJanitorRunsEveryInterval(t *testing.T) {
+	var mu sync.Mutex
+	now := time.UnixMilli(0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	l := mustOpen(t, t.TempDir(), Options{SegmentBytes: 2048, RetentionAge: 10 * time.Second, JanitorInterval: 20 * time.Millisecond, Now: clock})
+	for i := range 40 {
+		mustAppend(t, l, []testRecord{{Value: make([]byte, 200), Timestamp: int64(i) * 1000}})
+	}
+	setNow := func(ms int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = time.UnixMilli(ms)
+	}
+	waitFor := func(what string, done func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !done(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: start offset %d, %d segments", what, l.StartOffset(), l.Stats().Segments)
+			}
+		}
+	}
+	time.Sleep(60 * time.Millisecond) // three intervals: nothing is old yet
+	if l.StartOffset() != 0 {
+		t.Fatalf("start offset %d before anything was past retention", l.StartOffset())
+	}
+	setNow(40_000)
+	waitFor("the janitor did not run", func() bool { return l.StartOffset() > 0 })
+	setNow(60_000) // everything but the active segment is past it
+	waitFor("the janitor did not run again", func() bool { return l.Stats().Segments == 1 })
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond) // a janitor run after Close would touch a closed log (-race, the logger)
+}
