@@ -19,7 +19,8 @@ import (
 // OutboxRelay polls the table. Both publish each row once per dedup window
 // as a record on outbox.event.<aggregatetype>: key aggregateid, header
 // message-id = id (the stream drops a row published again), header type,
-// the payload as the value.
+// header content-type application/json when the payload column is JSON
+// (json or jsonb; MySQL's JSON), the payload as the value.
 
 // Tables of the outbox for each database. The columns are those of
 // Debezium's outbox event router, which Weir's CDC router reads by

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -192,6 +193,16 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox relay: read %s: %w", table, err)
 	}
+	// A JSON payload column (json or jsonb; MySQL's JSON) gives the
+	// records the content-type application/json, as the CDC outbox
+	// router does.
+	var contentType []Header
+	if cts, err := rows.ColumnTypes(); err == nil && len(cts) > 4 {
+		switch strings.ToUpper(cts[4].DatabaseTypeName()) {
+		case "JSON", "JSONB":
+			contentType = []Header{{Key: HeaderContentType, Value: []byte("application/json")}}
+		}
+	}
 	var batch []outboxRow
 	for rows.Next() {
 		var row outboxRow
@@ -207,9 +218,12 @@ func (r *OutboxRelay) RelayOnce(ctx context.Context) (int, error) {
 		}
 		row.null = payload == nil
 		row.payload = append([]byte{}, payload...)
+		if !row.null {
+			row.headers = contentType
+		}
 		for i, v := range values {
 			if v != nil {
-				row.headers = append(row.headers, Header{Key: hcols[i].header, Value: append([]byte{}, v...)})
+				row.headers = append(slices.Clip(row.headers), Header{Key: hcols[i].header, Value: append([]byte{}, v...)})
 			}
 		}
 		batch = append(batch, row)

@@ -67,9 +67,9 @@ func TestOutboxRelayHeaderColumnsPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"1": "message-id type tenant=acme traceparent=" + trace,
-		"2": "message-id type",
-		"3": "message-id type tenant=globex",
+		"1": "message-id type content-type=application/json tenant=acme traceparent=" + trace,
+		"2": "message-id type content-type=application/json",
+		"3": "message-id type content-type=application/json tenant=globex",
 	}
 	if len(res.Records) != len(want) {
 		t.Fatalf("%d records, want %d", len(res.Records), len(want))
@@ -86,5 +86,50 @@ func TestOutboxRelayHeaderColumnsPostgres(t *testing.T) {
 		if s := strings.Join(got, " "); s != want[string(r.Key)] {
 			t.Errorf("event %s: headers %q, want %q", r.Key, s, want[string(r.Key)])
 		}
+	}
+}
+
+// A relayed record has the content-type application/json when the payload
+// column is json or jsonb and the payload is not null, as the CDC outbox
+// router gives it; a text payload has none.
+func TestOutboxRelayContentTypePostgres(t *testing.T) {
+	ctx, c, db, _ := startRelayEnv(t)
+	textTable := strings.Replace(client.OutboxTablePostgres, "outbox", "outbox_text", 1)
+	textTable = strings.Replace(textTable, "jsonb", "text ", 1)
+	if _, err := db.ExecContext(ctx, client.OutboxTablePostgres+"; "+textTable); err != nil {
+		t.Fatal(err)
+	}
+	jsonb, text := client.Outbox{}, client.Outbox{Table: "outbox_text"}
+	if err := jsonb.Write(ctx, db,
+		client.OutboxEvent{AggregateType: "json", AggregateID: "1", Type: "T", Payload: []byte(`{"a": 1}`)},
+		client.OutboxEvent{AggregateType: "json", AggregateID: "2", Type: "T"}, // a null payload: a tombstone
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := text.Write(ctx, db, client.OutboxEvent{AggregateType: "text", AggregateID: "3", Type: "T", Payload: []byte(`{"a": 1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ob := range []client.Outbox{jsonb, text} {
+		relay := &client.OutboxRelay{DB: db, Client: c, Outbox: ob}
+		if _, err := relay.RelayOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]string{"1": "application/json", "2": "", "3": ""}
+	for _, stream := range []string{"outbox.event.json", "outbox.event.text"} {
+		res, err := c.Fetch(ctx, stream, 0, 0, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res.Records {
+			ct, _ := r.Header(client.HeaderContentType)
+			if string(ct) != want[string(r.Key)] {
+				t.Errorf("event %s of %s: content-type %q, want %q", r.Key, stream, ct, want[string(r.Key)])
+			}
+			delete(want, string(r.Key))
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("events not relayed: %v", want)
 	}
 }
