@@ -78,8 +78,11 @@ type Producer struct {
 	sent       uint64        // entries ever queued
 	delivered  uint64        // entries whose callback ran
 	progress   chan struct{} // closed and replaced when delivered grows
-	kick       chan struct{} // wakes the deliverer
-	stopped    chan struct{} // closed when the deliverer exits
+	// delivering is set while a goroutine runs callbacks (deliver); it
+	// is started when a publish finishes and ends when no finished record
+	// waits, so an idle producer holds no goroutine (a process with a
+	// producer for each of 10,000 queues held 10,000).
+	delivering bool
 }
 
 type sendEntry struct {
@@ -123,10 +126,7 @@ func (c *Client) NewProducer(stream string, opts ...ProducerOption) *Producer {
 		ready:    make(map[int32][]*batch),
 		busy:     make(map[int32]bool),
 		progress: make(chan struct{}),
-		kick:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
 	}
-	go p.deliver()
 	return p
 }
 
@@ -263,28 +263,14 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.closed = true
 	p.mu.Unlock()
 	if already {
-		<-p.stopped
-		return nil
+		// As the first Close: once every record has its result.
+		return p.Flush(context.Background())
 	}
 	err := p.Flush(ctx)
-	if err != nil {
-		// Fail what is left quickly, and stop the deliverer once it has
-		// reported every record.
-		p.cancel()
-		go p.stopWhenDelivered()
-		return err
-	}
+	// Fails what is left quickly (the publish calls under way are
+	// canceled; their records get the error).
 	p.cancel()
-	p.stopWhenDelivered()
-	return nil
-}
-
-func (p *Producer) stopWhenDelivered() {
-	_ = p.Flush(context.Background())
-	p.mu.Lock()
-	close(p.kick)
-	p.mu.Unlock()
-	<-p.stopped
+	return err
 }
 
 func (p *Producer) isClosed() bool {
@@ -392,39 +378,39 @@ func (p *Producer) publish(b *batch) {
 	p.busy[b.partition] = false
 	p.inFlight--
 	p.dispatch()
-	select { // under p.mu, which Close holds to close kick
-	case p.kick <- struct{}{}:
-	default:
+	if !p.delivering {
+		p.delivering = true
+		go p.deliver()
 	}
 	p.mu.Unlock()
 }
 
-// deliver runs the callbacks of finished records in Send order.
+// deliver runs the callbacks of finished records in Send order, one at a
+// time, until no finished record waits for its turn.
 func (p *Producer) deliver() {
-	defer close(p.stopped)
-	for range p.kick {
-		for {
-			p.mu.Lock()
-			var ready []*sendEntry
-			for len(p.queue) > 0 && p.queue[0].done {
-				ready = append(ready, p.queue[0])
-				p.queue[0] = nil
-				p.queue = p.queue[1:]
-			}
-			p.mu.Unlock()
-			if len(ready) == 0 {
-				break
-			}
-			for _, e := range ready {
-				e.cb(e.res, e.err)
-				<-p.space
-			}
-			p.mu.Lock()
-			p.delivered += uint64(len(ready))
-			close(p.progress)
-			p.progress = make(chan struct{})
-			p.mu.Unlock()
+	for {
+		p.mu.Lock()
+		var ready []*sendEntry
+		for len(p.queue) > 0 && p.queue[0].done {
+			ready = append(ready, p.queue[0])
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
 		}
+		if len(ready) == 0 {
+			p.delivering = false // a publish that finishes now starts another
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, e := range ready {
+			e.cb(e.res, e.err)
+			<-p.space
+		}
+		p.mu.Lock()
+		p.delivered += uint64(len(ready))
+		close(p.progress)
+		p.progress = make(chan struct{})
+		p.mu.Unlock()
 	}
 }
 

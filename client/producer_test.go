@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -174,5 +175,66 @@ func TestProducerErrors(t *testing.T) {
 	}
 	if err := slow.Close(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// An idle producer holds no goroutine: one producer per queue is how an
+// application publishes to many queues, and 10,000 of them held 10,000
+// goroutines, each waiting to run callbacks. Callbacks still run, in
+// order, whenever records finish, and a second Close waits as the first.
+func TestIdleProducersHoldNoGoroutine(t *testing.T) {
+	srv := startServer(t)
+	c := srv.dial(t)
+	ctx := t.Context()
+	createStream(t, c, "many", 2)
+	if _, err := c.Publish(ctx, "many", weir.Record{}); err != nil { // the connection is up
+		t.Fatal(err)
+	}
+	settled := func() int {
+		time.Sleep(100 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	before := settled()
+	const producers = 200
+	ps := make([]*weir.Producer, producers)
+	for i := range ps {
+		ps[i] = c.NewProducer("many")
+	}
+	for round := range 2 { // the second round after the first's goroutines ended
+		for i, p := range ps {
+			var got []int
+			for j := range 3 {
+				p.Send(ctx, weir.Record{Value: []byte(strconv.Itoa(j))}, func(_ weir.PublishResult, err error) {
+					if err != nil {
+						t.Errorf("producer %d, record %d: %v", i, j, err)
+					}
+					got = append(got, j) // callbacks run one at a time
+				})
+			}
+			if err := p.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 || got[0] != 0 || got[1] != 1 || got[2] != 2 {
+				t.Fatalf("round %d, producer %d: callbacks %v, want [0 1 2]", round, i, got)
+			}
+		}
+		if extra := settled() - before; extra > producers/10 {
+			t.Fatalf("round %d: %d more goroutines with %d idle producers", round, extra, producers)
+		}
+	}
+	for _, p := range ps {
+		if err := p.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(ctx); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	}
+	info, err := c.DescribeStream(ctx, "many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1 + 2*3*producers); info.Records() != want {
+		t.Errorf("stream holds %d records, want %d", info.Records(), want)
 	}
 }
