@@ -263,8 +263,8 @@ func (sub *subscription) read(ctx context.Context) ([]broker.Record, error) {
 // checkStream fails when the stream was deleted (maybe re-created) under
 // the subscription, whose reader then reads closed partitions.
 func (sub *subscription) checkStream(ctx context.Context) error {
-	info, err := sub.svc.broker.DescribeStream(sub.stream)
-	if errors.Is(err, broker.ErrStreamNotFound) || err == nil && info.ID != sub.streamID {
+	id, err := sub.svc.broker.StreamID(sub.stream)
+	if errors.Is(err, broker.ErrStreamNotFound) || err == nil && id != sub.streamID {
 		return fmt.Errorf("%w: %q was deleted; subscribe again", broker.ErrStreamNotFound, sub.stream)
 	}
 	return err

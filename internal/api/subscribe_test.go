@@ -259,3 +259,24 @@ func TestSubscribeRevocationTimeout(t *testing.T) {
 		t.Errorf("partition moved after %v without an acknowledgement, want about the session timeout", took)
 	}
 }
+
+// A stream deleted and created again under a subscription ends it with
+// NotFound: its reader followed the old stream's partitions, and the new
+// stream's records are not the old one's.
+func TestSubscribeStreamRecreated(t *testing.T) {
+	n := startNode(t, "")
+	createStream(t, n.grpc, "phoenix", 2)
+	sub := subscribe(t, n.grpc, &weirpb.SubscribeRequest{Stream: "phoenix", Mode: ephemeral()})
+	publish(t, n.grpc, "phoenix", -1, "old")
+	if got := values(sub.records(1, 5*time.Second)); got[0] != "old" {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := n.grpc.DeleteStream(t.Context(), connect.NewRequest(&weirpb.DeleteStreamRequest{Name: "phoenix"})); err != nil {
+		t.Fatal(err)
+	}
+	createStream(t, n.grpc, "phoenix", 2)
+	publish(t, n.grpc, "phoenix", -1, "new")
+	if err := sub.end(10 * time.Second); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("subscription of a re-created stream ended with %v, want NotFound", err)
+	}
+}

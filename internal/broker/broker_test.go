@@ -105,11 +105,21 @@ func TestStreamLifecycle(t *testing.T) {
 	if len(streams) != 2 || streams[0].Config.Name != "audit" || streams[1].Config.Name != "orders" {
 		t.Fatalf("list: %+v", streams)
 	}
+	auditID, err := b.StreamID("audit")
+	if err != nil || auditID == ([16]byte{}) || auditID == info.ID {
+		t.Fatalf("StreamID(audit) = %x, %v; orders has %x", auditID, err, info.ID)
+	}
+	if id, err := b.StreamID("orders"); err != nil || id != info.ID {
+		t.Fatalf("StreamID(orders) = %x, %v, want %x as described", id, err, info.ID)
+	}
 	if err := b.DeleteStream(ctx, "audit"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.DescribeStream("audit"); !errors.Is(err, ErrStreamNotFound) {
 		t.Fatalf("describe deleted: %v", err)
+	}
+	if _, err := b.StreamID("audit"); !errors.Is(err, ErrStreamNotFound) {
+		t.Fatalf("StreamID of a deleted stream: %v", err)
 	}
 	b.Close()
 
@@ -136,6 +146,9 @@ func TestStreamLifecycle(t *testing.T) {
 	createStream(t, b, StreamConfig{Name: "audit"})
 	if d, _ := b.DescribeStream("audit"); d.Partitions[0].EndOffset != 0 {
 		t.Fatal("re-created stream is not empty")
+	}
+	if id, err := b.StreamID("audit"); err != nil || id == auditID {
+		t.Fatalf("StreamID of the re-created stream = %x, %v: the deleted one's was %x", id, err, auditID)
 	}
 }
 

@@ -369,6 +369,23 @@ func (b *Broker) DescribeStream(name string) (StreamInfo, error) {
 	return s.info(), nil
 }
 
+// StreamID returns the ID of the stream named name: what a caller that
+// follows a stream checks to notice it was deleted and created again,
+// without the partitions' statistics DescribeStream gathers (the API's
+// idle subscriptions check every 2 s: 10,000 of them spent 6% of the
+// server's CPU in DescribeStream).
+func (b *Broker) StreamID(name string) ([16]byte, error) {
+	var id [16]byte
+	s, err := b.stream(name)
+	if err != nil {
+		return id, err
+	}
+	s.mu.RLock()
+	_, err = hex.Decode(id[:], []byte(s.meta.ID))
+	s.mu.RUnlock()
+	return id, err
+}
+
 // DeleteStream deletes a stream, its records and every group's committed
 // offsets on it.
 func (b *Broker) DeleteStream(ctx context.Context, name string) error {
