@@ -57,6 +57,13 @@ func decodeMeta(b []byte, m *streamMeta) error {
 
 func (m *streamMeta) dirName() string { return m.ID }
 
+// id is the stream's ID as bytes (m.ID is 32 hex digits: decodeMeta and
+// newStreamMeta see to it).
+func (m *streamMeta) id() (id [16]byte) {
+	hex.Decode(id[:], []byte(m.ID))
+	return id
+}
+
 func (m *streamMeta) config() StreamConfig {
 	return StreamConfig{
 		Name:           m.Name,
@@ -222,8 +229,7 @@ func (s *stream) info() StreamInfo {
 	s.mu.RLock()
 	meta, parts := s.meta, s.parts
 	s.mu.RUnlock()
-	info := StreamInfo{Config: meta.config(), CreatedAt: meta.CreatedAt, Queue: meta.UntilAcked}
-	hex.Decode(info.ID[:], []byte(meta.ID))
+	info := StreamInfo{ID: meta.id(), Config: meta.config(), CreatedAt: meta.CreatedAt, Queue: meta.UntilAcked}
 	for i, l := range parts {
 		st := l.Stats()
 		info.Partitions = append(info.Partitions, PartitionInfo{
@@ -375,15 +381,13 @@ func (b *Broker) DescribeStream(name string) (StreamInfo, error) {
 // idle subscriptions check every 2 s: 10,000 of them spent 6% of the
 // server's CPU in DescribeStream).
 func (b *Broker) StreamID(name string) ([16]byte, error) {
-	var id [16]byte
 	s, err := b.stream(name)
 	if err != nil {
-		return id, err
+		return [16]byte{}, err
 	}
 	s.mu.RLock()
-	_, err = hex.Decode(id[:], []byte(s.meta.ID))
-	s.mu.RUnlock()
-	return id, err
+	defer s.mu.RUnlock()
+	return s.meta.id(), nil
 }
 
 // DeleteStream deletes a stream, its records and every group's committed
