@@ -350,7 +350,7 @@ func (s *Server) serveHTTP(name string, ln net.Listener, tlsConfig *tls.Config) 
 		if tlsConfig != nil {
 			err = srv.ServeTLS(ln, "", "") // the certificate comes from tlsConfig
 		} else {
-			err = srv.Serve(ln)
+			err = srv.Serve(readBufferListener{ln})
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http server stopped", "listener", name, "err", err)
