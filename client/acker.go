@@ -2,6 +2,7 @@ package weir
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ type acker struct {
 	s        *session
 	batch    int
 	interval time.Duration
+	stream   *ackStream // nil: Ack calls (a client given its own HTTP client, which may not speak HTTP/2)
 
 	mu      sync.Mutex
 	pending []ackItem
@@ -50,6 +52,9 @@ func newAcker(s *session) *acker {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 		slots:    make(chan struct{}, maxAckCalls),
+	}
+	if s.cons.c.ownTransport != nil {
+		a.stream = &ackStream{s: s}
 	}
 	go a.loop()
 	return a
@@ -164,24 +169,26 @@ func (a *acker) close(flush bool) {
 		}
 	}
 	a.calls.Wait()
+	if a.stream != nil {
+		a.stream.close()
+	}
 }
 
-// send makes the Ack call of items and tells their waiters. When the call
+// send acks items in one request and tells their waiters. When the request
 // fails because one of the records is no longer this consumer's (its
 // deadline passed and another consumer has it), the others are acked one
 // by one, so that one late record does not undo the acks of the rest.
 func (a *acker) send(items []ackItem) {
-	s := a.s
-	ctx, cancel := context.WithTimeout(s.ctx, commitTimeout)
+	ctx, cancel := context.WithTimeout(a.s.ctx, commitTimeout)
 	defer cancel()
 	msgs := make([]*Message, len(items))
 	for i, it := range items {
 		msgs[i] = it.m
 	}
-	err := s.settle(ctx, "ack", s.cons.c.api.Ack, &weirpb.SettleRequest{SubscriptionId: s.id, Records: toPBRefs(msgs)})
+	err := a.ack(ctx, msgs)
 	if err != nil && len(items) > 1 && connect.CodeOf(err) == connect.CodeFailedPrecondition {
 		for _, it := range items {
-			a.sendOne(ctx, it)
+			a.report(it, a.ack(ctx, []*Message{it.m}))
 		}
 		return
 	}
@@ -190,10 +197,21 @@ func (a *acker) send(items []ackItem) {
 	}
 }
 
-func (a *acker) sendOne(ctx context.Context, it ackItem) {
+// ack acks msgs in one request: on the session's ack stream, or in an Ack
+// call when there is none.
+func (a *acker) ack(ctx context.Context, msgs []*Message) error {
 	s := a.s
-	err := s.settle(ctx, "ack", s.cons.c.api.Ack, &weirpb.SettleRequest{SubscriptionId: s.id, Records: toPBRefs([]*Message{it.m})})
-	a.report(it, err)
+	if a.stream != nil {
+		if err := s.ended("ack", len(msgs)); err != nil {
+			return err
+		}
+		err := a.stream.ack(ctx, msgs)
+		if !errors.Is(err, errNoAckStream) {
+			first := PartitionOffset{Partition: msgs[0].Partition, Offset: msgs[0].Offset}
+			return wrapError(s.settleOp("ack", len(msgs), first), err)
+		}
+	}
+	return s.settle(ctx, "ack", s.cons.c.api.Ack, &weirpb.SettleRequest{SubscriptionId: s.id, Records: toPBRefs(msgs)})
 }
 
 func (a *acker) report(it ackItem, err error) {

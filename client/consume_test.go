@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -394,6 +395,28 @@ func TestProtocols(t *testing.T) {
 					t.Errorf("record %+v", r)
 				}
 			}
+
+			// A queue: its acks go over an AckStream, or in Ack calls
+			// with an HTTP client of the caller's.
+			queue := "wire-" + group
+			createQueue(t, c, weir.QueueConfig{Name: queue})
+			publishValues(t, c, queue, nil, "1", "2", "3")
+			var acked atomic.Int64
+			shared, err := c.Consume(ctx, queue, func(context.Context, *weir.Message) error { return nil },
+				weir.Shared(""), weir.OnAcked(func(m *weir.Message, err error) {
+					if err != nil {
+						t.Errorf("ack of %s: %v", m.Value, err)
+					}
+					acked.Add(1)
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "3 acks", func() bool { return acked.Load() == 3 })
+			if err := shared.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitDepth(t, c, queue, queue, 0)
 		})
 	}
 }

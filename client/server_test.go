@@ -170,11 +170,18 @@ func (s *testServer) restart() {
 // dial returns a client of the server, closed at the end of the test.
 func (s *testServer) dial(t testing.TB, opts ...weir.Option) *weir.Client {
 	t.Helper()
+	return dialAt(t, s.addr, opts...)
+}
+
+// dialAt dials the server (or proxy) at addr, closing the client when the
+// test ends.
+func dialAt(t testing.TB, addr string, opts ...weir.Option) *weir.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, err := weir.Dial(ctx, s.addr, append([]weir.Option{weir.WithReconnectBackoff(20*time.Millisecond, 500*time.Millisecond)}, opts...)...)
+	c, err := weir.Dial(ctx, addr, append([]weir.Option{weir.WithReconnectBackoff(20*time.Millisecond, 500*time.Millisecond)}, opts...)...)
 	if err != nil {
-		t.Fatalf("Dial(%s): %v", s.addr, err)
+		t.Fatalf("Dial(%s): %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c

@@ -248,17 +248,33 @@ func (s *session) nack(ctx context.Context, m *Message, text string, delay time.
 
 // settle makes one Ack, Nack, Reject or Extend call.
 func (s *session) settle(ctx context.Context, op string, fn func(context.Context, *connect.Request[weirpb.SettleRequest]) (*connect.Response[weirpb.SettleResponse], error), req *weirpb.SettleRequest) error {
-	if s.ctx.Err() != nil {
-		return fmt.Errorf("%s records of %q: %w: the subscription that delivered them ended; the server delivers them again",
-			op, s.cons.stream, ErrFailedPrecondition)
+	recs := req.GetRecords()
+	if err := s.ended(op, len(recs)); err != nil {
+		return err
 	}
-	var what string
-	if n := len(req.GetRecords()); n == 1 {
-		r := req.GetRecords()[0]
-		what = fmt.Sprintf("%s/%d@%d", s.cons.stream, r.GetPartition(), r.GetOffset())
-	} else {
-		what = fmt.Sprintf("%d records of %q", n, s.cons.stream)
+	var first PartitionOffset
+	if len(recs) > 0 {
+		first = PartitionOffset{Partition: recs[0].GetPartition(), Offset: recs[0].GetOffset()}
 	}
-	_, err := call(ctx, s.cons.c, op+" "+what, fn, req)
+	_, err := call(ctx, s.cons.c, s.settleOp(op, len(recs), first), fn, req)
 	return err
+}
+
+// ended is the error of settling n records once the subscription that
+// delivered them has ended, nil before.
+func (s *session) ended(op string, n int) error {
+	if s.ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%s %d records of %q: %w: the subscription that delivered them ended; the server delivers them again",
+		op, n, s.cons.stream, ErrFailedPrecondition)
+}
+
+// settleOp names the settling of n records, the first of them first, in
+// errors.
+func (s *session) settleOp(op string, n int, first PartitionOffset) string {
+	if n == 1 {
+		return fmt.Sprintf("%s %s/%d@%d", op, s.cons.stream, first.Partition, first.Offset)
+	}
+	return fmt.Sprintf("%s %d records of %q", op, n, s.cons.stream)
 }

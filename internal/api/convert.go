@@ -316,15 +316,30 @@ func subscriptionInfoToProto(info broker.SubscriptionInfo, stream broker.StreamI
 
 // deliveryRefsFromProto converts the records of a SettleRequest.
 func deliveryRefsFromProto(refs []*weirpb.PartitionOffset) ([]broker.DeliveryRef, error) {
-	if len(refs) == 0 {
-		return nil, invalidArgument("records is required: the partition and offset of each record to settle")
+	return deliveryRefs("records", len(refs), func(i int) (int32, int64) { return refs[i].GetPartition(), refs[i].GetOffset() })
+}
+
+// deliveryRefsFromLists converts the parallel lists of an AckStreamRequest.
+func deliveryRefsFromLists(partitions []int32, offsets []int64) ([]broker.DeliveryRef, error) {
+	if len(partitions) != len(offsets) {
+		return nil, invalidArgument("partitions and offsets must have one entry per record each, got %d partitions and %d offsets", len(partitions), len(offsets))
 	}
-	out := make([]broker.DeliveryRef, len(refs))
-	for i, r := range refs {
-		if r.GetPartition() < 0 || r.GetOffset() < 0 {
-			return nil, invalidArgument("records[%d] must have a partition and an offset of at least 0, got %d/%d", i, r.GetPartition(), r.GetOffset())
+	return deliveryRefs("partitions/offsets", len(partitions), func(i int) (int32, int64) { return partitions[i], offsets[i] })
+}
+
+// deliveryRefs checks and converts the n records that ref gives, which
+// the request has in field.
+func deliveryRefs(field string, n int, ref func(i int) (partition int32, offset int64)) ([]broker.DeliveryRef, error) {
+	if n == 0 {
+		return nil, invalidArgument("%s is required: the partition and offset of each record to settle", field)
+	}
+	out := make([]broker.DeliveryRef, n)
+	for i := range n {
+		p, o := ref(i)
+		if p < 0 || o < 0 {
+			return nil, invalidArgument("%s[%d] must have a partition and an offset of at least 0, got %d/%d", field, i, p, o)
 		}
-		out[i] = broker.DeliveryRef{Partition: r.GetPartition(), Offset: r.GetOffset()}
+		out[i] = broker.DeliveryRef{Partition: p, Offset: o}
 	}
 	return out, nil
 }

@@ -19,15 +19,22 @@ func (s *Service) Ack(ctx context.Context, req *connect.Request[weirpb.SettleReq
 	if err != nil {
 		return nil, err
 	}
-	// The credits come back as soon as the broker has taken the records
-	// from this consumer, not once their acks are durable: the fsync of the
-	// acks then overlaps the delivery of the next records instead of
-	// adding to every record's cycle. The answer still waits for it: an
-	// ack is confirmed only once durable. If the call is cancelled the
-	// broker still applies the ack (it cannot leave the records
-	// half-settled); only the answer is lost.
+	if err := s.ack(ctx, sub, refs); err != nil {
+		return nil, s.fail(ctx, "Ack", err)
+	}
+	return connect.NewResponse(&weirpb.SettleResponse{}), nil
+}
+
+// ack settles refs of sub (Ack and AckStream). The credits come back as
+// soon as the broker has taken the records from this consumer, not once
+// their acks are durable: the fsync of the acks then overlaps the delivery
+// of the next records instead of adding to every record's cycle. It still
+// returns only once the acks are durable: an ack is confirmed only then. If
+// ctx is cancelled the broker still applies the ack (it cannot leave the
+// records half-settled); only the answer is lost.
+func (s *Service) ack(ctx context.Context, sub *subscription, refs []broker.DeliveryRef) error {
 	released := false
-	err = s.broker.AckThen(ctx, sub.stream, sub.shared.name, sub.id, refs, func() {
+	err := s.broker.AckThen(ctx, sub.stream, sub.shared.name, sub.id, refs, func() {
 		sub.returnCredits(refs)
 		released = true
 	})
@@ -36,10 +43,7 @@ func (s *Service) Ack(ctx context.Context, req *connect.Request[weirpb.SettleReq
 		// the consumer: they are delivered again.
 		sub.returnCredits(refs)
 	}
-	if err != nil {
-		return nil, s.fail(ctx, "Ack", err)
-	}
-	return connect.NewResponse(&weirpb.SettleResponse{}), nil
+	return err
 }
 
 // Nack gives records back for redelivery after the subscription's backoff,
@@ -102,19 +106,29 @@ func (s *Service) Extend(ctx context.Context, req *connect.Request[weirpb.Settle
 // settling finds the shared-mode subscription a SettleRequest names and
 // converts its records.
 func (s *Service) settling(msg *weirpb.SettleRequest) (*subscription, []broker.DeliveryRef, error) {
-	sub, err := s.subs.get(msg.GetSubscriptionId())
+	sub, err := s.sharedSubscription(msg.GetSubscriptionId())
 	if err != nil {
 		return nil, nil, err
-	}
-	if sub.shared == nil {
-		return nil, nil, connect.NewError(connect.CodeFailedPrecondition,
-			fmt.Errorf("subscription %q is not in shared mode; only records of shared subscriptions are settled", sub.id))
 	}
 	refs, err := deliveryRefsFromProto(msg.GetRecords())
 	if err != nil {
 		return nil, nil, err
 	}
 	return sub, refs, nil
+}
+
+// sharedSubscription finds the shared-mode subscription of a Subscribe
+// call by its id.
+func (s *Service) sharedSubscription(id string) (*subscription, error) {
+	sub, err := s.subs.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if sub.shared == nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition,
+			fmt.Errorf("subscription %q is not in shared mode; only records of shared subscriptions are settled", sub.id))
+	}
+	return sub, nil
 }
 
 // returnCredits releases the credits settled records held and wakes the

@@ -3866,6 +3866,140 @@ func (*SettleResponse) Descriptor() ([]byte, []int) {
 	return file_weir_proto_rawDescGZIP(), []int{63}
 }
 
+// The acks of records delivered through one shared subscription, as two
+// parallel lists (packed: cheaper to encode and decode than a message per
+// record): offsets[i] is a record of partitions[i].
+type AckStreamRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                                              // the client's, echoed in the response
+	SubscriptionId string                 `protobuf:"bytes,2,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"` // of the Subscribe call
+	Partitions     []int32                `protobuf:"varint,3,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	Offsets        []int64                `protobuf:"varint,4,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AckStreamRequest) Reset() {
+	*x = AckStreamRequest{}
+	mi := &file_weir_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckStreamRequest) ProtoMessage() {}
+
+func (x *AckStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckStreamRequest.ProtoReflect.Descriptor instead.
+func (*AckStreamRequest) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *AckStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AckStreamRequest) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *AckStreamRequest) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *AckStreamRequest) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type AckStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // of the request answered
+	// Empty: the acks are durable. Otherwise the Connect error code that
+	// refused them ("failed_precondition", "not_found", ...) and its message,
+	// as an Ack call with the same records would have failed.
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckStreamResponse) Reset() {
+	*x = AckStreamResponse{}
+	mi := &file_weir_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckStreamResponse) ProtoMessage() {}
+
+func (x *AckStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_weir_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckStreamResponse.ProtoReflect.Descriptor instead.
+func (*AckStreamResponse) Descriptor() ([]byte, []int) {
+	return file_weir_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *AckStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AckStreamResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *AckStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type DeclareExchangeRequest struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -3877,7 +4011,7 @@ type DeclareExchangeRequest struct {
 
 func (x *DeclareExchangeRequest) Reset() {
 	*x = DeclareExchangeRequest{}
-	mi := &file_weir_proto_msgTypes[64]
+	mi := &file_weir_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4023,7 @@ func (x *DeclareExchangeRequest) String() string {
 func (*DeclareExchangeRequest) ProtoMessage() {}
 
 func (x *DeclareExchangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[64]
+	mi := &file_weir_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4036,7 @@ func (x *DeclareExchangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclareExchangeRequest.ProtoReflect.Descriptor instead.
 func (*DeclareExchangeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{64}
+	return file_weir_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeclareExchangeRequest) GetName() string {
@@ -3944,7 +4078,7 @@ type ExchangeBinding struct {
 
 func (x *ExchangeBinding) Reset() {
 	*x = ExchangeBinding{}
-	mi := &file_weir_proto_msgTypes[65]
+	mi := &file_weir_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3956,7 +4090,7 @@ func (x *ExchangeBinding) String() string {
 func (*ExchangeBinding) ProtoMessage() {}
 
 func (x *ExchangeBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[65]
+	mi := &file_weir_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3969,7 +4103,7 @@ func (x *ExchangeBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeBinding.ProtoReflect.Descriptor instead.
 func (*ExchangeBinding) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{65}
+	return file_weir_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ExchangeBinding) GetDestination() string {
@@ -4013,7 +4147,7 @@ type ExchangeInfo struct {
 
 func (x *ExchangeInfo) Reset() {
 	*x = ExchangeInfo{}
-	mi := &file_weir_proto_msgTypes[66]
+	mi := &file_weir_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4025,7 +4159,7 @@ func (x *ExchangeInfo) String() string {
 func (*ExchangeInfo) ProtoMessage() {}
 
 func (x *ExchangeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[66]
+	mi := &file_weir_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4038,7 +4172,7 @@ func (x *ExchangeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeInfo.ProtoReflect.Descriptor instead.
 func (*ExchangeInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{66}
+	return file_weir_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ExchangeInfo) GetName() string {
@@ -4084,7 +4218,7 @@ type ListExchangesRequest struct {
 
 func (x *ListExchangesRequest) Reset() {
 	*x = ListExchangesRequest{}
-	mi := &file_weir_proto_msgTypes[67]
+	mi := &file_weir_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4230,7 @@ func (x *ListExchangesRequest) String() string {
 func (*ListExchangesRequest) ProtoMessage() {}
 
 func (x *ListExchangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[67]
+	mi := &file_weir_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4243,7 @@ func (x *ListExchangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExchangesRequest.ProtoReflect.Descriptor instead.
 func (*ListExchangesRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{67}
+	return file_weir_proto_rawDescGZIP(), []int{69}
 }
 
 type ListExchangesResponse struct {
@@ -4121,7 +4255,7 @@ type ListExchangesResponse struct {
 
 func (x *ListExchangesResponse) Reset() {
 	*x = ListExchangesResponse{}
-	mi := &file_weir_proto_msgTypes[68]
+	mi := &file_weir_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4133,7 +4267,7 @@ func (x *ListExchangesResponse) String() string {
 func (*ListExchangesResponse) ProtoMessage() {}
 
 func (x *ListExchangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[68]
+	mi := &file_weir_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4146,7 +4280,7 @@ func (x *ListExchangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExchangesResponse.ProtoReflect.Descriptor instead.
 func (*ListExchangesResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{68}
+	return file_weir_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListExchangesResponse) GetExchanges() []*ExchangeInfo {
@@ -4166,7 +4300,7 @@ type DeleteExchangeRequest struct {
 
 func (x *DeleteExchangeRequest) Reset() {
 	*x = DeleteExchangeRequest{}
-	mi := &file_weir_proto_msgTypes[69]
+	mi := &file_weir_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +4312,7 @@ func (x *DeleteExchangeRequest) String() string {
 func (*DeleteExchangeRequest) ProtoMessage() {}
 
 func (x *DeleteExchangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[69]
+	mi := &file_weir_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +4325,7 @@ func (x *DeleteExchangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExchangeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteExchangeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{69}
+	return file_weir_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteExchangeRequest) GetName() string {
@@ -4209,7 +4343,7 @@ type DeleteExchangeResponse struct {
 
 func (x *DeleteExchangeResponse) Reset() {
 	*x = DeleteExchangeResponse{}
-	mi := &file_weir_proto_msgTypes[70]
+	mi := &file_weir_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4355,7 @@ func (x *DeleteExchangeResponse) String() string {
 func (*DeleteExchangeResponse) ProtoMessage() {}
 
 func (x *DeleteExchangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[70]
+	mi := &file_weir_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4368,7 @@ func (x *DeleteExchangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteExchangeResponse.ProtoReflect.Descriptor instead.
 func (*DeleteExchangeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{70}
+	return file_weir_proto_rawDescGZIP(), []int{72}
 }
 
 type BindRequest struct {
@@ -4250,7 +4384,7 @@ type BindRequest struct {
 
 func (x *BindRequest) Reset() {
 	*x = BindRequest{}
-	mi := &file_weir_proto_msgTypes[71]
+	mi := &file_weir_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4262,7 +4396,7 @@ func (x *BindRequest) String() string {
 func (*BindRequest) ProtoMessage() {}
 
 func (x *BindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[71]
+	mi := &file_weir_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4275,7 +4409,7 @@ func (x *BindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
 func (*BindRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{71}
+	return file_weir_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *BindRequest) GetExchange() string {
@@ -4321,7 +4455,7 @@ type BindResponse struct {
 
 func (x *BindResponse) Reset() {
 	*x = BindResponse{}
-	mi := &file_weir_proto_msgTypes[72]
+	mi := &file_weir_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4333,7 +4467,7 @@ func (x *BindResponse) String() string {
 func (*BindResponse) ProtoMessage() {}
 
 func (x *BindResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[72]
+	mi := &file_weir_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4346,7 +4480,7 @@ func (x *BindResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindResponse.ProtoReflect.Descriptor instead.
 func (*BindResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{72}
+	return file_weir_proto_rawDescGZIP(), []int{74}
 }
 
 type PublishExchangeRequest struct {
@@ -4366,7 +4500,7 @@ type PublishExchangeRequest struct {
 
 func (x *PublishExchangeRequest) Reset() {
 	*x = PublishExchangeRequest{}
-	mi := &file_weir_proto_msgTypes[73]
+	mi := &file_weir_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4512,7 @@ func (x *PublishExchangeRequest) String() string {
 func (*PublishExchangeRequest) ProtoMessage() {}
 
 func (x *PublishExchangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[73]
+	mi := &file_weir_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4525,7 @@ func (x *PublishExchangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishExchangeRequest.ProtoReflect.Descriptor instead.
 func (*PublishExchangeRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{73}
+	return file_weir_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *PublishExchangeRequest) GetExchange() string {
@@ -4434,7 +4568,7 @@ type PublishExchangeResponse struct {
 
 func (x *PublishExchangeResponse) Reset() {
 	*x = PublishExchangeResponse{}
-	mi := &file_weir_proto_msgTypes[74]
+	mi := &file_weir_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4446,7 +4580,7 @@ func (x *PublishExchangeResponse) String() string {
 func (*PublishExchangeResponse) ProtoMessage() {}
 
 func (x *PublishExchangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[74]
+	mi := &file_weir_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4459,7 +4593,7 @@ func (x *PublishExchangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishExchangeResponse.ProtoReflect.Descriptor instead.
 func (*PublishExchangeResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{74}
+	return file_weir_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *PublishExchangeResponse) GetStreams() []string {
@@ -4489,7 +4623,7 @@ type Destination struct {
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_weir_proto_msgTypes[75]
+	mi := &file_weir_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4501,7 +4635,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[75]
+	mi := &file_weir_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4514,7 +4648,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{75}
+	return file_weir_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Destination) GetStream() string {
@@ -4551,7 +4685,7 @@ type PublishToRequest struct {
 
 func (x *PublishToRequest) Reset() {
 	*x = PublishToRequest{}
-	mi := &file_weir_proto_msgTypes[76]
+	mi := &file_weir_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4697,7 @@ func (x *PublishToRequest) String() string {
 func (*PublishToRequest) ProtoMessage() {}
 
 func (x *PublishToRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[76]
+	mi := &file_weir_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4710,7 @@ func (x *PublishToRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishToRequest.ProtoReflect.Descriptor instead.
 func (*PublishToRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{76}
+	return file_weir_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *PublishToRequest) GetDestinations() []*Destination {
@@ -4605,7 +4739,7 @@ type DestinationResult struct {
 
 func (x *DestinationResult) Reset() {
 	*x = DestinationResult{}
-	mi := &file_weir_proto_msgTypes[77]
+	mi := &file_weir_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4617,7 +4751,7 @@ func (x *DestinationResult) String() string {
 func (*DestinationResult) ProtoMessage() {}
 
 func (x *DestinationResult) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[77]
+	mi := &file_weir_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4630,7 +4764,7 @@ func (x *DestinationResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestinationResult.ProtoReflect.Descriptor instead.
 func (*DestinationResult) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{77}
+	return file_weir_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *DestinationResult) GetDestination() *Destination {
@@ -4670,7 +4804,7 @@ type PublishToResponse struct {
 
 func (x *PublishToResponse) Reset() {
 	*x = PublishToResponse{}
-	mi := &file_weir_proto_msgTypes[78]
+	mi := &file_weir_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4682,7 +4816,7 @@ func (x *PublishToResponse) String() string {
 func (*PublishToResponse) ProtoMessage() {}
 
 func (x *PublishToResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[78]
+	mi := &file_weir_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4695,7 +4829,7 @@ func (x *PublishToResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishToResponse.ProtoReflect.Descriptor instead.
 func (*PublishToResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{78}
+	return file_weir_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *PublishToResponse) GetResults() []*DestinationResult {
@@ -4713,7 +4847,7 @@ type OpenInboxRequest struct {
 
 func (x *OpenInboxRequest) Reset() {
 	*x = OpenInboxRequest{}
-	mi := &file_weir_proto_msgTypes[79]
+	mi := &file_weir_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4725,7 +4859,7 @@ func (x *OpenInboxRequest) String() string {
 func (*OpenInboxRequest) ProtoMessage() {}
 
 func (x *OpenInboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[79]
+	mi := &file_weir_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4738,7 +4872,7 @@ func (x *OpenInboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenInboxRequest.ProtoReflect.Descriptor instead.
 func (*OpenInboxRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{79}
+	return file_weir_proto_rawDescGZIP(), []int{81}
 }
 
 type InboxResponse struct {
@@ -4754,7 +4888,7 @@ type InboxResponse struct {
 
 func (x *InboxResponse) Reset() {
 	*x = InboxResponse{}
-	mi := &file_weir_proto_msgTypes[80]
+	mi := &file_weir_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4766,7 +4900,7 @@ func (x *InboxResponse) String() string {
 func (*InboxResponse) ProtoMessage() {}
 
 func (x *InboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[80]
+	mi := &file_weir_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4779,7 +4913,7 @@ func (x *InboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxResponse.ProtoReflect.Descriptor instead.
 func (*InboxResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{80}
+	return file_weir_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *InboxResponse) GetMsg() isInboxResponse_Msg {
@@ -4846,7 +4980,7 @@ type PostgresConnectorConfig struct {
 
 func (x *PostgresConnectorConfig) Reset() {
 	*x = PostgresConnectorConfig{}
-	mi := &file_weir_proto_msgTypes[81]
+	mi := &file_weir_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4858,7 +4992,7 @@ func (x *PostgresConnectorConfig) String() string {
 func (*PostgresConnectorConfig) ProtoMessage() {}
 
 func (x *PostgresConnectorConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[81]
+	mi := &file_weir_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4871,7 +5005,7 @@ func (x *PostgresConnectorConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostgresConnectorConfig.ProtoReflect.Descriptor instead.
 func (*PostgresConnectorConfig) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{81}
+	return file_weir_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *PostgresConnectorConfig) GetDsn() string {
@@ -4969,7 +5103,7 @@ type OutboxConfig struct {
 
 func (x *OutboxConfig) Reset() {
 	*x = OutboxConfig{}
-	mi := &file_weir_proto_msgTypes[82]
+	mi := &file_weir_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4981,7 +5115,7 @@ func (x *OutboxConfig) String() string {
 func (*OutboxConfig) ProtoMessage() {}
 
 func (x *OutboxConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[82]
+	mi := &file_weir_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4994,7 +5128,7 @@ func (x *OutboxConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxConfig.ProtoReflect.Descriptor instead.
 func (*OutboxConfig) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{82}
+	return file_weir_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *OutboxConfig) GetTable() string {
@@ -5080,7 +5214,7 @@ type CreateConnectorRequest struct {
 
 func (x *CreateConnectorRequest) Reset() {
 	*x = CreateConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[83]
+	mi := &file_weir_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5092,7 +5226,7 @@ func (x *CreateConnectorRequest) String() string {
 func (*CreateConnectorRequest) ProtoMessage() {}
 
 func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[83]
+	mi := &file_weir_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5105,7 +5239,7 @@ func (x *CreateConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateConnectorRequest.ProtoReflect.Descriptor instead.
 func (*CreateConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{83}
+	return file_weir_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CreateConnectorRequest) GetName() string {
@@ -5170,7 +5304,7 @@ type ConnectorInfo struct {
 
 func (x *ConnectorInfo) Reset() {
 	*x = ConnectorInfo{}
-	mi := &file_weir_proto_msgTypes[84]
+	mi := &file_weir_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5182,7 +5316,7 @@ func (x *ConnectorInfo) String() string {
 func (*ConnectorInfo) ProtoMessage() {}
 
 func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[84]
+	mi := &file_weir_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5195,7 +5329,7 @@ func (x *ConnectorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectorInfo.ProtoReflect.Descriptor instead.
 func (*ConnectorInfo) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{84}
+	return file_weir_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ConnectorInfo) GetName() string {
@@ -5337,7 +5471,7 @@ type ListConnectorsRequest struct {
 
 func (x *ListConnectorsRequest) Reset() {
 	*x = ListConnectorsRequest{}
-	mi := &file_weir_proto_msgTypes[85]
+	mi := &file_weir_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5349,7 +5483,7 @@ func (x *ListConnectorsRequest) String() string {
 func (*ListConnectorsRequest) ProtoMessage() {}
 
 func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[85]
+	mi := &file_weir_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5362,7 +5496,7 @@ func (x *ListConnectorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectorsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnectorsRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{85}
+	return file_weir_proto_rawDescGZIP(), []int{87}
 }
 
 type ListConnectorsResponse struct {
@@ -5374,7 +5508,7 @@ type ListConnectorsResponse struct {
 
 func (x *ListConnectorsResponse) Reset() {
 	*x = ListConnectorsResponse{}
-	mi := &file_weir_proto_msgTypes[86]
+	mi := &file_weir_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5386,7 +5520,7 @@ func (x *ListConnectorsResponse) String() string {
 func (*ListConnectorsResponse) ProtoMessage() {}
 
 func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[86]
+	mi := &file_weir_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5399,7 +5533,7 @@ func (x *ListConnectorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnectorsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnectorsResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{86}
+	return file_weir_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListConnectorsResponse) GetConnectors() []*ConnectorInfo {
@@ -5418,7 +5552,7 @@ type DescribeConnectorRequest struct {
 
 func (x *DescribeConnectorRequest) Reset() {
 	*x = DescribeConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[87]
+	mi := &file_weir_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5430,7 +5564,7 @@ func (x *DescribeConnectorRequest) String() string {
 func (*DescribeConnectorRequest) ProtoMessage() {}
 
 func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[87]
+	mi := &file_weir_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5443,7 +5577,7 @@ func (x *DescribeConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeConnectorRequest.ProtoReflect.Descriptor instead.
 func (*DescribeConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{87}
+	return file_weir_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *DescribeConnectorRequest) GetName() string {
@@ -5463,7 +5597,7 @@ type DeleteConnectorRequest struct {
 
 func (x *DeleteConnectorRequest) Reset() {
 	*x = DeleteConnectorRequest{}
-	mi := &file_weir_proto_msgTypes[88]
+	mi := &file_weir_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5475,7 +5609,7 @@ func (x *DeleteConnectorRequest) String() string {
 func (*DeleteConnectorRequest) ProtoMessage() {}
 
 func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[88]
+	mi := &file_weir_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5488,7 +5622,7 @@ func (x *DeleteConnectorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConnectorRequest) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{88}
+	return file_weir_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DeleteConnectorRequest) GetName() string {
@@ -5513,7 +5647,7 @@ type DeleteConnectorResponse struct {
 
 func (x *DeleteConnectorResponse) Reset() {
 	*x = DeleteConnectorResponse{}
-	mi := &file_weir_proto_msgTypes[89]
+	mi := &file_weir_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5525,7 +5659,7 @@ func (x *DeleteConnectorResponse) String() string {
 func (*DeleteConnectorResponse) ProtoMessage() {}
 
 func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_weir_proto_msgTypes[89]
+	mi := &file_weir_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5538,7 +5672,7 @@ func (x *DeleteConnectorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConnectorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConnectorResponse) Descriptor() ([]byte, []int) {
-	return file_weir_proto_rawDescGZIP(), []int{89}
+	return file_weir_proto_rawDescGZIP(), []int{91}
 }
 
 var File_weir_proto protoreflect.FileDescriptor
@@ -5830,7 +5964,18 @@ const file_weir_proto_rawDesc = "" +
 	"\x0fPartitionOffset\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\"\x10\n" +
-	"\x0eSettleResponse\"o\n" +
+	"\x0eSettleResponse\"\x85\x01\n" +
+	"\x10AckStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
+	"\x0fsubscription_id\x18\x02 \x01(\tR\x0esubscriptionId\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\x05R\n" +
+	"partitions\x12\x18\n" +
+	"\aoffsets\x18\x04 \x03(\x03R\aoffsets\"Q\n" +
+	"\x11AckStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"o\n" +
 	"\x16DeclareExchangeRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12-\n" +
@@ -5965,7 +6110,7 @@ const file_weir_proto_rawDesc = "" +
 	"\x16DeleteConnectorRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tkeep_slot\x18\x02 \x01(\bR\bkeepSlot\"\x19\n" +
-	"\x17DeleteConnectorResponse2\xe9\x13\n" +
+	"\x17DeleteConnectorResponse2\xb1\x14\n" +
 	"\x04Weir\x12E\n" +
 	"\n" +
 	"ServerInfo\x12\x1a.weir.v1.ServerInfoRequest\x1a\x1b.weir.v1.ServerInfoResponse\x12A\n" +
@@ -5994,7 +6139,8 @@ const file_weir_proto_rawDesc = "" +
 	"\x03Ack\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x127\n" +
 	"\x04Nack\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x129\n" +
 	"\x06Reject\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x129\n" +
-	"\x06Extend\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x129\n" +
+	"\x06Extend\x12\x16.weir.v1.SettleRequest\x1a\x17.weir.v1.SettleResponse\x12F\n" +
+	"\tAckStream\x12\x19.weir.v1.AckStreamRequest\x1a\x1a.weir.v1.AckStreamResponse(\x010\x01\x129\n" +
 	"\x06Commit\x12\x16.weir.v1.CommitRequest\x1a\x17.weir.v1.CommitResponse\x12E\n" +
 	"\n" +
 	"ListGroups\x12\x1a.weir.v1.ListGroupsRequest\x1a\x1b.weir.v1.ListGroupsResponse\x12B\n" +
@@ -6027,7 +6173,7 @@ func file_weir_proto_rawDescGZIP() []byte {
 	return file_weir_proto_rawDescData
 }
 
-var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_weir_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
 var file_weir_proto_goTypes = []any{
 	(*Header)(nil),                      // 0: weir.v1.Header
 	(*Record)(nil),                      // 1: weir.v1.Record
@@ -6093,61 +6239,63 @@ var file_weir_proto_goTypes = []any{
 	(*SettleRequest)(nil),               // 61: weir.v1.SettleRequest
 	(*PartitionOffset)(nil),             // 62: weir.v1.PartitionOffset
 	(*SettleResponse)(nil),              // 63: weir.v1.SettleResponse
-	(*DeclareExchangeRequest)(nil),      // 64: weir.v1.DeclareExchangeRequest
-	(*ExchangeBinding)(nil),             // 65: weir.v1.ExchangeBinding
-	(*ExchangeInfo)(nil),                // 66: weir.v1.ExchangeInfo
-	(*ListExchangesRequest)(nil),        // 67: weir.v1.ListExchangesRequest
-	(*ListExchangesResponse)(nil),       // 68: weir.v1.ListExchangesResponse
-	(*DeleteExchangeRequest)(nil),       // 69: weir.v1.DeleteExchangeRequest
-	(*DeleteExchangeResponse)(nil),      // 70: weir.v1.DeleteExchangeResponse
-	(*BindRequest)(nil),                 // 71: weir.v1.BindRequest
-	(*BindResponse)(nil),                // 72: weir.v1.BindResponse
-	(*PublishExchangeRequest)(nil),      // 73: weir.v1.PublishExchangeRequest
-	(*PublishExchangeResponse)(nil),     // 74: weir.v1.PublishExchangeResponse
-	(*Destination)(nil),                 // 75: weir.v1.Destination
-	(*PublishToRequest)(nil),            // 76: weir.v1.PublishToRequest
-	(*DestinationResult)(nil),           // 77: weir.v1.DestinationResult
-	(*PublishToResponse)(nil),           // 78: weir.v1.PublishToResponse
-	(*OpenInboxRequest)(nil),            // 79: weir.v1.OpenInboxRequest
-	(*InboxResponse)(nil),               // 80: weir.v1.InboxResponse
-	(*PostgresConnectorConfig)(nil),     // 81: weir.v1.PostgresConnectorConfig
-	(*OutboxConfig)(nil),                // 82: weir.v1.OutboxConfig
-	(*CreateConnectorRequest)(nil),      // 83: weir.v1.CreateConnectorRequest
-	(*ConnectorInfo)(nil),               // 84: weir.v1.ConnectorInfo
-	(*ListConnectorsRequest)(nil),       // 85: weir.v1.ListConnectorsRequest
-	(*ListConnectorsResponse)(nil),      // 86: weir.v1.ListConnectorsResponse
-	(*DescribeConnectorRequest)(nil),    // 87: weir.v1.DescribeConnectorRequest
-	(*DeleteConnectorRequest)(nil),      // 88: weir.v1.DeleteConnectorRequest
-	(*DeleteConnectorResponse)(nil),     // 89: weir.v1.DeleteConnectorResponse
-	nil,                                 // 90: weir.v1.PositionsMode.OffsetsEntry
-	nil,                                 // 91: weir.v1.ExchangeBinding.ArgsEntry
-	nil,                                 // 92: weir.v1.BindRequest.ArgsEntry
-	(*timestamppb.Timestamp)(nil),       // 93: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 94: google.protobuf.Duration
+	(*AckStreamRequest)(nil),            // 64: weir.v1.AckStreamRequest
+	(*AckStreamResponse)(nil),           // 65: weir.v1.AckStreamResponse
+	(*DeclareExchangeRequest)(nil),      // 66: weir.v1.DeclareExchangeRequest
+	(*ExchangeBinding)(nil),             // 67: weir.v1.ExchangeBinding
+	(*ExchangeInfo)(nil),                // 68: weir.v1.ExchangeInfo
+	(*ListExchangesRequest)(nil),        // 69: weir.v1.ListExchangesRequest
+	(*ListExchangesResponse)(nil),       // 70: weir.v1.ListExchangesResponse
+	(*DeleteExchangeRequest)(nil),       // 71: weir.v1.DeleteExchangeRequest
+	(*DeleteExchangeResponse)(nil),      // 72: weir.v1.DeleteExchangeResponse
+	(*BindRequest)(nil),                 // 73: weir.v1.BindRequest
+	(*BindResponse)(nil),                // 74: weir.v1.BindResponse
+	(*PublishExchangeRequest)(nil),      // 75: weir.v1.PublishExchangeRequest
+	(*PublishExchangeResponse)(nil),     // 76: weir.v1.PublishExchangeResponse
+	(*Destination)(nil),                 // 77: weir.v1.Destination
+	(*PublishToRequest)(nil),            // 78: weir.v1.PublishToRequest
+	(*DestinationResult)(nil),           // 79: weir.v1.DestinationResult
+	(*PublishToResponse)(nil),           // 80: weir.v1.PublishToResponse
+	(*OpenInboxRequest)(nil),            // 81: weir.v1.OpenInboxRequest
+	(*InboxResponse)(nil),               // 82: weir.v1.InboxResponse
+	(*PostgresConnectorConfig)(nil),     // 83: weir.v1.PostgresConnectorConfig
+	(*OutboxConfig)(nil),                // 84: weir.v1.OutboxConfig
+	(*CreateConnectorRequest)(nil),      // 85: weir.v1.CreateConnectorRequest
+	(*ConnectorInfo)(nil),               // 86: weir.v1.ConnectorInfo
+	(*ListConnectorsRequest)(nil),       // 87: weir.v1.ListConnectorsRequest
+	(*ListConnectorsResponse)(nil),      // 88: weir.v1.ListConnectorsResponse
+	(*DescribeConnectorRequest)(nil),    // 89: weir.v1.DescribeConnectorRequest
+	(*DeleteConnectorRequest)(nil),      // 90: weir.v1.DeleteConnectorRequest
+	(*DeleteConnectorResponse)(nil),     // 91: weir.v1.DeleteConnectorResponse
+	nil,                                 // 92: weir.v1.PositionsMode.OffsetsEntry
+	nil,                                 // 93: weir.v1.ExchangeBinding.ArgsEntry
+	nil,                                 // 94: weir.v1.BindRequest.ArgsEntry
+	(*timestamppb.Timestamp)(nil),       // 95: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 96: google.protobuf.Duration
 }
 var file_weir_proto_depIdxs = []int32{
 	0,   // 0: weir.v1.Record.headers:type_name -> weir.v1.Header
-	93,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
-	94,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
-	94,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
+	95,  // 1: weir.v1.Record.timestamp:type_name -> google.protobuf.Timestamp
+	96,  // 2: weir.v1.StreamConfig.retention_age:type_name -> google.protobuf.Duration
+	96,  // 3: weir.v1.StreamConfig.dedup_window:type_name -> google.protobuf.Duration
 	2,   // 4: weir.v1.StreamInfo.config:type_name -> weir.v1.StreamConfig
-	93,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
+	95,  // 5: weir.v1.StreamInfo.created_at:type_name -> google.protobuf.Timestamp
 	3,   // 6: weir.v1.StreamInfo.partitions:type_name -> weir.v1.PartitionInfo
 	2,   // 7: weir.v1.CreateStreamRequest.config:type_name -> weir.v1.StreamConfig
 	4,   // 8: weir.v1.ListStreamsResponse.streams:type_name -> weir.v1.StreamInfo
 	1,   // 9: weir.v1.PublishRequest.records:type_name -> weir.v1.Record
 	15,  // 10: weir.v1.PublishResponse.results:type_name -> weir.v1.PublishResult
 	15,  // 11: weir.v1.PublishStreamResponse.results:type_name -> weir.v1.PublishResult
-	93,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
-	94,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	95,  // 12: weir.v1.StartPosition.time:type_name -> google.protobuf.Timestamp
+	96,  // 13: weir.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	1,   // 14: weir.v1.FetchResponse.records:type_name -> weir.v1.Record
 	23,  // 15: weir.v1.SubscribeRequest.group:type_name -> weir.v1.GroupMode
 	24,  // 16: weir.v1.SubscribeRequest.ephemeral:type_name -> weir.v1.EphemeralMode
 	25,  // 17: weir.v1.SubscribeRequest.positions:type_name -> weir.v1.PositionsMode
 	22,  // 18: weir.v1.SubscribeRequest.shared:type_name -> weir.v1.SharedMode
 	18,  // 19: weir.v1.GroupMode.start:type_name -> weir.v1.StartPosition
-	94,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
-	90,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
+	96,  // 20: weir.v1.GroupMode.session_timeout:type_name -> google.protobuf.Duration
+	92,  // 21: weir.v1.PositionsMode.offsets:type_name -> weir.v1.PositionsMode.OffsetsEntry
 	18,  // 22: weir.v1.PositionsMode.start:type_name -> weir.v1.StartPosition
 	27,  // 23: weir.v1.SubscribeResponse.subscribed:type_name -> weir.v1.Subscribed
 	28,  // 24: weir.v1.SubscribeResponse.assignment:type_name -> weir.v1.Assignment
@@ -6156,46 +6304,46 @@ var file_weir_proto_depIdxs = []int32{
 	29,  // 27: weir.v1.Assignment.revoked:type_name -> weir.v1.PartitionRef
 	1,   // 28: weir.v1.Records.records:type_name -> weir.v1.Record
 	36,  // 29: weir.v1.CommitRequest.offsets:type_name -> weir.v1.OffsetCommit
-	94,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
-	93,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
+	96,  // 30: weir.v1.GroupMember.session_timeout:type_name -> google.protobuf.Duration
+	95,  // 31: weir.v1.GroupMember.last_heartbeat:type_name -> google.protobuf.Timestamp
 	29,  // 32: weir.v1.GroupMember.assigned:type_name -> weir.v1.PartitionRef
-	93,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
+	95,  // 33: weir.v1.GroupOffset.commit_time:type_name -> google.protobuf.Timestamp
 	42,  // 34: weir.v1.GroupInfo.members:type_name -> weir.v1.GroupMember
 	43,  // 35: weir.v1.GroupInfo.offsets:type_name -> weir.v1.GroupOffset
 	18,  // 36: weir.v1.ResetOffsetsRequest.to:type_name -> weir.v1.StartPosition
 	18,  // 37: weir.v1.SubscriptionConfig.start:type_name -> weir.v1.StartPosition
-	94,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
-	94,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
-	94,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
-	94,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
+	96,  // 38: weir.v1.SubscriptionConfig.ack_timeout:type_name -> google.protobuf.Duration
+	96,  // 39: weir.v1.SubscriptionConfig.backoff_initial:type_name -> google.protobuf.Duration
+	96,  // 40: weir.v1.SubscriptionConfig.backoff_max:type_name -> google.protobuf.Duration
+	96,  // 41: weir.v1.SubscriptionConfig.message_ttl:type_name -> google.protobuf.Duration
 	46,  // 42: weir.v1.SubscriptionInfo.config:type_name -> weir.v1.SubscriptionConfig
 	46,  // 43: weir.v1.CreateQueueRequest.subscription:type_name -> weir.v1.SubscriptionConfig
-	94,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
+	96,  // 44: weir.v1.CreateQueueRequest.dedup_window:type_name -> google.protobuf.Duration
 	47,  // 45: weir.v1.ListQueuesResponse.queues:type_name -> weir.v1.SubscriptionInfo
 	46,  // 46: weir.v1.CreateSubscriptionRequest.config:type_name -> weir.v1.SubscriptionConfig
 	47,  // 47: weir.v1.ListSubscriptionsResponse.subscriptions:type_name -> weir.v1.SubscriptionInfo
 	62,  // 48: weir.v1.SettleRequest.records:type_name -> weir.v1.PartitionOffset
-	94,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
-	91,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
-	65,  // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
-	66,  // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
-	92,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
+	96,  // 49: weir.v1.SettleRequest.delay:type_name -> google.protobuf.Duration
+	93,  // 50: weir.v1.ExchangeBinding.args:type_name -> weir.v1.ExchangeBinding.ArgsEntry
+	67,  // 51: weir.v1.ExchangeInfo.bindings:type_name -> weir.v1.ExchangeBinding
+	68,  // 52: weir.v1.ListExchangesResponse.exchanges:type_name -> weir.v1.ExchangeInfo
+	94,  // 53: weir.v1.BindRequest.args:type_name -> weir.v1.BindRequest.ArgsEntry
 	1,   // 54: weir.v1.PublishExchangeRequest.records:type_name -> weir.v1.Record
-	75,  // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
+	77,  // 55: weir.v1.PublishToRequest.destinations:type_name -> weir.v1.Destination
 	1,   // 56: weir.v1.PublishToRequest.records:type_name -> weir.v1.Record
-	75,  // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
+	77,  // 57: weir.v1.DestinationResult.destination:type_name -> weir.v1.Destination
 	15,  // 58: weir.v1.DestinationResult.results:type_name -> weir.v1.PublishResult
-	77,  // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
+	79,  // 59: weir.v1.PublishToResponse.results:type_name -> weir.v1.DestinationResult
 	31,  // 60: weir.v1.InboxResponse.records:type_name -> weir.v1.Records
-	94,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
-	82,  // 62: weir.v1.PostgresConnectorConfig.outbox:type_name -> weir.v1.OutboxConfig
-	94,  // 63: weir.v1.OutboxConfig.dedup_window:type_name -> google.protobuf.Duration
-	81,  // 64: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
-	81,  // 65: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
-	93,  // 66: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
-	93,  // 67: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
-	94,  // 68: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
-	84,  // 69: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
+	96,  // 61: weir.v1.PostgresConnectorConfig.dedup_window:type_name -> google.protobuf.Duration
+	84,  // 62: weir.v1.PostgresConnectorConfig.outbox:type_name -> weir.v1.OutboxConfig
+	96,  // 63: weir.v1.OutboxConfig.dedup_window:type_name -> google.protobuf.Duration
+	83,  // 64: weir.v1.CreateConnectorRequest.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	83,  // 65: weir.v1.ConnectorInfo.postgres:type_name -> weir.v1.PostgresConnectorConfig
+	95,  // 66: weir.v1.ConnectorInfo.last_error_time:type_name -> google.protobuf.Timestamp
+	95,  // 67: weir.v1.ConnectorInfo.last_event_time:type_name -> google.protobuf.Timestamp
+	96,  // 68: weir.v1.ConnectorInfo.behind:type_name -> google.protobuf.Duration
+	86,  // 69: weir.v1.ListConnectorsResponse.connectors:type_name -> weir.v1.ConnectorInfo
 	5,   // 70: weir.v1.Weir.ServerInfo:input_type -> weir.v1.ServerInfoRequest
 	7,   // 71: weir.v1.Weir.CreateStream:input_type -> weir.v1.CreateStreamRequest
 	8,   // 72: weir.v1.Weir.ListStreams:input_type -> weir.v1.ListStreamsRequest
@@ -6220,64 +6368,66 @@ var file_weir_proto_depIdxs = []int32{
 	61,  // 91: weir.v1.Weir.Nack:input_type -> weir.v1.SettleRequest
 	61,  // 92: weir.v1.Weir.Reject:input_type -> weir.v1.SettleRequest
 	61,  // 93: weir.v1.Weir.Extend:input_type -> weir.v1.SettleRequest
-	37,  // 94: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
-	39,  // 95: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
-	41,  // 96: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
-	45,  // 97: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
-	64,  // 98: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
-	67,  // 99: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
-	69,  // 100: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
-	71,  // 101: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
-	71,  // 102: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
-	73,  // 103: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
-	76,  // 104: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
-	79,  // 105: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
-	83,  // 106: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
-	85,  // 107: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
-	87,  // 108: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
-	88,  // 109: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
-	6,   // 110: weir.v1.Weir.ServerInfo:output_type -> weir.v1.ServerInfoResponse
-	4,   // 111: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
-	9,   // 112: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
-	4,   // 113: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
-	12,  // 114: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
-	4,   // 115: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
-	16,  // 116: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
-	17,  // 117: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
-	20,  // 118: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
-	26,  // 119: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
-	33,  // 120: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
-	35,  // 121: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
-	47,  // 122: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
-	50,  // 123: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
-	52,  // 124: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
-	54,  // 125: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
-	47,  // 126: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
-	47,  // 127: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
-	58,  // 128: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
-	60,  // 129: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
-	63,  // 130: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
-	63,  // 131: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
-	63,  // 132: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
-	63,  // 133: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
-	38,  // 134: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
-	40,  // 135: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
-	44,  // 136: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
-	44,  // 137: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
-	66,  // 138: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
-	68,  // 139: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
-	70,  // 140: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
-	72,  // 141: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
-	72,  // 142: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
-	74,  // 143: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
-	78,  // 144: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
-	80,  // 145: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
-	84,  // 146: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
-	86,  // 147: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
-	84,  // 148: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
-	89,  // 149: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
-	110, // [110:150] is the sub-list for method output_type
-	70,  // [70:110] is the sub-list for method input_type
+	64,  // 94: weir.v1.Weir.AckStream:input_type -> weir.v1.AckStreamRequest
+	37,  // 95: weir.v1.Weir.Commit:input_type -> weir.v1.CommitRequest
+	39,  // 96: weir.v1.Weir.ListGroups:input_type -> weir.v1.ListGroupsRequest
+	41,  // 97: weir.v1.Weir.DescribeGroup:input_type -> weir.v1.DescribeGroupRequest
+	45,  // 98: weir.v1.Weir.ResetOffsets:input_type -> weir.v1.ResetOffsetsRequest
+	66,  // 99: weir.v1.Weir.DeclareExchange:input_type -> weir.v1.DeclareExchangeRequest
+	69,  // 100: weir.v1.Weir.ListExchanges:input_type -> weir.v1.ListExchangesRequest
+	71,  // 101: weir.v1.Weir.DeleteExchange:input_type -> weir.v1.DeleteExchangeRequest
+	73,  // 102: weir.v1.Weir.Bind:input_type -> weir.v1.BindRequest
+	73,  // 103: weir.v1.Weir.Unbind:input_type -> weir.v1.BindRequest
+	75,  // 104: weir.v1.Weir.PublishExchange:input_type -> weir.v1.PublishExchangeRequest
+	78,  // 105: weir.v1.Weir.PublishTo:input_type -> weir.v1.PublishToRequest
+	81,  // 106: weir.v1.Weir.OpenInbox:input_type -> weir.v1.OpenInboxRequest
+	85,  // 107: weir.v1.Connectors.CreateConnector:input_type -> weir.v1.CreateConnectorRequest
+	87,  // 108: weir.v1.Connectors.ListConnectors:input_type -> weir.v1.ListConnectorsRequest
+	89,  // 109: weir.v1.Connectors.DescribeConnector:input_type -> weir.v1.DescribeConnectorRequest
+	90,  // 110: weir.v1.Connectors.DeleteConnector:input_type -> weir.v1.DeleteConnectorRequest
+	6,   // 111: weir.v1.Weir.ServerInfo:output_type -> weir.v1.ServerInfoResponse
+	4,   // 112: weir.v1.Weir.CreateStream:output_type -> weir.v1.StreamInfo
+	9,   // 113: weir.v1.Weir.ListStreams:output_type -> weir.v1.ListStreamsResponse
+	4,   // 114: weir.v1.Weir.DescribeStream:output_type -> weir.v1.StreamInfo
+	12,  // 115: weir.v1.Weir.DeleteStream:output_type -> weir.v1.DeleteStreamResponse
+	4,   // 116: weir.v1.Weir.AddPartitions:output_type -> weir.v1.StreamInfo
+	16,  // 117: weir.v1.Weir.Publish:output_type -> weir.v1.PublishResponse
+	17,  // 118: weir.v1.Weir.PublishStream:output_type -> weir.v1.PublishStreamResponse
+	20,  // 119: weir.v1.Weir.Fetch:output_type -> weir.v1.FetchResponse
+	26,  // 120: weir.v1.Weir.Subscribe:output_type -> weir.v1.SubscribeResponse
+	33,  // 121: weir.v1.Weir.AddCredits:output_type -> weir.v1.AddCreditsResponse
+	35,  // 122: weir.v1.Weir.AckRevocation:output_type -> weir.v1.AckRevocationResponse
+	47,  // 123: weir.v1.Weir.CreateQueue:output_type -> weir.v1.SubscriptionInfo
+	50,  // 124: weir.v1.Weir.ListQueues:output_type -> weir.v1.ListQueuesResponse
+	52,  // 125: weir.v1.Weir.PurgeQueue:output_type -> weir.v1.PurgeResponse
+	54,  // 126: weir.v1.Weir.Redrive:output_type -> weir.v1.RedriveResponse
+	47,  // 127: weir.v1.Weir.CreateSubscription:output_type -> weir.v1.SubscriptionInfo
+	47,  // 128: weir.v1.Weir.DescribeSubscription:output_type -> weir.v1.SubscriptionInfo
+	58,  // 129: weir.v1.Weir.ListSubscriptions:output_type -> weir.v1.ListSubscriptionsResponse
+	60,  // 130: weir.v1.Weir.DeleteSubscription:output_type -> weir.v1.DeleteSubscriptionResponse
+	63,  // 131: weir.v1.Weir.Ack:output_type -> weir.v1.SettleResponse
+	63,  // 132: weir.v1.Weir.Nack:output_type -> weir.v1.SettleResponse
+	63,  // 133: weir.v1.Weir.Reject:output_type -> weir.v1.SettleResponse
+	63,  // 134: weir.v1.Weir.Extend:output_type -> weir.v1.SettleResponse
+	65,  // 135: weir.v1.Weir.AckStream:output_type -> weir.v1.AckStreamResponse
+	38,  // 136: weir.v1.Weir.Commit:output_type -> weir.v1.CommitResponse
+	40,  // 137: weir.v1.Weir.ListGroups:output_type -> weir.v1.ListGroupsResponse
+	44,  // 138: weir.v1.Weir.DescribeGroup:output_type -> weir.v1.GroupInfo
+	44,  // 139: weir.v1.Weir.ResetOffsets:output_type -> weir.v1.GroupInfo
+	68,  // 140: weir.v1.Weir.DeclareExchange:output_type -> weir.v1.ExchangeInfo
+	70,  // 141: weir.v1.Weir.ListExchanges:output_type -> weir.v1.ListExchangesResponse
+	72,  // 142: weir.v1.Weir.DeleteExchange:output_type -> weir.v1.DeleteExchangeResponse
+	74,  // 143: weir.v1.Weir.Bind:output_type -> weir.v1.BindResponse
+	74,  // 144: weir.v1.Weir.Unbind:output_type -> weir.v1.BindResponse
+	76,  // 145: weir.v1.Weir.PublishExchange:output_type -> weir.v1.PublishExchangeResponse
+	80,  // 146: weir.v1.Weir.PublishTo:output_type -> weir.v1.PublishToResponse
+	82,  // 147: weir.v1.Weir.OpenInbox:output_type -> weir.v1.InboxResponse
+	86,  // 148: weir.v1.Connectors.CreateConnector:output_type -> weir.v1.ConnectorInfo
+	88,  // 149: weir.v1.Connectors.ListConnectors:output_type -> weir.v1.ListConnectorsResponse
+	86,  // 150: weir.v1.Connectors.DescribeConnector:output_type -> weir.v1.ConnectorInfo
+	91,  // 151: weir.v1.Connectors.DeleteConnector:output_type -> weir.v1.DeleteConnectorResponse
+	111, // [111:152] is the sub-list for method output_type
+	70,  // [70:111] is the sub-list for method input_type
 	70,  // [70:70] is the sub-list for extension type_name
 	70,  // [70:70] is the sub-list for extension extendee
 	0,   // [0:70] is the sub-list for field type_name
@@ -6307,14 +6457,14 @@ func file_weir_proto_init() {
 		(*SubscribeResponse_Assignment)(nil),
 		(*SubscribeResponse_Records)(nil),
 	}
-	file_weir_proto_msgTypes[80].OneofWrappers = []any{
+	file_weir_proto_msgTypes[82].OneofWrappers = []any{
 		(*InboxResponse_Inbox)(nil),
 		(*InboxResponse_Records)(nil),
 	}
-	file_weir_proto_msgTypes[83].OneofWrappers = []any{
+	file_weir_proto_msgTypes[85].OneofWrappers = []any{
 		(*CreateConnectorRequest_Postgres)(nil),
 	}
-	file_weir_proto_msgTypes[84].OneofWrappers = []any{
+	file_weir_proto_msgTypes[86].OneofWrappers = []any{
 		(*ConnectorInfo_Postgres)(nil),
 	}
 	type x struct{}
@@ -6323,7 +6473,7 @@ func file_weir_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weir_proto_rawDesc), len(file_weir_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   93,
+			NumMessages:   95,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -90,6 +90,8 @@ const (
 	WeirRejectProcedure = "/weir.v1.Weir/Reject"
 	// WeirExtendProcedure is the fully-qualified name of the Weir's Extend RPC.
 	WeirExtendProcedure = "/weir.v1.Weir/Extend"
+	// WeirAckStreamProcedure is the fully-qualified name of the Weir's AckStream RPC.
+	WeirAckStreamProcedure = "/weir.v1.Weir/AckStream"
 	// WeirCommitProcedure is the fully-qualified name of the Weir's Commit RPC.
 	WeirCommitProcedure = "/weir.v1.Weir/Commit"
 	// WeirListGroupsProcedure is the fully-qualified name of the Weir's ListGroups RPC.
@@ -175,6 +177,13 @@ type WeirClient interface {
 	Nack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
 	Reject(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
 	Extend(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	// Acks over one stream instead of an Ack call each (HTTP/2 only): every
+	// request is answered, in any order, by a response with its id, once its
+	// acks are durable or with the error an Ack call would have returned.
+	// As with Ack, the records' credits come back as soon as the server takes
+	// the acks. Requests are independent: an error answers one request and
+	// the stream goes on.
+	AckStream(context.Context) *connect.BidiStreamForClient[v1.AckStreamRequest, v1.AckStreamResponse]
 	// Consumer groups.
 	Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error)
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
@@ -359,6 +368,12 @@ func NewWeirClient(httpClient connect.HTTPClient, baseURL string, opts ...connec
 			connect.WithSchema(weirMethods.ByName("Extend")),
 			connect.WithClientOptions(opts...),
 		),
+		ackStream: connect.NewClient[v1.AckStreamRequest, v1.AckStreamResponse](
+			httpClient,
+			baseURL+WeirAckStreamProcedure,
+			connect.WithSchema(weirMethods.ByName("AckStream")),
+			connect.WithClientOptions(opts...),
+		),
 		commit: connect.NewClient[v1.CommitRequest, v1.CommitResponse](
 			httpClient,
 			baseURL+WeirCommitProcedure,
@@ -460,6 +475,7 @@ type weirClient struct {
 	nack                 *connect.Client[v1.SettleRequest, v1.SettleResponse]
 	reject               *connect.Client[v1.SettleRequest, v1.SettleResponse]
 	extend               *connect.Client[v1.SettleRequest, v1.SettleResponse]
+	ackStream            *connect.Client[v1.AckStreamRequest, v1.AckStreamResponse]
 	commit               *connect.Client[v1.CommitRequest, v1.CommitResponse]
 	listGroups           *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
 	describeGroup        *connect.Client[v1.DescribeGroupRequest, v1.GroupInfo]
@@ -594,6 +610,11 @@ func (c *weirClient) Extend(ctx context.Context, req *connect.Request[v1.SettleR
 	return c.extend.CallUnary(ctx, req)
 }
 
+// AckStream calls weir.v1.Weir.AckStream.
+func (c *weirClient) AckStream(ctx context.Context) *connect.BidiStreamForClient[v1.AckStreamRequest, v1.AckStreamResponse] {
+	return c.ackStream.CallBidiStream(ctx)
+}
+
 // Commit calls weir.v1.Weir.Commit.
 func (c *weirClient) Commit(ctx context.Context, req *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error) {
 	return c.commit.CallUnary(ctx, req)
@@ -701,6 +722,13 @@ type WeirHandler interface {
 	Nack(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
 	Reject(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
 	Extend(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error)
+	// Acks over one stream instead of an Ack call each (HTTP/2 only): every
+	// request is answered, in any order, by a response with its id, once its
+	// acks are durable or with the error an Ack call would have returned.
+	// As with Ack, the records' credits come back as soon as the server takes
+	// the acks. Requests are independent: an error answers one request and
+	// the stream goes on.
+	AckStream(context.Context, *connect.BidiStream[v1.AckStreamRequest, v1.AckStreamResponse]) error
 	// Consumer groups.
 	Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error)
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
@@ -881,6 +909,12 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 		connect.WithSchema(weirMethods.ByName("Extend")),
 		connect.WithHandlerOptions(opts...),
 	)
+	weirAckStreamHandler := connect.NewBidiStreamHandler(
+		WeirAckStreamProcedure,
+		svc.AckStream,
+		connect.WithSchema(weirMethods.ByName("AckStream")),
+		connect.WithHandlerOptions(opts...),
+	)
 	weirCommitHandler := connect.NewUnaryHandler(
 		WeirCommitProcedure,
 		svc.Commit,
@@ -1003,6 +1037,8 @@ func NewWeirHandler(svc WeirHandler, opts ...connect.HandlerOption) (string, htt
 			weirRejectHandler.ServeHTTP(w, r)
 		case WeirExtendProcedure:
 			weirExtendHandler.ServeHTTP(w, r)
+		case WeirAckStreamProcedure:
+			weirAckStreamHandler.ServeHTTP(w, r)
 		case WeirCommitProcedure:
 			weirCommitHandler.ServeHTTP(w, r)
 		case WeirListGroupsProcedure:
@@ -1130,6 +1166,10 @@ func (UnimplementedWeirHandler) Reject(context.Context, *connect.Request[v1.Sett
 
 func (UnimplementedWeirHandler) Extend(context.Context, *connect.Request[v1.SettleRequest]) (*connect.Response[v1.SettleResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.Extend is not implemented"))
+}
+
+func (UnimplementedWeirHandler) AckStream(context.Context, *connect.BidiStream[v1.AckStreamRequest, v1.AckStreamResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("weir.v1.Weir.AckStream is not implemented"))
 }
 
 func (UnimplementedWeirHandler) Commit(context.Context, *connect.Request[v1.CommitRequest]) (*connect.Response[v1.CommitResponse], error) {

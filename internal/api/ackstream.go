@@ -1,0 +1,89 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/internal/broker"
+)
+
+// maxAckStreamPending bounds the requests of one AckStream settled at
+// once: past it the stream is read no further until one is answered, so a
+// client that sends without reading the answers holds no more goroutines
+// than this.
+const maxAckStreamPending = 64
+
+// AckStream acks records as Ack does, for a stream of requests. Each
+// request is settled on a goroutine of its own, so that the requests under
+// way share the subscription's group commit, and answered with its id once
+// durable or refused; a refused request does not end the stream. When the
+// client closes its side, the stream ends once every request is answered.
+func (s *Service) AckStream(ctx context.Context, stream *connect.BidiStream[weirpb.AckStreamRequest, weirpb.AckStreamResponse]) error {
+	var (
+		sendMu  sync.Mutex
+		sendErr error // the first failed Send: no more answers go out
+		pending sync.WaitGroup
+	)
+	answer := func(id uint64, err error) {
+		resp := &weirpb.AckStreamResponse{Id: id}
+		if err != nil {
+			var ce *connect.Error
+			if errors.As(s.fail(ctx, "AckStream", err), &ce) {
+				resp.Code, resp.Message = ce.Code().String(), ce.Message()
+			}
+		}
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if sendErr == nil {
+			sendErr = stream.Send(resp)
+		}
+	}
+	slots := make(chan struct{}, maxAckStreamPending)
+	defer pending.Wait()
+	for {
+		req, err := stream.Receive()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sub, refs, err := s.ackStreamRequest(req)
+		if err != nil {
+			answer(req.GetId(), err)
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		pending.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				pending.Done()
+			}()
+			answer(req.GetId(), s.ack(ctx, sub, refs))
+		}()
+	}
+}
+
+// ackStreamRequest finds the subscription an AckStreamRequest names and
+// converts its records.
+func (s *Service) ackStreamRequest(req *weirpb.AckStreamRequest) (*subscription, []broker.DeliveryRef, error) {
+	sub, err := s.sharedSubscription(req.GetSubscriptionId())
+	if err != nil {
+		return nil, nil, err
+	}
+	refs, err := deliveryRefsFromLists(req.GetPartitions(), req.GetOffsets())
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, refs, nil
+}
