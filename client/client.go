@@ -210,8 +210,9 @@ func newTransport(tlsConfig *tls.Config) *http.Transport {
 		MaxIdleConns:        16,
 		IdleConnTimeout:     90 * time.Second,
 		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: 15 * time.Second,
-			PingTimeout:     10 * time.Second,
+			SendPingTimeout:  15 * time.Second,
+			PingTimeout:      10 * time.Second,
+			MaxReadFrameSize: 256 << 10,
 		},
 	}
 	if tlsConfig != nil {
