@@ -228,15 +228,22 @@ func (s *session) handleShared(m *Message) {
 		// The handler gave up because the consumer stops: the record goes
 		// to another consumer when this one's subscription ends.
 	default:
-		if !m.settled.CompareAndSwap(false, true) {
-			return
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, commitTimeout)
-		defer cancel()
-		if nerr := s.nack(ctx, m, errorText(err), 0); nerr != nil && s.ctx.Err() == nil {
-			s.cons.c.logger.Warn("weir: nack failed; the record is delivered again at its deadline",
-				"stream", m.Stream, "partition", m.Partition, "offset", m.Offset, "err", nerr)
-		}
+		s.handlerFailed(m, err)
+	}
+}
+
+// handlerFailed nacks m, whose handler returned err. It is apart from
+// handleShared so that the frame a handler's new goroutine starts with
+// stays small.
+func (s *session) handlerFailed(m *Message, err error) {
+	if !m.settled.CompareAndSwap(false, true) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, commitTimeout)
+	defer cancel()
+	if nerr := s.nack(ctx, m, errorText(err), 0); nerr != nil && s.ctx.Err() == nil {
+		s.cons.c.logger.Warn("weir: nack failed; the record is delivered again at its deadline",
+			"stream", m.Stream, "partition", m.Partition, "offset", m.Offset, "err", nerr)
 	}
 }
 

@@ -272,38 +272,55 @@ func (t *tracing) processHandler(stream string, cfg *consumeConfig, handler Hand
 	name := "process " + stream
 	childOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
 	rootOpts := append(slices.Clip(childOpts), trace.WithNewRoot())
+	process := &processSpans{t: t, name: name, childOpts: childOpts, rootOpts: rootOpts}
 	return func(ctx context.Context, m *Message) error {
 		parent := t.propagator.Extract(ctx, &headerCarrier{headers: m.Headers})
 		if t.off() {
 			return handler(parent, m)
 		}
-		opts := childOpts
-		if sc := trace.SpanContextFromContext(parent); !sc.IsValid() || sc.Equal(trace.SpanContextFromContext(ctx)) {
-			// Without a producer's context the message starts a trace of
-			// its own, not one under whatever span Consume was called in.
-			opts = rootOpts
-		}
-		ctx, span := t.tracer.Start(parent, name, opts...)
-		defer span.End()
-		if span.IsRecording() {
-			span.SetAttributes(
-				semconv.MessagingDestinationPartitionID(strconv.Itoa(int(m.Partition))),
-				attrOffset.Int64(m.Offset),
-				semconv.MessagingMessageBodySize(len(m.Value)),
-			)
-			if id, ok := m.Header(HeaderMessageID); ok && len(id) > 0 {
-				span.SetAttributes(semconv.MessagingMessageID(string(id)))
-			}
-			if m.DeliveryCount > 0 {
-				span.SetAttributes(attrDeliveryCount.Int(int(m.DeliveryCount)))
-			}
-		}
-		err := handler(ctx, m)
-		if err != nil {
-			recordError(span, err)
-		}
-		return err
+		return process.handle(ctx, parent, m, handler)
 	}
+}
+
+// processSpans starts the consumer spans of one consumer's handler. It is
+// apart from the handler's wrapper so that the wrapper's frame stays small:
+// a handler runs on a new goroutine, whose stack grows (and is copied) when
+// the first frames need more than it starts with.
+type processSpans struct {
+	t                   *tracing
+	name                string
+	childOpts, rootOpts []trace.SpanStartOption
+}
+
+// handle runs handler for m within a consumer span; parent is the context
+// extracted from m's headers.
+func (p *processSpans) handle(ctx, parent context.Context, m *Message, handler Handler) error {
+	opts := p.childOpts
+	if sc := trace.SpanContextFromContext(parent); !sc.IsValid() || sc.Equal(trace.SpanContextFromContext(ctx)) {
+		// Without a producer's context the message starts a trace of
+		// its own, not one under whatever span Consume was called in.
+		opts = p.rootOpts
+	}
+	ctx, span := p.t.tracer.Start(parent, p.name, opts...)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(m.Partition))),
+			attrOffset.Int64(m.Offset),
+			semconv.MessagingMessageBodySize(len(m.Value)),
+		)
+		if id, ok := m.Header(HeaderMessageID); ok && len(id) > 0 {
+			span.SetAttributes(semconv.MessagingMessageID(string(id)))
+		}
+		if m.DeliveryCount > 0 {
+			span.SetAttributes(attrDeliveryCount.Int(int(m.DeliveryCount)))
+		}
+	}
+	err := handler(ctx, m)
+	if err != nil {
+		recordError(span, err)
+	}
+	return err
 }
 
 // recordError marks a span failed by err.
