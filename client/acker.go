@@ -205,8 +205,10 @@ func (a *acker) ack(ctx context.Context, msgs []*Message) error {
 		if err := s.ended("ack", len(msgs)); err != nil {
 			return err
 		}
-		err := a.stream.ack(ctx, msgs)
-		if !errors.Is(err, errNoAckStream) {
+		switch err := a.stream.ack(ctx, msgs); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, errNoAckStream):
 			first := PartitionOffset{Partition: msgs[0].Partition, Offset: msgs[0].Offset}
 			return wrapError(s.settleOp("ack", len(msgs), first), err)
 		}

@@ -105,30 +105,43 @@ func recordsFromProto(field string, recs []*weirpb.Record) ([]broker.Record, err
 	return out, nil
 }
 
-// recordToProto converts a record read from stream. Its byte slices are
-// shared, not copied.
-func recordToProto(stream string, r *broker.Record) *weirpb.Record {
-	out := &weirpb.Record{
-		Key:       r.Key,
-		Value:     r.Value,
-		Timestamp: timestamppb.New(r.Timestamp),
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Stream:    stream,
-	}
-	if len(r.Headers) > 0 {
-		out.Headers = make([]*weirpb.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			out.Headers[i] = &weirpb.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return out
+func recordsToProto(stream string, recs []broker.Record) []*weirpb.Record {
+	return recordsToProtoBy(stream, len(recs), func(i int) *broker.Record { return &recs[i] })
 }
 
-func recordsToProto(stream string, recs []broker.Record) []*weirpb.Record {
-	out := make([]*weirpb.Record, len(recs))
-	for i := range recs {
-		out[i] = recordToProto(stream, &recs[i])
+// recordsToProtoBy converts the n records rec gives, read from stream.
+// Their byte slices are shared, not copied. The protobuf records, their
+// timestamps and their headers are allocated in one block each rather than
+// one by one: on a busy subscription the allocations per record were a
+// measurable share of the server's CPU.
+func recordsToProtoBy(stream string, n int, rec func(i int) *broker.Record) []*weirpb.Record {
+	out := make([]*weirpb.Record, n)
+	msgs := make([]weirpb.Record, n)
+	stamps := make([]timestamppb.Timestamp, n)
+	headers := 0
+	for i := range n {
+		headers += len(rec(i).Headers)
+	}
+	var hs []weirpb.Header
+	var hrefs []*weirpb.Header
+	if headers > 0 {
+		hs = make([]weirpb.Header, headers)
+		hrefs = make([]*weirpb.Header, headers)
+	}
+	for i := range n {
+		r, m := rec(i), &msgs[i]
+		stamps[i].Seconds, stamps[i].Nanos = r.Timestamp.Unix(), int32(r.Timestamp.Nanosecond())
+		m.Key, m.Value, m.Timestamp = r.Key, r.Value, &stamps[i]
+		m.Partition, m.Offset, m.Stream = r.Partition, r.Offset, stream
+		if k := len(r.Headers); k > 0 {
+			m.Headers, hrefs = hrefs[:k:k], hrefs[k:]
+			for j, h := range r.Headers {
+				hs[j].Key, hs[j].Value = h.Key, h.Value
+				m.Headers[j] = &hs[j]
+			}
+			hs = hs[k:]
+		}
+		out[i] = m
 	}
 	return out
 }
@@ -347,9 +360,11 @@ func deliveryRefs(field string, n int, ref func(i int) (partition int32, offset 
 // deliveriesToProto converts records delivered through a shared
 // subscription of stream into a Records event with their delivery counts.
 func deliveriesToProto(stream string, ds []broker.Delivery) *weirpb.Records {
-	out := &weirpb.Records{Records: make([]*weirpb.Record, len(ds)), DeliveryCounts: make([]int32, len(ds))}
+	out := &weirpb.Records{
+		Records:        recordsToProtoBy(stream, len(ds), func(i int) *broker.Record { return &ds[i].Record }),
+		DeliveryCounts: make([]int32, len(ds)),
+	}
 	for i := range ds {
-		out.Records[i] = recordToProto(stream, &ds[i].Record)
 		out.DeliveryCounts[i] = ds[i].DeliveryCount
 	}
 	return out
