@@ -117,12 +117,12 @@ type deliveryState struct {
 
 // floor is the offset below which every record is settled.
 func (p *sharedPart) floor() int64 {
-	for p.unsettled.Len() > 0 {
+	for len(p.unsettled) > 0 {
 		off := p.unsettled[0]
 		if _, ok := p.live[off]; ok {
 			return off
 		}
-		heap.Pop(&p.unsettled)
+		p.unsettled.pop()
 	}
 	return p.fetch
 }
@@ -132,7 +132,7 @@ func (p *sharedPart) floor() int64 {
 // committing records' offsets off the heap, appending them to taken: the
 // caller puts them back (restore) if the transaction fails.
 func (p *sharedPart) floorPast(taken []int64) (int64, []int64) {
-	for p.unsettled.Len() > 0 {
+	for len(p.unsettled) > 0 {
 		off := p.unsettled[0]
 		if q, ok := p.live[off]; ok {
 			if !q.committing {
@@ -140,7 +140,7 @@ func (p *sharedPart) floorPast(taken []int64) (int64, []int64) {
 			}
 			taken = append(taken, off)
 		}
-		heap.Pop(&p.unsettled)
+		p.unsettled.pop()
 	}
 	return p.fetch, taken
 }
@@ -148,7 +148,7 @@ func (p *sharedPart) floorPast(taken []int64) (int64, []int64) {
 // restore puts back offsets floorPast took off the heap.
 func (p *sharedPart) restore(taken []int64) {
 	for _, off := range taken {
-		heap.Push(&p.unsettled, off)
+		p.unsettled.push(off)
 	}
 }
 
@@ -753,18 +753,46 @@ func (ss *sharedSub) wakeTimer() {
 	}
 }
 
-// offsetHeap is a min-heap of offsets.
+// offsetHeap is a min-heap of offsets. Its push and pop take and return
+// int64, not any as container/heap's do: boxing an offset allocates, and a
+// busy queue pushes and pops one per record.
 type offsetHeap []int64
 
-func (h offsetHeap) Len() int           { return len(h) }
-func (h offsetHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h offsetHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *offsetHeap) Push(x any)        { *h = append(*h, x.(int64)) }
-func (h *offsetHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func (h *offsetHeap) push(off int64) {
+	*h = append(*h, off)
+	x := *h
+	for i := len(x) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if x[parent] <= x[i] {
+			break
+		}
+		x[parent], x[i] = x[i], x[parent]
+		i = parent
+	}
+}
+
+// pop removes the least offset; the heap must not be empty.
+func (h *offsetHeap) pop() int64 {
+	x := *h
+	top, n := x[0], len(x)-1
+	x[0] = x[n]
+	x = x[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && x[l] < x[least] {
+			least = l
+		}
+		if r < n && x[r] < x[least] {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		x[i], x[least] = x[least], x[i]
+		i = least
+	}
+	*h = x
+	return top
 }
 
 // pendingHeap is a min-heap of records by one of their times (order);

@@ -149,7 +149,7 @@ func (ss *sharedSub) admit(part *sharedPart, rec *Record, now time.Time) {
 		delete(part.storedDeliveries, off)
 	}
 	part.live[off] = p
-	heap.Push(&part.unsettled, off)
+	part.unsettled.push(off)
 	if !p.delivered {
 		ss.buffered++
 	}
