@@ -23,7 +23,7 @@ type acker struct {
 	s        *session
 	batch    int
 	interval time.Duration
-	stream   *ackStream // nil: Ack calls (a client given its own HTTP client, which may not speak HTTP/2)
+	stream   *ackStream // one of the client's; nil: Ack calls
 
 	mu      sync.Mutex
 	pending []ackItem
@@ -53,8 +53,8 @@ func newAcker(s *session) *acker {
 		loopDone: make(chan struct{}),
 		slots:    make(chan struct{}, maxAckCalls),
 	}
-	if s.cons.c.ownTransport != nil {
-		a.stream = &ackStream{s: s}
+	if s.cons.c.acks != nil {
+		a.stream = s.cons.c.acks.acquire()
 	}
 	go a.loop()
 	return a
@@ -170,7 +170,7 @@ func (a *acker) close(flush bool) {
 	}
 	a.calls.Wait()
 	if a.stream != nil {
-		a.stream.close()
+		a.stream.release()
 	}
 }
 
@@ -205,7 +205,7 @@ func (a *acker) ack(ctx context.Context, msgs []*Message) error {
 		if err := s.ended("ack", len(msgs)); err != nil {
 			return err
 		}
-		switch err := a.stream.ack(ctx, msgs); {
+		switch err := a.stream.ack(ctx, s.id, msgs); {
 		case err == nil:
 			return nil
 		case !errors.Is(err, errNoAckStream):

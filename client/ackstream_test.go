@@ -2,13 +2,16 @@ package weir_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,4 +140,83 @@ func TestSharedAckStream(t *testing.T) {
 			t.Logf("1000 records acked with %d AckStream and %d Ack calls", streams, calls)
 		})
 	}
+}
+
+// TestAckStreamShared: the consumers of one client share four AckStreams,
+// which end on the server when the last of their consumers stops; the next
+// consumer opens another.
+func TestAckStreamShared(t *testing.T) {
+	srv := startServer(t)
+	proxy := startProcedureProxy(t, srv.addr)
+	c := dialAt(t, proxy.addr)
+	ctx := t.Context()
+	queues := []string{"q1", "q2", "q3", "q4", "q5", "q6"}
+	var acked atomic.Int64
+	handler := func(context.Context, *weir.Message) error { return nil }
+	onAcked := weir.OnAcked(func(m *weir.Message, err error) {
+		if err != nil {
+			t.Errorf("ack of %s: %v", m.Value, err)
+		}
+		acked.Add(1)
+	})
+	var consumers []*weir.Consumer
+	for _, q := range queues {
+		createQueue(t, c, weir.QueueConfig{Name: q})
+		publishValues(t, c, q, nil, "a", "b", "c", "d")
+		cons, err := c.Consume(ctx, q, handler, weir.Shared(""), onAcked)
+		if err != nil {
+			t.Fatal(err)
+		}
+		consumers = append(consumers, cons)
+	}
+	eventually(t, 10*time.Second, "24 acks", func() bool { return acked.Load() == 24 })
+	if n, calls := proxy.count("AckStream"), proxy.count("Ack"); n != 4 || calls != 0 {
+		t.Errorf("six consumers made %d AckStream and %d Ack calls, want 4 and 0", n, calls)
+	}
+	if n := openAckStreams(t, srv.addr); n != 4 {
+		t.Errorf("%d AckStreams open on the server while consuming, want 4", n)
+	}
+	for _, cons := range consumers {
+		if err := cons.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the AckStream ended on the server", func() bool { return openAckStreams(t, srv.addr) == 0 })
+
+	cons, err := c.Consume(ctx, "q1", handler, weir.Shared(""), onAcked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close(ctx)
+	publishValues(t, c, "q1", nil, "e")
+	eventually(t, 10*time.Second, "25 acks", func() bool { return acked.Load() == 25 })
+	if n := proxy.count("AckStream"); n != 5 {
+		t.Errorf("%d AckStream calls after a consumer started again, want 5", n)
+	}
+}
+
+// openAckStreams reads the server's count of open AckStream calls from
+// its metrics.
+func openAckStreams(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const series = `weir_api_streams{procedure="weir.v1.Weir/AckStream"} `
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }

@@ -64,6 +64,10 @@ type Client struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	closedCtx context.Context // cancelled by Close
+	closeCtx  context.CancelFunc
+
+	acks *ackStreams // the shared consumers' acks; nil with WithHTTPClient (which may not speak HTTP/2): Ack calls
 
 	replies replyInbox // Request's inbox, opened at the first request
 }
@@ -180,10 +184,12 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	c.closedCtx, c.closeCtx = context.WithCancel(context.Background())
 	c.httpClient = o.httpClient
 	if c.httpClient == nil {
 		c.ownTransport = newTransport(o.tlsConfig)
 		c.httpClient = &http.Client{Transport: c.ownTransport}
+		c.acks = newAckStreams(c)
 	}
 	connectOpts = append(connectOpts, o.authOptions()...)
 	c.api = weirpbconnect.NewWeirClient(c.httpClient, base, connectOpts...)
@@ -254,6 +260,7 @@ func (c *Client) Addr() string { return c.baseURL }
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.closeCtx()
 		if c.ownTransport != nil {
 			c.ownTransport.CloseIdleConnections()
 		}

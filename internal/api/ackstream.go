@@ -15,8 +15,10 @@ import (
 // maxAckStreamPending bounds the requests of one AckStream settled at
 // once: past it the stream is read no further until one is answered, so a
 // client that sends without reading the answers holds no more goroutines
-// than this.
-const maxAckStreamPending = 64
+// than this. The SDK sends the acks of all of a client's consumers on one
+// stream, a few batches under way for each: a client with hundreds of busy
+// queues has hundreds of requests waiting for their fsync at once.
+const maxAckStreamPending = 1024
 
 // AckStream acks records as Ack does, for a stream of requests. Each
 // request is settled on a goroutine of its own, so that the requests under
