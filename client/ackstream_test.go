@@ -23,14 +23,13 @@ import (
 // with 404, as a server that does not have them does.
 type procedureProxy struct {
 	addr   string
-	mu     sync.Mutex
-	calls  map[string]int
 	refuse map[string]bool
+	callCounts
 }
 
 func startProcedureProxy(t *testing.T, target string, refuse ...string) *procedureProxy {
 	t.Helper()
-	p := &procedureProxy{calls: make(map[string]int), refuse: make(map[string]bool)}
+	p := &procedureProxy{refuse: make(map[string]bool)}
 	for _, name := range refuse {
 		p.refuse[name] = true
 	}
@@ -43,11 +42,8 @@ func startProcedureProxy(t *testing.T, target string, refuse ...string) *procedu
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Protocols: &protocols, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := path.Base(r.URL.Path)
-		p.mu.Lock()
-		p.calls[name]++
-		p.mu.Unlock()
-		if p.refuse[name] {
+		p.add(r.URL.Path)
+		if p.refuse[path.Base(r.URL.Path)] {
 			http.NotFound(w, r)
 			return
 		}
@@ -63,15 +59,9 @@ func startProcedureProxy(t *testing.T, target string, refuse ...string) *procedu
 	return p
 }
 
-func (p *procedureProxy) count(name string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.calls[name]
-}
-
-// TestSharedAckStream: a shared consumer's acks go over one AckStream per
-// session, not in Ack calls; against a server without AckStream they go in
-// Ack calls, after one try. Either way every record is handled once and
+// TestSharedAckStream: a shared consumer's acks go over an AckStream, not
+// in Ack calls; against a server without AckStream they go in Ack calls,
+// after one try. Either way every record is handled once and
 // its ack reported stored.
 func TestSharedAckStream(t *testing.T) {
 	srv := startServer(t)

@@ -397,24 +397,37 @@ func TestSharedExplicitSettle(t *testing.T) {
 	}
 }
 
-// countingTransport counts the calls of each RPC method.
-type countingTransport struct {
-	next  http.RoundTripper
+// callCounts counts calls by RPC method.
+type callCounts struct {
 	mu    sync.Mutex
 	calls map[string]int
 }
 
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+// add counts a call of the method that urlPath (/weir.v1.Weir/Ack) names.
+func (c *callCounts) add(urlPath string) {
 	c.mu.Lock()
-	c.calls[path.Base(req.URL.Path)]++
-	c.mu.Unlock()
-	return c.next.RoundTrip(req)
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		c.calls = make(map[string]int)
+	}
+	c.calls[path.Base(urlPath)]++
 }
 
-func (c *countingTransport) count(method string) int {
+func (c *callCounts) count(method string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.calls[method]
+}
+
+// countingTransport counts the calls of each RPC method.
+type countingTransport struct {
+	next http.RoundTripper
+	callCounts
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.add(req.URL.Path)
+	return c.next.RoundTrip(req)
 }
 
 // TestSharedAckBatching: acks go in batches, so a consumer makes far fewer
@@ -422,7 +435,7 @@ func (c *countingTransport) count(method string) int {
 // still goes out after the interval.
 func TestSharedAckBatching(t *testing.T) {
 	srv := startServer(t)
-	counter := &countingTransport{next: httpClient().Transport, calls: make(map[string]int)}
+	counter := &countingTransport{next: httpClient().Transport}
 	c := srv.dial(t, weir.WithHTTPClient(&http.Client{Transport: counter}))
 	ctx := t.Context()
 	createQueue(t, c, weir.QueueConfig{Name: "bulk", Partitions: 2})
