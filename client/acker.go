@@ -13,12 +13,13 @@ import (
 
 // acker batches the acks of a shared consumer's session. Acks wait in
 // pending until a batch is full or the first of them has waited the
-// interval; then one Ack call sends them all, while the next batch fills.
-// Up to maxAckCalls calls are under way at once: the server returns a
-// record's credit when it gets the ack, and answers once the ack is durable,
-// so calls that overlap keep records flowing through the fsync of the acks
-// before. When every call slot is taken, acks keep piling up and go in one
-// larger call.
+// interval; then one request sends them all (on one of the client's
+// AckStreams, or in an Ack call), while the next batch fills. Up to
+// maxAckCalls requests are under way at once: the server returns a
+// record's credit when it gets the ack, and answers once the ack is
+// durable, so requests that overlap keep records flowing through the fsync
+// of the acks before. When every slot is taken, acks keep piling up and go
+// in one larger request.
 type acker struct {
 	s        *session
 	batch    int
@@ -33,7 +34,7 @@ type acker struct {
 	kick     chan struct{} // an ack was added to an empty batch, or filled it
 	stop     chan struct{}
 	loopDone chan struct{}
-	slots    chan struct{} // a token per Ack call under way
+	slots    chan struct{} // a token per request under way
 	calls    sync.WaitGroup
 }
 
@@ -151,7 +152,7 @@ func (a *acker) loop() {
 // close ends the batching. With flush, the acks still pending are sent
 // (the consumer stops, its subscription is still open); without, they are
 // dropped, as the server has given their records to others already. It
-// returns once every Ack call has ended.
+// returns once every request has been answered.
 func (a *acker) close(flush bool) {
 	a.mu.Lock()
 	a.closed = true

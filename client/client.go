@@ -96,7 +96,8 @@ type Option func(*options)
 // settings, proxies or instrumentation. The default is a client of its own
 // that speaks HTTP/2 without TLS to http:// servers and detects dead
 // connections with HTTP/2 pings. hc must not have a Timeout: subscriptions
-// are long-lived requests.
+// are long-lived requests. As hc may not speak HTTP/2, which AckStream
+// needs, shared consumers send their acks in Ack calls with it.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
 
 // WithProtocol chooses the wire protocol; the default is GRPC.

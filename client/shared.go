@@ -22,10 +22,10 @@ const (
 	// Prefetch or Credits.
 	defaultPrefetch = 100
 	// defaultAckInterval is how long an ack may wait for others to share
-	// its call.
+	// its request.
 	defaultAckInterval = 5 * time.Millisecond
-	// maxAckCalls is how many Ack calls a consumer has under way at once;
-	// acks that come meanwhile wait and go in the next, larger call.
+	// maxAckCalls is how many ack requests a consumer has under way at
+	// once; acks that come meanwhile wait and go in the next, larger one.
 	maxAckCalls = 4
 	// maxErrorText bounds the error text a Nack keeps for the dead-letter
 	// headers.
@@ -61,12 +61,15 @@ func Prefetch(n int) ConsumeOption { return Credits(n) }
 // ErrInvalidArgument and the server's message.
 func Filter(expr string) ConsumeOption { return func(c *consumeConfig) { c.filter = expr } }
 
-// AckBatching tunes how a shared consumer sends its acks: in one call once
-// records acks are waiting, or interval after the first of them, whichever
-// comes first. The default is a quarter of the prefetch (at most 1000;
-// records 0 keeps it) and 5ms. Records acked in one call return their credits to the server
-// together, so larger batches make fewer calls and a longer wait for the
-// records that follow; up to four calls are under way at once.
+// AckBatching tunes how a shared consumer sends its acks: in one request
+// once records acks are waiting, or interval after the first of them,
+// whichever comes first. The default is a quarter of the prefetch (at most
+// 1000; records 0 keeps it) and 5ms. Records acked in one request return
+// their credits to the server together, so larger batches make fewer
+// requests and a longer wait for the records that follow; up to four
+// requests are under way at once. The requests go on one of the client's
+// AckStreams (four, which its consumers share), or, with WithHTTPClient or
+// against a server older than the SDK, in Ack calls.
 func AckBatching(records int, interval time.Duration) ConsumeOption {
 	return func(c *consumeConfig) { c.ackBatch, c.ackInterval = records, interval }
 }
@@ -75,8 +78,8 @@ func AckBatching(records int, interval time.Duration) ConsumeOption {
 // sends for a handler's nil return: err is nil once the server stored the
 // ack, and the error otherwise (the server then delivers the message
 // again). Without it, failed acks are logged. fn runs on the goroutine
-// that made the Ack call, after the call: it must be quick and must not
-// block. Message.Ack reports its own outcome and does not call fn.
+// that sent the ack's request, once it is answered: it must be quick and
+// must not block. Message.Ack reports its own outcome and does not call fn.
 func OnAcked(fn func(m *Message, err error)) ConsumeOption {
 	return func(c *consumeConfig) { c.onAcked = fn }
 }
