@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -95,5 +96,50 @@ func TestHealthzReportsStateFailure(t *testing.T) {
 	code, h := health()
 	if code != http.StatusServiceUnavailable || h.Status != "failed" || !strings.Contains(h.Error, syscall.EIO.Error()) {
 		t.Fatalf("/healthz after the failed commit = %d %+v, want 503 failed naming %q", code, h, syscall.EIO.Error())
+	}
+}
+
+// TestHealthzReportsDataDirGone: a data directory removed under a running
+// server makes /healthz answer 503 "failed" with an error that says so,
+// rather than one naming a file a write could not find.
+func TestHealthzReportsDataDirGone(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.KafkaAddr, cfg.AMQPAddr, cfg.MQTTAddr = "", "", ""
+	cfg.DataDir = t.TempDir() + "/data"
+	s, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); ctx.Err() != nil {
+			t.Errorf("Shutdown did not end: %v", err)
+		}
+	})
+	health := func() (int, healthStatus) {
+		t.Helper()
+		resp, body, err := get("http://" + s.Addr("http") + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h healthStatus
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatalf("healthz body %q: %v", body, err)
+		}
+		return resp.StatusCode, h
+	}
+	if code, h := health(); code != http.StatusOK || h.Status != "ok" {
+		t.Fatalf("healthz before = %d %+v, want 200 ok", code, h)
+	}
+	if err := os.RemoveAll(cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	code, h := health()
+	if code != http.StatusServiceUnavailable || h.Status != "failed" || !strings.Contains(h.Error, cfg.DataDir+" no longer exists") {
+		t.Errorf("healthz after removing the data directory = %d %+v, want 503 failed naming it", code, h)
 	}
 }

@@ -2,8 +2,12 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,7 +28,8 @@ type healthStatus struct {
 
 // handleHealthz answers 200 {"status":"ok"} while the server is serving and
 // 503 otherwise, so that load balancers stop routing to a node that is
-// starting or shutting down, or whose state store failed.
+// starting or shutting down, whose state store failed, or whose data
+// directory was removed under it.
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	phase, b := s.phase, s.broker
@@ -32,7 +37,11 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	code, health := http.StatusOK, healthStatus{Status: "ok"}
 	switch phase {
 	case phaseServing:
-		if err := b.StateErr(); err != nil {
+		if err := s.dataDirGone(); err != nil {
+			// Every write fails from now on, with errors that name files
+			// rather than the cause.
+			code, health = http.StatusServiceUnavailable, healthStatus{Status: "failed", Error: err.Error()}
+		} else if err := b.StateErr(); err != nil {
 			// The state store takes no writes until a restart: acks,
 			// offset commits and catalog changes all fail.
 			code, health = http.StatusServiceUnavailable, healthStatus{Status: "failed", Error: err.Error()}
@@ -53,4 +62,13 @@ func newMetricsHandler(registry *prometheus.Registry, logger *slog.Logger) http.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		Registry: registry, // counts its own errors in promhttp_metric_handler_errors_total
 	})
+}
+
+// dataDirGone is the error of a data directory that no longer exists (it
+// was removed, or renamed, while the server ran), nil while it exists.
+func (s *Server) dataDirGone() error {
+	if _, err := os.Stat(s.cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("the data directory %s no longer exists: it was removed while the server ran; writes fail until the server is restarted with its data", s.cfg.DataDir)
+	}
+	return nil
 }
