@@ -68,6 +68,7 @@ type ackStream struct {
 // ackCall is one AckStream call and the requests it has not answered.
 type ackCall struct {
 	stream  *connect.BidiStreamForClient[weirpb.AckStreamRequest, weirpb.AckStreamResponse]
+	sendMu  sync.Mutex // one Send at a time
 	cancel  context.CancelFunc
 	waiting map[uint64]chan error // nil once the call has ended
 }
@@ -86,7 +87,9 @@ func (a *ackStream) release() {
 	}
 	a.mu.Unlock()
 	if c != nil {
+		c.sendMu.Lock()
 		c.stream.CloseRequest()
+		c.sendMu.Unlock()
 	}
 }
 
@@ -119,10 +122,13 @@ func (a *ackStream) ack(ctx context.Context, sub string, msgs []*Message) error 
 	a.nextID++
 	req.Id = a.nextID
 	c.waiting[req.Id] = done
+	a.mu.Unlock()
+	// Sends take the call's own lock, not a.mu, which the answers need.
 	// When Send fails the call has broken, and receive tells every waiter
 	// why, this one included.
+	c.sendMu.Lock()
 	_ = c.stream.Send(req)
-	a.mu.Unlock()
+	c.sendMu.Unlock()
 	select {
 	case err := <-done:
 		return err

@@ -25,7 +25,12 @@ const maxAckStreamPending = 1024
 // way share the subscription's group commit, and answered with its id once
 // durable or refused; a refused request does not end the stream. When the
 // client closes its side, the stream ends once every request is answered.
+// The requests are read on a goroutine of their own, so that the stream
+// also ends when the service shuts down (a read of the request would wait
+// for the client).
 func (s *Service) AckStream(ctx context.Context, stream *connect.BidiStream[weirpb.AckStreamRequest, weirpb.AckStreamResponse]) error {
+	ctx, done := s.bind(ctx)
+	defer done()
 	var (
 		sendMu  sync.Mutex
 		sendErr error // the first failed Send: no more answers go out
@@ -45,15 +50,35 @@ func (s *Service) AckStream(ctx context.Context, stream *connect.BidiStream[weir
 			sendErr = stream.Send(resp)
 		}
 	}
-	slots := make(chan struct{}, maxAckStreamPending)
 	defer pending.Wait()
-	for {
-		req, err := stream.Receive()
-		if errors.Is(err, io.EOF) {
-			return nil
+	requests := make(chan *weirpb.AckStreamRequest)
+	received := make(chan error, 1) // why the reading ended
+	go func() {
+		for {
+			req, err := stream.Receive()
+			if err != nil {
+				received <- err
+				return
+			}
+			select {
+			case requests <- req:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if err != nil {
+	}()
+	slots := make(chan struct{}, maxAckStreamPending)
+	for {
+		var req *weirpb.AckStreamRequest
+		select {
+		case req = <-requests:
+		case err := <-received:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			return err
+		case <-ctx.Done():
+			return s.fail(ctx, "AckStream", context.Cause(ctx))
 		}
 		sub, refs, err := s.ackStreamRequest(req)
 		if err != nil {
@@ -63,7 +88,7 @@ func (s *Service) AckStream(ctx context.Context, stream *connect.BidiStream[weir
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-			return ctx.Err()
+			return s.fail(ctx, "AckStream", context.Cause(ctx))
 		}
 		pending.Add(1)
 		go func() {

@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	weirpb "github.com/weirmq/weir/client/weirpb/v1"
+	"github.com/weirmq/weir/client/weirpb/v1/weirpbconnect"
 )
 
 // ackRequest acks recs in one AckStream request.
@@ -109,25 +114,103 @@ func TestAckStream(t *testing.T) {
 	}
 }
 
-// TestAckStreamEndsWithTheClient: a client that goes away ends the stream
-// on the server, with the acks it sent still applied.
+// TestAckStreamEndsWithTheClient: a client whose connection goes away
+// ends the stream's handler on the server, and the acks it had answered
+// stay applied.
 func TestAckStreamEndsWithTheClient(t *testing.T) {
 	n := startNode(t, "")
 	createQueue(t, n.grpc, "gone", 1, nil)
 	publish(t, n.grpc, "gone", -1, "x", "y")
 	s := consume(t, n.grpc, "gone", "", 10)
 	recs, _ := s.deliveries(2, 5*time.Second)
-	ctx, cancel := context.WithCancel(t.Context())
-	stream := n.grpc.AckStream(ctx)
+
+	// A client of its own, whose connection the test can cut.
+	conns := make(chan net.Conn, 1)
+	var h2 http.Protocols
+	h2.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &h2, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			conns <- c
+		}
+		return c, err
+	}}
+	defer tr.CloseIdleConnections()
+	stream := weirpbconnect.NewWeirClient(&http.Client{Transport: tr}, n.base, connect.WithGRPC()).AckStream(t.Context())
 	if err := stream.Send(ackRequest(1, s.subscribed.GetSubscriptionId(), recs)); err != nil {
 		t.Fatal(err)
 	}
 	if resp, err := stream.Receive(); err != nil || resp.GetId() != 1 || resp.GetCode() != "" {
 		t.Fatalf("answer %v, %v; want request 1 done", resp, err)
 	}
-	cancel()
-	if _, err := stream.Receive(); connect.CodeOf(err) != connect.CodeCanceled {
-		t.Errorf("Receive after cancel: %v, want canceled", err)
+	if open := openStreams(t, n, "AckStream"); open != 1 {
+		t.Fatalf("%d AckStream handlers on the server while the client is there, want 1", open)
 	}
-	waitSub(t, n.grpc, "gone", "gone", "depth 0", func(info *weirpb.SubscriptionInfo) bool { return info.GetDepth() == 0 })
+	(<-conns).Close()
+	waitStreams(t, n, "AckStream", 0, "the AckStream handler ends after its client's connection closed")
+	if info := describeSub(t, n.grpc, "gone", "gone"); info.GetDepth() != 0 {
+		t.Errorf("depth %d after the client went away, want 0: its answered acks are applied", info.GetDepth())
+	}
+}
+
+// TestAckStreamEndsAtShutdown: a stream the client keeps open does not hold
+// the server's shutdown: it ends with Unavailable.
+func TestAckStreamEndsAtShutdown(t *testing.T) {
+	n := startNode(t, "")
+	createQueue(t, n.grpc, "stay", 1, nil)
+	publish(t, n.grpc, "stay", -1, "x")
+	s := consume(t, n.grpc, "stay", "", 10)
+	recs, _ := s.deliveries(1, 5*time.Second)
+	stream := n.grpc.AckStream(t.Context())
+	if err := stream.Send(ackRequest(1, s.subscribed.GetSubscriptionId(), recs)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := stream.Receive(); err != nil || resp.GetCode() != "" {
+		t.Fatalf("answer %v, %v; want request 1 done", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := n.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with an AckStream open: %v", err)
+	}
+	if _, err := stream.Receive(); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Errorf("Receive after the shutdown: %v, want unavailable", err)
+	}
+}
+
+// waitStreams waits until the server has want streaming calls of a
+// procedure open.
+func waitStreams(t *testing.T, n *node, procedure string, want int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); openStreams(t, n, procedure) != want; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d open after 5 s, want %d", what, openStreams(t, n, procedure), want)
+		}
+	}
+}
+
+// openStreams reads the server's count of open streaming calls of a
+// procedure of weir.v1.Weir from its metrics.
+func openStreams(t *testing.T, n *node, procedure string) int {
+	t.Helper()
+	resp, err := n.h1.Get(n.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := `weir_api_streams{procedure="weir.v1.Weir/` + procedure + `"} `
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {
+			open, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return open
+		}
+	}
+	return 0
 }

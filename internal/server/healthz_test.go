@@ -37,37 +37,7 @@ func TestHealthzReportsStateFailure(t *testing.T) {
 	}))
 	cfg := testConfig(t)
 	cfg.AMQPAddr, cfg.MQTTAddr = "", ""
-	s, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.stateFS = fs
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// The failed store cannot flush; the shutdown still ends.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); ctx.Err() != nil {
-			t.Errorf("Shutdown did not end: %v", err)
-		}
-	})
-	health := func() (int, healthStatus) {
-		t.Helper()
-		resp, body, err := get("http://" + s.Addr("http") + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var h healthStatus
-		if err := json.Unmarshal(body, &h); err != nil {
-			t.Fatalf("/healthz body %q: %v", body, err)
-		}
-		return resp.StatusCode, h
-	}
-	if code, h := health(); code != http.StatusOK || h.Status != "ok" {
-		t.Fatalf("/healthz before the fault = %d %+v", code, h)
-	}
+	s, health := startForHealth(t, cfg, fs)
 
 	ctx := context.Background()
 	if _, err := s.broker.CreateStream(ctx, broker.StreamConfig{Name: "s", Partitions: 1}); err != nil {
@@ -106,10 +76,27 @@ func TestHealthzReportsDataDirGone(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.KafkaAddr, cfg.AMQPAddr, cfg.MQTTAddr = "", "", ""
 	cfg.DataDir = t.TempDir() + "/data"
-	s, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})))
+	_, health := startForHealth(t, cfg, nil)
+	if err := os.RemoveAll(cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	code, h := health()
+	if code != http.StatusServiceUnavailable || h.Status != "failed" || !strings.Contains(h.Error, cfg.DataDir+" no longer exists") {
+		t.Errorf("healthz after removing the data directory = %d %+v, want 503 failed naming it", code, h)
+	}
+}
+
+// startForHealth starts a server with cfg (and its state store on stateFS,
+// nil for the OS's), checks that /healthz answers 200 "ok", and returns it with
+// a function that asks /healthz again. The shutdown at the end of the test
+// must end even if the server failed (a failed store cannot flush).
+func startForHealth(t *testing.T, cfg Config, stateFS pebblevfs.FS) (*Server, func() (int, healthStatus)) {
+	t.Helper()
+	s, err := New(cfg, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.stateFS = stateFS // nil: the OS's
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -128,18 +115,12 @@ func TestHealthzReportsDataDirGone(t *testing.T) {
 		}
 		var h healthStatus
 		if err := json.Unmarshal(body, &h); err != nil {
-			t.Fatalf("healthz body %q: %v", body, err)
+			t.Fatalf("/healthz body %q: %v", body, err)
 		}
 		return resp.StatusCode, h
 	}
 	if code, h := health(); code != http.StatusOK || h.Status != "ok" {
-		t.Fatalf("healthz before = %d %+v, want 200 ok", code, h)
+		t.Fatalf("/healthz once started = %d %+v, want 200 ok", code, h)
 	}
-	if err := os.RemoveAll(cfg.DataDir); err != nil {
-		t.Fatal(err)
-	}
-	code, h := health()
-	if code != http.StatusServiceUnavailable || h.Status != "failed" || !strings.Contains(h.Error, cfg.DataDir+" no longer exists") {
-		t.Errorf("healthz after removing the data directory = %d %+v, want 503 failed naming it", code, h)
-	}
+	return s, health
 }
