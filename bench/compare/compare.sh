@@ -30,6 +30,8 @@
 #   --workloads "A B"  workload names (default: every file of bench/workloads)
 #   --systems "A B"    of: weir nats nats-sync rabbitmq (default: all four;
 #                      rabbitmq runs both rabbitmq and rabbitmq-quorum)
+#   --skip "W:L ..."   do not run workload W on row L (for example
+#                      backlog-drain:nats-sync); the report names them
 #   --out DIR          results, logs and data (default /tmp/weir-compare)
 #   --weir BINARY      use this weir binary instead of building ./cmd/weir
 #   --keep-results     keep the results of earlier runs in --out (to rerun
@@ -46,6 +48,7 @@ DURATION=60s WARMUP=10s BACKLOG=10000000 QUEUES=10000 SHORT=0 DOC=1 NOTE="" KEEP
 OUT=/tmp/weir-compare
 WEIR_BINARY=""
 WORKLOADS=""
+SKIP=""
 SYSTEMS="weir nats nats-sync rabbitmq"
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--queues) QUEUES=$2; shift ;;
 	--workloads) WORKLOADS=$2; shift ;;
 	--systems) SYSTEMS=$2; shift ;;
+	--skip) SKIP=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--weir) WEIR_BINARY=$2; shift ;;
 	--keep-results) KEEP=1 ;;
@@ -172,6 +176,7 @@ if [ -f "$OUT/results/firehose-1k/weir-native/result.json" ] && ! has firehose-1
 fi
 # applies LABEL WORKLOAD: whether the workload runs on that system.
 applies() {
+	if [[ " $SKIP " == *" $2:$1 "* ]]; then return 1; fi
 	case "$1:$2" in
 	weir-kafka:queue-acks | weir-kafka:queues-10k) return 1 ;; # Kafka has no per-record acks
 	weir-amqp-bounded:queue-acks | weir-native-bounded:queue-acks) return 0 ;;
@@ -243,7 +248,9 @@ if [ "$DOC" = 1 ]; then
 	fi
 	cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 	mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
-	note="$kind of $(date -u +%Y-%m-%d), \`bench/compare/compare.sh$( [ "$SHORT" = 1 ] && echo ' --short')\`: $DURATION measured after $WARMUP of warm-up per workload, a backlog of $BACKLOG records, $QUEUES queues. Machine: $(nproc) cores ($cpu), $mem, clients and server on the same cores. Load average $LOAD_BEFORE before, $LOAD_AFTER after. Weir $WEIR_VERSION, nats-server $NATS_VERSION, rabbitmq-server $RABBITMQ_VERSION (Debian)."
+	skipped=""
+	if [ -n "$SKIP" ]; then skipped=" Not run (\`--skip\`): $(echo $SKIP | sed 's/:/ on /g; s/ \([^ ]* on\)/, \1/g')."; fi
+	note="$kind of $(date -u +%Y-%m-%d), \`bench/compare/compare.sh$( [ "$SHORT" = 1 ] && echo ' --short')\`: $DURATION measured after $WARMUP of warm-up per workload, a backlog of $BACKLOG records, $QUEUES queues. Machine: $(nproc) cores ($cpu), $mem, clients and server on the same cores. Load average $LOAD_BEFORE before, $LOAD_AFTER after. Weir $WEIR_VERSION, nats-server $NATS_VERSION, rabbitmq-server $RABBITMQ_VERSION (Debian).$skipped"
 	if [ -n "$NOTE" ]; then note="$note $NOTE"; fi
 	"$OUT/bin/report" write -results "$OUT/results" -doc docs/BENCHMARKS.md -charts docs/bench -note "$note"
 	log "wrote docs/BENCHMARKS.md and docs/bench/"
