@@ -88,6 +88,9 @@ type Config struct {
 	MaxConnections         int    `yaml:"max-connections" arg:"n" help:"open connections accepted on all listeners together; beyond it a new connection is closed at once; 0: no limit"`
 	MaxListenerConnections string `yaml:"max-listener-connections" arg:"n" help:"open connections accepted on each listener: a number for every listener, or per listener as in 10000,http=500; 0: no limit"`
 	MaxConnectionsPerUser  int    `yaml:"max-connections-per-user" arg:"n" help:"open Kafka, AMQP and MQTT connections of one user (with a users file; a user's max-connections in it wins); 0: no limit"`
+	// MaxStreamsPerConnection is the HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS
+	// of the HTTP listeners (server.go).
+	MaxStreamsPerConnection int `yaml:"max-streams-per-connection" arg:"n" help:"HTTP/2 streams (API calls and subscriptions) open at once on one connection; a gRPC client waits for room beyond it, Go's and Connect's open another connection; 0: no limit"`
 	// PprofAddr serves Go's runtime profiles (pprof.go); empty: off.
 	PprofAddr string `yaml:"pprof-addr" arg:"addr" help:"address that serves Go runtime profiles (/debug/pprof/) for diagnosis; empty turns it off; loopback only, as profiles are not authenticated"`
 	// OpenTelemetry tracing (tracing.go): off until OTLPEndpoint is set.
@@ -124,6 +127,13 @@ type Config struct {
 // and the state store's compactions; 256 MiB does.
 const DefaultDiskFreeMin ByteSize = 256 << 20
 
+// DefaultMaxStreamsPerConnection is the default HTTP/2 stream limit of a
+// connection. Go's HTTP/2 server allows 250, and grpc-go clients keep all
+// of a channel's calls on one connection: their 251st subscription waited
+// for one of the others to end. A subscription is a stream for as long as
+// it lasts, so the default leaves room for a client with thousands.
+const DefaultMaxStreamsPerConnection = 100_000
+
 // Bounds of Config.MaxRecordBytes.
 const (
 	DefaultMaxRecordBytes ByteSize = 1 << 20
@@ -136,26 +146,27 @@ const (
 // fsynced before it is acknowledged.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:                "./weir-data",
-		KafkaAddr:              ":9092",
-		KafkaAutoCreateTopics:  "true",
-		AMQPAddr:               ":5672",
-		MQTTAddr:               ":1883",
-		MQTTSysInterval:        10 * time.Second,
-		HTTPAddr:               ":8080",
-		FSync:                  FSyncAlways,
-		FSyncInterval:          50 * time.Millisecond,
-		MaxRecordBytes:         DefaultMaxRecordBytes,
-		DiskFreeMin:            DefaultDiskFreeMin,
-		LogLevel:               "info",
-		LogFormat:              "text",
-		InsecureListenAny:      "false",
-		TLSClientAuth:          "none",
-		TLSMinVersion:          "1.2",
-		TLSReloadInterval:      10 * time.Second,
-		MaxListenerConnections: "0",
-		TraceSampleRatio:       "1",
-		Version:                "dev",
+		DataDir:                 "./weir-data",
+		KafkaAddr:               ":9092",
+		KafkaAutoCreateTopics:   "true",
+		AMQPAddr:                ":5672",
+		MQTTAddr:                ":1883",
+		MQTTSysInterval:         10 * time.Second,
+		HTTPAddr:                ":8080",
+		FSync:                   FSyncAlways,
+		FSyncInterval:           50 * time.Millisecond,
+		MaxRecordBytes:          DefaultMaxRecordBytes,
+		DiskFreeMin:             DefaultDiskFreeMin,
+		LogLevel:                "info",
+		LogFormat:               "text",
+		InsecureListenAny:       "false",
+		TLSClientAuth:           "none",
+		TLSMinVersion:           "1.2",
+		TLSReloadInterval:       10 * time.Second,
+		MaxListenerConnections:  "0",
+		MaxStreamsPerConnection: DefaultMaxStreamsPerConnection,
+		TraceSampleRatio:        "1",
+		Version:                 "dev",
 	}
 }
 

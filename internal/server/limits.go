@@ -44,6 +44,9 @@ func (c *Config) validateConnectionLimits() error {
 	if c.MaxConnectionsPerUser < 0 {
 		return invalidValue("max-connections-per-user", strconv.Itoa(c.MaxConnectionsPerUser), "must not be negative (0: no limit)")
 	}
+	if c.MaxStreamsPerConnection < 0 {
+		return invalidValue("max-streams-per-connection", strconv.Itoa(c.MaxStreamsPerConnection), "must not be negative (0: no limit)")
+	}
 	return nil
 }
 
@@ -216,4 +219,13 @@ func (c *limitConn) Close() error {
 		c.listener.release()
 	}
 	return c.Conn.Close()
+}
+
+// http2MaxStreams is max-streams-per-connection as the HTTP/2 server takes
+// it: there 0 means Go's default of 250, so "no limit" is 2^31-1.
+func (c *Config) http2MaxStreams() int {
+	if c.MaxStreamsPerConnection == 0 {
+		return math.MaxInt32
+	}
+	return c.MaxStreamsPerConnection
 }

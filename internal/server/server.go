@@ -331,6 +331,7 @@ func (s *Server) serveHTTP(name string, ln net.Listener, tlsConfig *tls.Config) 
 		TLSConfig:         tlsConfig,
 		Handler:           s.httpHandler(),
 		Protocols:         &protocols,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: s.cfg.http2MaxStreams()},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          s.httpErrorLog(),
