@@ -31,7 +31,7 @@ func openSubscribes(ctx context.Context, conn *grpc.ClientConn, stream string, n
 		go func() {
 			s, err := conn.NewStream(ctx, subscribeDesc, "/weir.v1.Weir/Subscribe")
 			if err == nil {
-				err = s.SendMsg(&weirpb.SubscribeRequest{Stream: stream, Mode: &weirpb.SubscribeRequest_Ephemeral{}, ClientId: fmt.Sprint("c", i)})
+				err = s.SendMsg(&weirpb.SubscribeRequest{Stream: stream, Mode: &weirpb.SubscribeRequest_Ephemeral{Ephemeral: &weirpb.EphemeralMode{}}, ClientId: fmt.Sprint("c", i)})
 			}
 			if err == nil {
 				err = s.CloseSend()
