@@ -191,10 +191,14 @@ func readRequest(r *bufio.Reader, limit int) (*request, error) {
 	if size < 0 || int64(size) > int64(limit) {
 		return nil, &badRequestError{-1, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, size, limit)}
 	}
+	// The frame grows as its bytes arrive, so that a size alone (a client
+	// that declares 100 MB and sends nothing) allocates little; by 4× at a
+	// time, as append's 1.25× for large slices made a 1 MiB produce request
+	// cost a dozen allocations and about 5 MiB of garbage.
 	frame := make([]byte, 0, min(int(size), 64<<10))
 	for len(frame) < int(size) {
 		if len(frame) == cap(frame) {
-			frame = append(frame, 0)[:len(frame)]
+			frame = append(make([]byte, 0, min(int(size), 4*len(frame))), frame...)
 		}
 		n, err := r.Read(frame[len(frame):min(cap(frame), int(size))])
 		frame = frame[:len(frame)+n]
