@@ -29,6 +29,9 @@ type Config struct {
 	StateFS       state.FS
 	FSync         storage.FSyncPolicy
 	FSyncInterval time.Duration
+	// Flusher, when set, flushes the partitions' appends filesystem by
+	// filesystem (storage.Flusher); its owner closes it after the broker.
+	Flusher *storage.Flusher
 	// MaxRecordBytes bounds key + value + headers of one record.
 	MaxRecordBytes int
 	// JanitorInterval is how often partitions enforce retention and compact

@@ -148,6 +148,7 @@ func (b *Broker) logOptions(meta *streamMeta) storage.Options {
 		FS:              b.cfg.FS,
 		FSync:           b.fsyncPolicy(meta),
 		FSyncInterval:   b.cfg.FSyncInterval,
+		Flusher:         b.cfg.Flusher,
 		SegmentBytes:    meta.SegmentBytes,
 		RetentionAge:    time.Duration(meta.RetentionAgeMs) * time.Millisecond,
 		RetentionBytes:  meta.RetentionBytes,

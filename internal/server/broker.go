@@ -16,10 +16,15 @@ import (
 // API is closed first (ending its subscriptions), the broker last of what
 // Start opens (flushing and fsyncing every partition).
 func (s *Server) openBroker() error {
+	flusher, err := s.openFlusher()
+	if err != nil {
+		return err
+	}
 	b, err := broker.Open(broker.Config{
 		DataDir:        s.cfg.DataDir,
 		FSync:          fsyncPolicy(s.cfg.FSync),
 		FSyncInterval:  s.cfg.FSyncInterval,
+		Flusher:        flusher,
 		MaxRecordBytes: int(s.cfg.MaxRecordBytes),
 		Logger:         s.logger,
 		OnSync:         s.metrics.observeSync,
@@ -28,6 +33,9 @@ func (s *Server) openBroker() error {
 		StateFS:        s.stateFS,
 	})
 	if err != nil {
+		if flusher != nil {
+			flusher.Close()
+		}
 		return fmt.Errorf("open broker: %w", err)
 	}
 	s.Register(ComponentFunc("broker", func(context.Context) error { return b.Close() }))
@@ -73,6 +81,25 @@ func (s *Server) Broker() *broker.Broker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.broker
+}
+
+// openFlusher returns the flusher fsync-method asks for, registered to be
+// closed after the broker; nil for fdatasync, and for auto where syncfs
+// cannot be trusted.
+func (s *Server) openFlusher() (*storage.Flusher, error) {
+	if s.cfg.FSyncMethod == FSyncMethodFdatasync {
+		return nil, nil
+	}
+	flusher, err := storage.NewFlusher()
+	if err != nil {
+		if s.cfg.FSyncMethod == FSyncMethodSyncFS {
+			return nil, fmt.Errorf("%w: fsync-method syncfs: %w", ErrInvalidConfig, err)
+		}
+		s.logger.Info("flushing each partition file on its own", "reason", err)
+		return nil, nil
+	}
+	s.Register(ComponentFunc("flusher", func(context.Context) error { return flusher.Close() }))
+	return flusher, nil
 }
 
 func fsyncPolicy(mode FSyncMode) storage.FSyncPolicy {

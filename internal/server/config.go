@@ -35,6 +35,20 @@ const (
 	FSyncNever FSyncMode = "never"
 )
 
+// FSyncMethod says how the partitions' files are flushed.
+type FSyncMethod string
+
+// The fsync methods.
+const (
+	// FSyncMethodAuto is syncfs where the kernel supports it, else fdatasync.
+	FSyncMethodAuto FSyncMethod = "auto"
+	// FSyncMethodSyncFS flushes, with one syncfs(2), every partition
+	// waiting for a flush on a filesystem (storage.Flusher).
+	FSyncMethodSyncFS FSyncMethod = "syncfs"
+	// FSyncMethodFdatasync flushes each partition's file on its own.
+	FSyncMethodFdatasync FSyncMethod = "fdatasync"
+)
+
 // Config is the configuration of a Weir node.
 //
 // Each field tagged with a yaml key is an option that can be set, in order
@@ -55,6 +69,8 @@ type Config struct {
 	HTTPAddr              string        `yaml:"http-addr" arg:"addr" help:"HTTP listener address (API, console, /metrics, /healthz); empty turns it off"`
 	FSync                 FSyncMode     `yaml:"fsync" arg:"mode" help:"when appended records are fsynced: always, interval or never"`
 	FSyncInterval         time.Duration `yaml:"fsync-interval" arg:"duration" help:"time between fsyncs with fsync=interval"`
+	// FSyncMethod says how partitions' files are flushed (FSyncMethods).
+	FSyncMethod FSyncMethod `yaml:"fsync-method" arg:"method" help:"how partition files are flushed: syncfs (one flush of the filesystem for every partition waiting; Linux 5.8 or later), fdatasync (each file on its own) or auto (syncfs where the kernel supports it)"`
 	// MaxRecordBytes bounds one record: key, value and headers.
 	MaxRecordBytes ByteSize `yaml:"max-record-bytes" arg:"size" help:"largest record accepted (key, value and headers), in bytes or with a unit: 512KiB, 1MiB"`
 	// DiskFreeMin is the disk watermark (broker/watermark.go): below this
@@ -155,6 +171,7 @@ func DefaultConfig() Config {
 		HTTPAddr:                ":8080",
 		FSync:                   FSyncAlways,
 		FSyncInterval:           50 * time.Millisecond,
+		FSyncMethod:             FSyncMethodAuto,
 		MaxRecordBytes:          DefaultMaxRecordBytes,
 		DiskFreeMin:             DefaultDiskFreeMin,
 		LogLevel:                "info",
@@ -197,6 +214,11 @@ func (c *Config) Validate() error {
 	}
 	if c.FSyncInterval <= 0 && c.FSync == FSyncInterval {
 		return invalidValue("fsync-interval", c.FSyncInterval.String(), "must be positive when fsync is interval")
+	}
+	switch c.FSyncMethod {
+	case FSyncMethodAuto, FSyncMethodSyncFS, FSyncMethodFdatasync:
+	default:
+		return invalidValue("fsync-method", string(c.FSyncMethod), "must be auto, syncfs or fdatasync")
 	}
 	if c.FSyncInterval < 0 {
 		return invalidValue("fsync-interval", c.FSyncInterval.String(), "must not be negative")

@@ -94,6 +94,11 @@ func TestLoadPrecedence(t *testing.T) {
 			want: func(c *Config) { c.FSync = FSyncNever },
 		},
 		{
+			name: "fsync method",
+			yaml: "fsync-method: fdatasync\n",
+			want: func(c *Config) { c.FSyncMethod = FSyncMethodFdatasync },
+		},
+		{
 			name: "environment overrides defaults",
 			yaml: noFile,
 			env: map[string]string{
@@ -300,6 +305,12 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`fsync-interval "0s" (from --fsync-interval)`, "must be positive"},
 		},
 		{
+			name: "unknown fsync method",
+			yaml: noFile,
+			env:  map[string]string{"WEIR_FSYNC_METHOD": "fsync"},
+			want: []string{`fsync-method "fsync" (from WEIR_FSYNC_METHOD)`, "must be auto, syncfs or fdatasync"},
+		},
+		{
 			name: "negative interval",
 			yaml: noFile,
 			env:  map[string]string{"WEIR_FSYNC_INTERVAL": "-1s"},
@@ -422,10 +433,10 @@ func TestOptionNames(t *testing.T) {
 			t.Errorf("option %s has no help or arg tag", o.key)
 		}
 	}
-	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "mqtt-sys-interval", "http-addr", "fsync", "fsync-interval", "max-record-bytes", "disk-free-min", "log-level", "log-format", "users", "insecure-listen-any",
+	wantKeys := []string{"data", "kafka-addr", "kafka-auto-create-topics", "amqp-addr", "mqtt-addr", "mqtt-sys-interval", "http-addr", "fsync", "fsync-interval", "fsync-method", "max-record-bytes", "disk-free-min", "log-level", "log-format", "users", "insecure-listen-any",
 		"kafka-tls-addr", "amqp-tls-addr", "mqtt-tls-addr", "https-addr", "tls-cert-file", "tls-key-file", "tls-client-ca-file",
 		"tls-client-auth", "tls-min-version", "tls-client-cert-user", "tls-reload-interval", "max-connections", "max-listener-connections", "max-connections-per-user", "max-streams-per-connection", "pprof-addr", "otlp-endpoint", "trace-sample-ratio"}
-	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_MQTT_SYS_INTERVAL", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_MAX_RECORD_BYTES", "WEIR_DISK_FREE_MIN", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT", "WEIR_USERS", "WEIR_INSECURE_LISTEN_ANY",
+	wantEnvs := []string{"WEIR_DATA", "WEIR_KAFKA_ADDR", "WEIR_KAFKA_AUTO_CREATE_TOPICS", "WEIR_AMQP_ADDR", "WEIR_MQTT_ADDR", "WEIR_MQTT_SYS_INTERVAL", "WEIR_HTTP_ADDR", "WEIR_FSYNC", "WEIR_FSYNC_INTERVAL", "WEIR_FSYNC_METHOD", "WEIR_MAX_RECORD_BYTES", "WEIR_DISK_FREE_MIN", "WEIR_LOG_LEVEL", "WEIR_LOG_FORMAT", "WEIR_USERS", "WEIR_INSECURE_LISTEN_ANY",
 		"WEIR_KAFKA_TLS_ADDR", "WEIR_AMQP_TLS_ADDR", "WEIR_MQTT_TLS_ADDR", "WEIR_HTTPS_ADDR", "WEIR_TLS_CERT_FILE", "WEIR_TLS_KEY_FILE", "WEIR_TLS_CLIENT_CA_FILE",
 		"WEIR_TLS_CLIENT_AUTH", "WEIR_TLS_MIN_VERSION", "WEIR_TLS_CLIENT_CERT_USER", "WEIR_TLS_RELOAD_INTERVAL", "WEIR_MAX_CONNECTIONS", "WEIR_MAX_LISTENER_CONNECTIONS", "WEIR_MAX_CONNECTIONS_PER_USER", "WEIR_MAX_STREAMS_PER_CONNECTION", "WEIR_PPROF_ADDR", "WEIR_OTLP_ENDPOINT", "WEIR_TRACE_SAMPLE_RATIO"}
 	if !slices.Equal(keys, wantKeys) {

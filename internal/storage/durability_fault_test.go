@@ -68,9 +68,19 @@ func (fl *faultLedger) verify(t *testing.T, l *Log, what string) {
 }
 
 func TestFaultFsyncFailuresUnderGroupCommit(t *testing.T) {
+	t.Run("fdatasync", func(t *testing.T) { testFsyncFailuresUnderGroupCommit(t, nil) })
+	// The same with the files flushed by a shared Flusher (as syncfs does).
+	t.Run("flusher", func(t *testing.T) {
+		fl := (&fileSetSyncer{}).flusher()
+		defer fl.Close()
+		testFsyncFailuresUnderGroupCommit(t, fl)
+	})
+}
+
+func testFsyncFailuresUnderGroupCommit(t *testing.T, flusher *Flusher) {
 	mem := vfs.NewMem()
 	efs := vfs.NewErrorFS(mem)
-	opts := Options{FS: efs, SegmentBytes: 32 << 10}
+	opts := Options{FS: efs, SegmentBytes: 32 << 10, Flusher: flusher}
 	l := mustOpen(t, "/p", opts)
 	fl := newFaultLedger()
 	flushErr := errors.New("injected: fdatasync EIO")

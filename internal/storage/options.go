@@ -77,6 +77,9 @@ type Options struct {
 	// FSync is the flush policy; the zero value is FSyncAlways.
 	FSync         FSyncPolicy
 	FSyncInterval time.Duration
+	// Flusher, when set, flushes the active segment together with the other
+	// logs' that share it (one syncfs per filesystem) instead of on its own.
+	Flusher *Flusher
 	// SegmentBytes rolls the active segment once it would grow past this size.
 	SegmentBytes int64
 	// SegmentMaxAge rolls the active segment once its first batch is this old

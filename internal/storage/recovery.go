@@ -97,7 +97,7 @@ func (w *writer) recoverSegment(base int64) (err error) {
 	s.setFile(f)
 	s.index = x
 	s.size.Store(end)
-	w.active, w.file = s, f
+	w.setActive(s, f)
 	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = end, end, next, lastBatch
 	w.createdAt = l.opts.Now()
 	return nil

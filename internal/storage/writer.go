@@ -69,6 +69,9 @@ type writer struct {
 
 	active *segment
 	file   vfs.File // the active segment's log file
+	// flushes is the flush group of file's filesystem (Options.Flusher),
+	// nil to fdatasync the file on its own.
+	flushes *flushGroup
 	// The index files are opened only to append (flushIndex): an idle
 	// partition holds one file descriptor, not three.
 	size            int64 // bytes written to the active segment
@@ -365,10 +368,22 @@ func (w *writer) sync() error {
 	return nil
 }
 
-// syncFile flushes the active segment's log file, reporting the latency.
+// setActive makes s, whose log file is f, the active segment.
+func (w *writer) setActive(s *segment, f vfs.File) {
+	w.active, w.file = s, f
+	w.flushes = w.log.opts.Flusher.groupFor(f)
+}
+
+// syncFile flushes the active segment's log file, with its filesystem's
+// flush group if it has one, reporting the latency.
 func (w *writer) syncFile() error {
 	start := time.Now()
-	err := w.file.Sync()
+	var err error
+	if w.flushes != nil {
+		err = w.flushes.flush()
+	} else {
+		err = w.file.Sync()
+	}
 	w.lastSync = time.Since(start)
 	if w.log.opts.OnSync != nil {
 		w.log.opts.OnSync(w.lastSync)
@@ -495,7 +510,7 @@ func (w *writer) createSegment(base int64) (err error) {
 	files = files[:1]
 	s.setFile(files[0])
 	s.index = newSegmentIndex()
-	w.active, w.file = s, files[0]
+	w.setActive(s, files[0])
 	w.size, w.durableSize, w.nextOffset, w.lastBatchOffset = 0, 0, base, -1
 	w.createdAt = w.log.opts.Now()
 	w.dirty = false
