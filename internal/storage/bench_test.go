@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,5 +161,50 @@ func BenchmarkReopen(b *testing.B) {
 		b.StopTimer()
 		l.Close()
 		b.StartTimer()
+	}
+}
+
+// BenchmarkAppendManyLogs appends one 1 KiB record at a time to each of
+// many logs at once under FSyncAlways, as a produce request spread over
+// many partitions does: each log's file fdatasynced on its own, or flushed
+// together by a Flusher (one syncfs per round). One op is one append.
+func BenchmarkAppendManyLogs(b *testing.B) {
+	for _, logs := range []int{16, 256} {
+		for _, method := range []string{"fdatasync", "syncfs"} {
+			b.Run(fmt.Sprintf("logs=%d/%s", logs, method), func(b *testing.B) {
+				var fl *Flusher
+				if method == "syncfs" {
+					var err error
+					if fl, err = NewFlusher(); err != nil {
+						b.Fatal(err)
+					}
+					defer fl.Close()
+				}
+				dir := b.TempDir()
+				ls := make([]*Log, logs)
+				for i := range ls {
+					l, err := Open(fmt.Sprintf("%s/%d", dir, i), Options{Flusher: fl, JanitorInterval: -1})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer l.Close()
+					ls[i] = l
+				}
+				batch := benchBatch(b, 1024, 1)
+				b.SetBytes(1024)
+				var next atomic.Int64
+				b.SetParallelism(logs / runtime.GOMAXPROCS(0))
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					l := ls[int(next.Add(1)-1)%logs]
+					for pb.Next() {
+						if _, err := l.Append(context.Background(), batch); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }
