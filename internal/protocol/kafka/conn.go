@@ -147,12 +147,18 @@ func (c *conn) Serve() {
 			continue // Produce with acks=0 has no response
 		}
 		buf := responseBuffers.Get().(*[]byte)
-		out := appendResponse((*buf)[:0], req, resp)
+		dst := (*buf)[:0]
+		if need := responseSizeHint(resp); need > cap(dst) {
+			// Encoded into a buffer of its size at once: growing by append
+			// (1.25× for large slices) copied a 4 MiB fetch response seven times.
+			dst = make([]byte, 0, need)
+		}
+		out := appendResponse(dst, req, resp)
 		_, err = w.Write(out)
 		if cap(out) <= 1<<20 { // a large fetch response's buffer is not kept
 			*buf = out
-			responseBuffers.Put(buf)
 		}
+		responseBuffers.Put(buf)
 		if err != nil {
 			return
 		}
@@ -303,6 +309,31 @@ func skipTags(b []byte, p int) (int, error) {
 		p += n + int(size)
 	}
 	return p, nil
+}
+
+// responseSizeHint is at least the encoded size of a fetch response (the
+// only one that carries records), 0 for the others.
+func responseSizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	const (
+		header    = 64 // frame size, correlation id, throttle, error, session id, counts, tags
+		topic     = 48 // name length, topic id, partition count, tags
+		partition = 64 // the fixed fields, the lengths and the tags
+		aborted   = 24 // producer id, first offset, tags
+	)
+	n := header
+	for i := range f.Topics {
+		t := &f.Topics[i]
+		n += topic + len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			n += partition + len(p.RecordBatches) + aborted*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 // appendResponse appends the size-prefixed response frame: the response
