@@ -33,10 +33,7 @@ func (s *Server) openBroker() error {
 		StateFS:        s.stateFS,
 	})
 	if err != nil {
-		if flusher != nil {
-			flusher.Close()
-		}
-		return fmt.Errorf("open broker: %w", err)
+		return fmt.Errorf("open broker: %w", err) // Start's failure closes the flusher
 	}
 	s.Register(ComponentFunc("broker", func(context.Context) error { return b.Close() }))
 	s.metrics.broker.set(b, s.cfg.DataDir)
