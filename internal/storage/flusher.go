@@ -103,8 +103,9 @@ type flushGroup struct {
 
 // flushRound is one syncfs and the callers waiting for it.
 type flushRound struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	waiters int // flushes that joined it (for tests)
 }
 
 // flush returns once a syncfs that started after the call has finished, with
@@ -124,6 +125,7 @@ func (g *flushGroup) flush() error {
 		default: // the runner was already woken for this round
 		}
 	}
+	r.waiters++
 	g.mu.Unlock()
 	<-r.done
 	return r.err

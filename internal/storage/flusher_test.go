@@ -50,6 +50,26 @@ func flushAsync(g *flushGroup) <-chan error {
 	return c
 }
 
+// waitForWaiters waits until n flushes have joined the round that has not
+// started yet.
+func waitForWaiters(t *testing.T, g *flushGroup, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		got := 0
+		if g.next != nil {
+			got = g.next.waiters
+		}
+		g.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flushes waiting for the next round, want %d", got, n)
+		}
+	}
+}
+
 func expectNoResult(t *testing.T, c <-chan error, what string) {
 	t.Helper()
 	select {
@@ -79,7 +99,7 @@ func TestFlusherRoundsStartAfterTheAsk(t *testing.T) {
 	for range 10 {
 		late = append(late, flushAsync(g))
 	}
-	time.Sleep(10 * time.Millisecond) // let them queue behind sync 1
+	waitForWaiters(t, g, 10)
 	s.results <- nil
 	if err := <-first; err != nil {
 		t.Fatalf("first flush: %v", err)
@@ -112,14 +132,14 @@ func TestFlusherErrorFailsItsRound(t *testing.T) {
 	a := flushAsync(g)
 	<-s.started
 	b, c := flushAsync(g), flushAsync(g)
-	time.Sleep(10 * time.Millisecond)
+	waitForWaiters(t, g, 2)
 	s.results <- nil // round 1 (a) succeeds
 	if err := <-a; err != nil {
 		t.Fatalf("round 1: %v", err)
 	}
 	<-s.started
 	d := flushAsync(g) // asked during round 2: joins round 3
-	time.Sleep(10 * time.Millisecond)
+	waitForWaiters(t, g, 1)
 	s.results <- eio // round 2 (b, c) fails
 	for _, ch := range []<-chan error{b, c} {
 		if err := <-ch; !errors.Is(err, eio) {
