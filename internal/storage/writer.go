@@ -83,6 +83,7 @@ type writer struct {
 	lastAcked       int           // requests the last commit answered
 	flushEnd        time.Time     // when the last commit finished
 	lastSync        time.Duration // how long the last fsync took
+	merge           mergeGate
 
 	pendingIdx  []byte
 	pendingTime []byte
@@ -124,24 +125,63 @@ func (w *writer) run() {
 			}
 		}
 		group, bytes := w.drain(append(w.group[:0], first), len(first.data))
-		if l.opts.FSync == FSyncAlways && w.lastAcked > 0 {
-			// The appenders the last flush answered are about to append
-			// again. Waiting a moment for them merges them into this group
+		if l.opts.FSync == FSyncAlways && w.lastAcked > 0 && w.merge.wait() {
+			// The appenders the last flush answered may be about to append
+			// again (appenders that wait for each append, closed loop).
+			// Waiting a moment for them merges them into this group
 			// instead of leaving them for the next flush: one flush then
 			// carries twice the data. Only right after a flush (a busy
-			// writer), and for a fraction of the flush time.
+			// writer), for a fraction of the flush time, and while such
+			// waits bring them back (mergeGate).
 			window := min(maxMergeWait, w.lastSync/2)
-			target := len(group) + w.lastAcked
+			before := len(group)
+			target := before + w.lastAcked
 			for len(group) < target && bytes < l.opts.MaxGroupBytes && time.Since(w.flushEnd) < window {
 				runtime.Gosched()
 				group, bytes = w.drain(group, bytes)
 			}
+			w.merge.waited(len(group)-before, w.lastAcked)
 		}
 		acked := w.commit(group)
 		w.lastAcked, w.flushEnd = acked, time.Now()
 		clear(group)
 		w.group = group[:0]
 	}
+}
+
+// mergeGate decides whether the writer waits after a flush for the
+// appenders it answered (writer.run). The wait spins, so it costs a core
+// while it lasts: worth it when those appenders come straight back, waste
+// when appends arrive on their own schedule (producers that keep requests
+// in flight, a light load), where it took a tenth of a core at 5,000
+// records/s over 16 partitions and added its window to every append. A
+// wait that brings back at least half of the answered appenders pays; after
+// one that does not, the writer skips the next 1, 2, 4, ... 64 waits,
+// then tries again.
+type mergeGate struct {
+	skip    int // waits still to skip
+	backoff int // skips after the next wait that does not pay
+}
+
+const maxMergeSkip = 64
+
+func (g *mergeGate) wait() bool {
+	if g.skip > 0 {
+		g.skip--
+		return false
+	}
+	return true
+}
+
+// waited notes what a wait brought: gained appends, acked the last flush
+// answered.
+func (g *mergeGate) waited(gained, acked int) {
+	if 2*gained >= acked {
+		g.backoff = 0
+		return
+	}
+	g.backoff = min(max(2*g.backoff, 1), maxMergeSkip)
+	g.skip = g.backoff
 }
 
 // drain adds what is queued, without waiting, to group.
