@@ -21,8 +21,10 @@ type producerConfig struct {
 }
 
 // Linger is how long a batch waits for more records before it is sent
-// (default 5ms). Zero sends a batch as soon as the previous one of its
-// partition is stored.
+// (default 5ms). With zero a record goes at once when its partition has no
+// publish under way and fewer than MaxInFlight are; the records that come
+// while that is not so wait in one batch, which goes as soon as it is: the
+// batches grow with the load instead of with a timer.
 func Linger(d time.Duration) ProducerOption { return func(c *producerConfig) { c.linger = d } }
 
 // MaxBatchRecords caps the records of one batch (default 1000).
@@ -192,7 +194,7 @@ func (p *Producer) Send(ctx context.Context, rec Record, cb func(PublishResult, 
 	}
 	b.entries = append(b.entries, e)
 	b.bytes += size
-	if len(b.entries) >= p.cfg.maxBatchRecords || b.bytes >= p.cfg.maxBatchBytes || p.cfg.linger <= 0 {
+	if len(b.entries) >= p.cfg.maxBatchRecords || b.bytes >= p.cfg.maxBatchBytes {
 		p.seal(b)
 	}
 	p.dispatch()
@@ -323,25 +325,43 @@ func (p *Producer) seal(b *batch) {
 }
 
 // dispatch starts the publish of ready batches whose partition has none in
-// flight, up to MaxInFlight. p.mu is held.
+// flight, up to MaxInFlight; without linger, then of open batches too.
+// p.mu is held.
 func (p *Producer) dispatch() {
-	for part, batches := range p.ready {
+	for part := range p.ready {
 		if p.inFlight >= p.cfg.maxInFlight {
 			return
 		}
-		if p.busy[part] {
-			continue
+		if !p.busy[part] {
+			p.start(part)
 		}
-		b := batches[0]
-		if len(batches) == 1 {
-			delete(p.ready, part)
-		} else {
-			p.ready[part] = batches[1:]
-		}
-		p.busy[part] = true
-		p.inFlight++
-		go p.publish(b)
 	}
+	if p.cfg.linger > 0 {
+		return
+	}
+	for part, b := range p.open {
+		if p.inFlight >= p.cfg.maxInFlight {
+			return
+		}
+		if !p.busy[part] && len(p.ready[part]) == 0 {
+			p.seal(b)
+			p.start(part)
+		}
+	}
+}
+
+// start publishes the first ready batch of partition part. p.mu is held.
+func (p *Producer) start(part int32) {
+	batches := p.ready[part]
+	b := batches[0]
+	if len(batches) == 1 {
+		delete(p.ready, part)
+	} else {
+		p.ready[part] = batches[1:]
+	}
+	p.busy[part] = true
+	p.inFlight++
+	go p.publish(b)
 }
 
 func (p *Producer) publish(b *batch) {

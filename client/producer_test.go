@@ -109,6 +109,48 @@ func TestProducer(t *testing.T) {
 	}
 }
 
+// TestProducerWithoutLinger: with Linger(0) a record goes at once, with no
+// timer or Flush to wait for, and the records sent while their partition
+// has a publish under way go together in the next one (at most
+// MaxBatchRecords each), not one publish call per record.
+func TestProducerWithoutLinger(t *testing.T) {
+	srv := startServer(t)
+	createStream(t, srv.dial(t), "nolinger", 1)
+	proxy := startProcedureProxy(t, srv.addr)
+	c := dialAt(t, proxy.addr)
+	ctx := t.Context()
+
+	p := c.NewProducer("nolinger", weir.Linger(0), weir.MaxInFlight(1), weir.MaxBatchRecords(64))
+	defer p.Close(ctx)
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := p.SendFuture(ctx, weir.Record{Value: []byte("alone")}).Wait(wait); err != nil {
+		t.Fatalf("a lone record without linger: %v", err)
+	}
+	if n := proxy.count("Publish"); n != 1 {
+		t.Fatalf("%d Publish calls for one record, want 1", n)
+	}
+
+	const n = 1000
+	futures := make([]*weir.Future, n)
+	for i := range futures {
+		futures[i] = p.SendFuture(ctx, weir.Record{Value: []byte(strconv.Itoa(i))})
+	}
+	for i, f := range futures {
+		res, err := f.Wait(wait)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if want := int64(i + 1); res.Offset != want {
+			t.Fatalf("record %d stored at offset %d, want %d", i, res.Offset, want)
+		}
+	}
+	calls := proxy.count("Publish") - 1
+	if calls < n/64 || calls > n/10 {
+		t.Errorf("%d records went in %d Publish calls, want %d to %d (batches of what waited, at most 64 each)", n, calls, n/64, n/10)
+	}
+}
+
 // TestProducerErrors: a record the server refuses fails with the server's
 // error, as do the records of its batch; records of other batches are
 // stored.
