@@ -180,8 +180,9 @@ func (b *Broker) ReadCommitted(streamName string, partition int32, offset int64,
 	if err != nil || !b.txns.index.used.Load() {
 		return res, err
 	}
-	cut, last := 0, offset
-	for p := 0; p+record.HeaderSize <= len(res.Data); {
+	base := len(dst) // res.Data is dst and what was read after it
+	cut, last := base, offset
+	for p := base; p+record.HeaderSize <= len(res.Data); {
 		h, err := record.ParseHeader(res.Data[p:])
 		if err != nil || h.LastOffset() >= res.LastStable {
 			break
@@ -190,7 +191,7 @@ func (b *Broker) ReadCommitted(streamName string, partition int32, offset int64,
 		cut, last = p, h.LastOffset()
 	}
 	res.Data = res.Data[:cut]
-	if cut > 0 {
+	if cut > base {
 		key, err := b.partitionKeyOf(streamName, partition)
 		if err == nil {
 			res.Aborted = b.txns.index.abortedIn(key, offset, last)

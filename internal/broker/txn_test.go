@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +103,11 @@ func TestTxnCoordinator(t *testing.T) {
 	read, err := b.ReadCommitted("s", 0, 0, 1<<20, nil)
 	if err != nil || read.LastStable != 3 || len(read.Aborted) != 1 || read.Aborted[0] != (AbortedTxn{ProducerID: pid, First: 0}) {
 		t.Fatalf("read committed after the abort: %v LSO %d aborted %+v", err, read.LastStable, read.Aborted)
+	}
+	// Into a buffer that holds bytes already: they stay, the batches follow.
+	after, err := b.ReadCommitted("s", 0, 0, 1<<20, []byte("prefix"))
+	if err != nil || string(after.Data[:6]) != "prefix" || !bytes.Equal(after.Data[6:], read.Data) || !slices.Equal(after.Aborted, read.Aborted) {
+		t.Fatalf("read committed after a prefix: %v, %d bytes (%d without), aborted %+v", err, len(after.Data), len(read.Data), after.Aborted)
 	}
 
 	// A committed transaction with staged offsets.

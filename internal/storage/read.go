@@ -121,9 +121,12 @@ func (s *segment) read(dst []byte, offset int64, maxBytes int, opts *Options) ([
 	return dst[:orig], nil
 }
 
+// grow extends b by n bytes, at least doubling its capacity when it must
+// move it, so that reads appended one after the other into one buffer (a
+// fetch over many partitions) move it a few times, not at each read.
 func grow(b []byte, n int) []byte {
 	if cap(b)-len(b) < n {
-		nb := make([]byte, len(b), len(b)+n)
+		nb := make([]byte, len(b), max(len(b)+n, 2*cap(b)))
 		copy(nb, b)
 		b = nb
 	}

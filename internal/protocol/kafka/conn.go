@@ -49,6 +49,9 @@ type conn struct {
 	// fetchSessions are the connection's fetch sessions (KIP-227), used
 	// only by the serving goroutine.
 	fetchSessions map[int32]*fetchSession
+	// fetchBuf holds the record bytes of the fetch being answered, from
+	// fetchBuffers, until its response is encoded (Serve).
+	fetchBuf *[]byte
 	// closeAfterResponse closes the connection once the response being
 	// written is flushed (a failed SASL authentication).
 	closeAfterResponse bool
@@ -154,8 +157,9 @@ func (c *conn) Serve() {
 			dst = make([]byte, 0, need)
 		}
 		out := appendResponse(dst, req, resp)
+		c.releaseFetchBuffer()
 		_, err = w.Write(out)
-		if cap(out) <= 1<<20 { // a large fetch response's buffer is not kept
+		if cap(out) <= keptBufferBytes {
 			*buf = out
 		}
 		responseBuffers.Put(buf)
@@ -184,6 +188,39 @@ func (c *conn) Serve() {
 // the buffer of its largest response (a Metadata response of thousands of
 // topics: 280 MiB over the load campaign's 2,500 idle clients).
 var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// fetchBuffers are the buffers fetches read record bytes into, every
+// partition of a fetch into one, shared by the connections. Each
+// partition's read allocated its own: a third of the server's allocations
+// in a Kafka firehose over 1,000 partitions, docs/BENCHMARKS.md.
+var fetchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// keptBufferBytes is the largest buffer the pools above keep; a larger
+// one is left to the garbage collector.
+const keptBufferBytes = 8 << 20
+
+// fetchBuffer returns the buffer of the fetch being answered, empty,
+// taking one from fetchBuffers for the first read. The serving goroutine
+// only: a fetch's reads and the encoding of its response happen there.
+func (c *conn) fetchBuffer() *[]byte {
+	if c.fetchBuf == nil {
+		c.fetchBuf = fetchBuffers.Get().(*[]byte)
+	}
+	*c.fetchBuf = (*c.fetchBuf)[:0]
+	return c.fetchBuf
+}
+
+// releaseFetchBuffer gives the fetch's buffer back once its response is
+// encoded and nothing refers to the bytes any more.
+func (c *conn) releaseFetchBuffer() {
+	if c.fetchBuf == nil {
+		return
+	}
+	if cap(*c.fetchBuf) <= keptBufferBytes {
+		fetchBuffers.Put(c.fetchBuf)
+	}
+	c.fetchBuf = nil
+}
 
 // readRequest reads one size-prefixed frame and decodes its header and body.
 // The size is checked against limit before the frame is allocated, and the

@@ -85,12 +85,12 @@ func handleFetch(c *conn, req *kmsg.FetchRequest) (kmsg.Response, error) {
 // aborted transactions among them (which they drop).
 const isolationReadCommitted = 1
 
-// readPartition reads one partition for a fetch.
-func readPartition(b *broker.Broker, topic string, partition int32, offset int64, maxBytes int, committed bool) (broker.PartitionRead, error) {
+// readPartition reads one partition for a fetch, appending to dst.
+func readPartition(b *broker.Broker, topic string, partition int32, offset int64, maxBytes int, committed bool, dst []byte) (broker.PartitionRead, error) {
 	if committed {
-		return b.ReadCommitted(topic, partition, offset, maxBytes, nil)
+		return b.ReadCommitted(topic, partition, offset, maxBytes, dst)
 	}
-	return b.ReadBatches(topic, partition, offset, maxBytes, nil)
+	return b.ReadBatches(topic, partition, offset, maxBytes, dst)
 }
 
 // fetchOnce reads every partition of the request once, without waiting.
@@ -106,6 +106,11 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, names []string, codes []int16) (
 	total := 0
 	failed := false
 	committed := req.IsolationLevel == isolationReadCommitted
+	// Every partition's records are read into one buffer, the connection's
+	// until the response is encoded; a partition's RecordBatches are its
+	// part of it. A buffer that moves as it grows leaves the earlier
+	// partitions' parts where they were, still valid.
+	buf := c.fetchBuffer()
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
@@ -126,7 +131,7 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, names []string, codes []int16) (
 				rt.Partitions[j] = rp
 				continue
 			}
-			read, err := readPartition(b, names[i], p.Partition, p.FetchOffset, max(limit, 1), committed)
+			read, err := readPartition(b, names[i], p.Partition, p.FetchOffset, max(limit, 1), committed, *buf)
 			if err != nil {
 				rp.ErrorCode = errorCode(err)
 				if rp.ErrorCode == kerr.OffsetOutOfRange.Code {
@@ -143,9 +148,10 @@ func fetchOnce(c *conn, req *kmsg.FetchRequest, names []string, codes []int16) (
 					rp.AbortedTransactions = append(rp.AbortedTransactions, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.First})
 				}
 			}
-			if len(read.Data) > 0 && (limit > 0 && len(read.Data) <= limit || total == 0) {
-				rp.RecordBatches = read.Data
-				total += len(read.Data)
+			if got := read.Data[min(len(*buf), len(read.Data)):]; len(got) > 0 && (limit > 0 && len(got) <= limit || total == 0) {
+				rp.RecordBatches = got
+				total += len(got)
+				*buf = read.Data
 			}
 			rt.Partitions[j] = rp
 		}
