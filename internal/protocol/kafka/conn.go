@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -223,8 +225,8 @@ func (c *conn) releaseFetchBuffer() {
 }
 
 // readRequest reads one size-prefixed frame and decodes its header and body.
-// The size is checked against limit before the frame is allocated, and the
-// buffer grows only as bytes arrive, so a lying size costs nothing.
+// The size is checked against limit before anything is allocated for the
+// frame (readFrame).
 func readRequest(r *bufio.Reader, limit int) (*request, error) {
 	var sizeBuf [4]byte
 	if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
@@ -234,23 +236,12 @@ func readRequest(r *bufio.Reader, limit int) (*request, error) {
 	if size < 0 || int64(size) > int64(limit) {
 		return nil, &badRequestError{-1, fmt.Errorf("%w: %d bytes, the limit is %d", ErrFrameTooLarge, size, limit)}
 	}
-	// The frame grows as its bytes arrive, so that a size alone (a client
-	// that declares 100 MB and sends nothing) allocates little; by 4× at a
-	// time, as append's 1.25× for large slices made a 1 MiB produce request
-	// cost a dozen allocations and about 5 MiB of garbage.
-	frame := make([]byte, 0, min(int(size), 64<<10))
-	for len(frame) < int(size) {
-		if len(frame) == cap(frame) {
-			frame = append(make([]byte, 0, min(int(size), 4*len(frame))), frame...)
+	frame, err := readFrame(r, int(size))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
 		}
-		n, err := r.Read(frame[len(frame):min(cap(frame), int(size))])
-		frame = frame[:len(frame)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
+		return nil, err
 	}
 	req, err := parseRequest(frame)
 	if err != nil {
@@ -261,6 +252,49 @@ func readRequest(r *bufio.Reader, limit int) (*request, error) {
 		return nil, &badRequestError{key, err}
 	}
 	return req, nil
+}
+
+// directFrameBytes is the largest frame read straight into a buffer of
+// its declared size; a larger one is read into a frameScratch first.
+const directFrameBytes = 64 << 10
+
+// frameScratch are the buffers large request frames are read into, shared
+// by the connections' readers.
+var frameScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// readFrame reads a frame of size bytes. A large one is read into a pooled
+// scratch buffer that grows only as bytes arrive, so that a size alone (a
+// client that declares 100 MB and sends nothing) allocates little, and is
+// then copied once into a frame of its size. The frame itself cannot be
+// pooled: a produced batch is referred to by the partition writer after
+// the request has ended. Growing the frame itself as bytes arrived (by 4×)
+// allocated 1.7 bytes per byte read: three quarters of the server's
+// allocations in a Kafka firehose over 1,000 partitions.
+func readFrame(r *bufio.Reader, size int) ([]byte, error) {
+	if size <= directFrameBytes {
+		frame := make([]byte, size)
+		_, err := io.ReadFull(r, frame)
+		return frame, err
+	}
+	bp := frameScratch.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= keptBufferBytes {
+			*bp = buf[:0]
+			frameScratch.Put(bp)
+		}
+	}()
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(size, max(2*cap(buf), directFrameBytes))-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return bytes.Clone(buf), nil
 }
 
 // badRequestError is a request that cannot be handled (too large, not
