@@ -298,37 +298,68 @@ type AppendResult struct {
 // Append returns. If ctx ends first, Append returns ctx.Err() and the batches
 // may or may not be written.
 func (l *Log) Append(ctx context.Context, data []byte) (AppendResult, error) {
+	p, err := l.Submit(ctx, data)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return p.Wait(ctx)
+}
+
+// Submit is the first half of Append: it validates data and hands it to the
+// log's writer, without waiting for the write. Data submitted one after
+// another (by one goroutine, or in an order the callers agree on) gets
+// offsets in that order, and data submitted before an earlier submission's
+// write is done joins that write or the next, so that a caller with several
+// appends to make in order need not wait for each one's flush before
+// submitting the next. Wait returns the result; the caller must not touch
+// data until Wait returns.
+func (l *Log) Submit(ctx context.Context, data []byte) (PendingAppend, error) {
 	if int64(len(data)) > l.opts.SegmentBytes {
-		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment size %d", ErrBatchTooLarge, len(data), l.opts.SegmentBytes)
+		return PendingAppend{}, fmt.Errorf("%w: %d bytes, segment size %d", ErrBatchTooLarge, len(data), l.opts.SegmentBytes)
 	}
 	if err := validateBatches(data); err != nil {
-		return AppendResult{}, err
+		return PendingAppend{}, err
 	}
 	if err := l.err(); err != nil {
-		return AppendResult{}, err
+		return PendingAppend{}, err
 	}
 	req := l.requests.get(data)
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
 		l.requests.put(req)
-		return AppendResult{}, ErrClosed
+		return PendingAppend{}, ErrClosed
 	}
 	select {
 	case l.appends <- req:
 	case <-ctx.Done():
 		l.closeMu.RUnlock()
 		l.requests.put(req)
-		return AppendResult{}, ctx.Err()
+		return PendingAppend{}, ctx.Err()
 	}
 	l.closeMu.RUnlock()
+	return PendingAppend{l: l, req: req}, nil
+}
+
+// A PendingAppend is data handed to a log's writer (Submit) whose append
+// is not known to be done yet.
+type PendingAppend struct {
+	l   *Log
+	req *appendRequest
+}
+
+// Wait returns once the submitted data is committed under the log's fsync
+// policy, with where it landed, or with why it was not appended. If ctx
+// ends first, Wait returns ctx.Err() and the data may or may not be
+// written. Wait is called once.
+func (p PendingAppend) Wait(ctx context.Context) (AppendResult, error) {
 	select {
-	case <-req.done:
+	case <-p.req.done:
 	case <-ctx.Done():
 		return AppendResult{}, ctx.Err() // req is still the writer's: not pooled
 	}
-	res, err := req.result, req.err
-	l.requests.put(req)
+	res, err := p.req.result, p.req.err
+	p.l.requests.put(p.req)
 	return res, err
 }
 
