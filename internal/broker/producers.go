@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -62,7 +63,7 @@ type producerKey struct {
 const recentBatches = 5
 
 type producerPartition struct {
-	mu       sync.Mutex // held across the append, so one producer's batches to a partition are stored in order
+	mu       sync.Mutex // held across the check and the submission, so one producer's batches to a partition are stored in order
 	lastUsed time.Time  // guarded by producerRegistry.mu
 	known    bool
 	epoch    int16
@@ -73,6 +74,55 @@ type producerPartition struct {
 type sequencedBatch struct {
 	firstSeq, lastSeq int32
 	res               AppendResult
+	// pending is set while the batch is submitted but not yet stored:
+	// a retry of it waits for its outcome.
+	pending *pendingSeq
+}
+
+// pendingSeq is an idempotent batch submitted to storage, as its
+// producer's state knows it until the append's outcome is known.
+type pendingSeq struct {
+	pp       *producerPartition
+	finished chan struct{} // closed once res and err are set
+	res      AppendResult
+	err      error
+}
+
+// done records the outcome of the batch's append: a stored batch is
+// remembered for retries; a failed one makes the producer's state unknown
+// again, so that the retry, and the batches after it that were submitted
+// behind it, are taken.
+func (ps *pendingSeq) done(res AppendResult, err error) {
+	ps.res, ps.err = res, err
+	close(ps.finished)
+	pp := ps.pp
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for i := range pp.recent {
+		r := &pp.recent[i]
+		if r.pending != ps {
+			continue
+		}
+		if err != nil {
+			pp.known = false
+			pp.recent = pp.recent[:0]
+			return
+		}
+		r.res, r.pending = res, nil
+		return
+	}
+}
+
+// wait returns the outcome of the batch a retry duplicates.
+func (ps *pendingSeq) wait(ctx context.Context) (AppendResult, error) {
+	select {
+	case <-ps.finished:
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	}
+	res := ps.res
+	res.Duplicate = true
+	return res, ps.err
 }
 
 // InitProducerID returns a new producer id with epoch 0, or, given a
@@ -133,13 +183,15 @@ func nextSeq(seq int32, n int32) int32 {
 }
 
 // append checks the batch h against its producer's state on the partition,
-// runs store if it is the next batch, and records the outcome.
-func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h record.Header, store func() (AppendResult, error)) (AppendResult, error) {
+// submits it if it is the next batch, and records it as the producer's
+// last. The producer's next batch may be checked and submitted before this
+// one is stored: pipelined requests share flushes.
+func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h record.Header, submit func() PendingAppend) PendingAppend {
 	s.mu.RLock() // meta is replaced when partitions are added
 	streamID := s.meta.ID
 	s.mu.RUnlock()
 	if err := p.loadTail(s, streamID, partition, now); err != nil {
-		return AppendResult{}, err
+		return appended(AppendResult{}, err)
 	}
 	pp := p.partition(producerKey{id: h.ProducerID, streamID: streamID, partition: partition}, now)
 	pp.mu.Lock()
@@ -150,37 +202,52 @@ func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h r
 	case !pp.known:
 		// A producer this run has not seen on this partition: accept it.
 	case h.ProducerEpoch < pp.epoch:
-		return AppendResult{}, fmt.Errorf("%w: producer %d sent epoch %d, the current epoch is %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, pp.epoch)
+		return appended(AppendResult{}, fmt.Errorf("%w: producer %d sent epoch %d, the current epoch is %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, pp.epoch))
 	case h.ProducerEpoch > pp.epoch:
 		if first != 0 {
-			return AppendResult{}, fmt.Errorf("%w: producer %d starts epoch %d at sequence %d, not 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, first)
+			return appended(AppendResult{}, fmt.Errorf("%w: producer %d starts epoch %d at sequence %d, not 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, first))
 		}
 	default:
 		for _, r := range pp.recent {
 			if r.firstSeq == first && r.lastSeq == last {
+				if r.pending != nil {
+					return PendingAppend{seq: r.pending}
+				}
 				res := r.res
 				res.Duplicate = true
-				return res, nil
+				return appended(res, nil)
 			}
 		}
 		if want := nextSeq(pp.lastSeq, 1); first != want {
-			return AppendResult{}, fmt.Errorf("%w: producer %d sent sequence %d, expected %d", ErrOutOfOrderSequence, h.ProducerID, first, want)
+			return appended(AppendResult{}, fmt.Errorf("%w: producer %d sent sequence %d, expected %d", ErrOutOfOrderSequence, h.ProducerID, first, want))
 		}
 	}
-	res, err := store()
-	if err != nil {
-		return res, err
+	pa := submit()
+	if pa.b == nil && pa.seq == nil {
+		// Refused, or appended whole: its outcome is known.
+		if pa.err != nil {
+			return pa
+		}
+		remember(pp, h.ProducerEpoch, sequencedBatch{firstSeq: first, lastSeq: last, res: pa.res})
+		return pa
 	}
-	if !pp.known || h.ProducerEpoch != pp.epoch {
+	pa.seq = &pendingSeq{pp: pp, finished: make(chan struct{})}
+	remember(pp, h.ProducerEpoch, sequencedBatch{firstSeq: first, lastSeq: last, pending: pa.seq})
+	return pa
+}
+
+// remember makes b the producer's last batch on the partition. pp.mu is
+// held.
+func remember(pp *producerPartition, epoch int16, b sequencedBatch) {
+	if !pp.known || epoch != pp.epoch {
 		pp.recent = pp.recent[:0]
 	}
-	pp.known, pp.epoch, pp.lastSeq = true, h.ProducerEpoch, last
+	pp.known, pp.epoch, pp.lastSeq = true, epoch, b.lastSeq
 	if len(pp.recent) == recentBatches {
 		copy(pp.recent, pp.recent[1:])
 		pp.recent = pp.recent[:recentBatches-1]
 	}
-	pp.recent = append(pp.recent, sequencedBatch{firstSeq: first, lastSeq: last, res: res})
-	return res, nil
+	pp.recent = append(pp.recent, b)
 }
 
 // loadTail rebuilds, once per partition and run, the state of the

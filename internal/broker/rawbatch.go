@@ -47,87 +47,164 @@ type AppendResult struct {
 // records are decoded and published through Publish instead, so that dedup
 // holds for every protocol; the client's batch framing is then not kept.
 func (b *Broker) AppendBatches(ctx context.Context, streamName string, partition int32, data []byte) (AppendResult, error) {
+	return b.SubmitBatches(ctx, streamName, partition, data).Wait(ctx)
+}
+
+// SubmitBatches is the first half of AppendBatches: it checks data and hands
+// it to the partition, and PendingAppend.Wait is the second. Data submitted
+// one after another to a partition is stored in that order, and a
+// submission need not wait for the one before it to be flushed: a Kafka
+// connection's pipelined produce requests share flushes this way. Only
+// transactional batches and those of a deduplicating stream are appended
+// whole before SubmitBatches returns.
+func (b *Broker) SubmitBatches(ctx context.Context, streamName string, partition int32, data []byte) PendingAppend {
 	if err := Authorize(ctx, auth.ResourceStream, streamName, auth.ActionPublish); err != nil {
-		return AppendResult{}, err
+		return appended(AppendResult{}, err)
 	}
 	if err := b.admitPublish(ctx); err != nil {
-		return AppendResult{}, err
+		return appended(AppendResult{}, err)
 	}
 	s, err := b.stream(streamName)
 	if err != nil {
-		return AppendResult{}, err
+		return appended(AppendResult{}, err)
 	}
 	l, err := s.partition(partition)
 	if err != nil {
-		return AppendResult{}, err
+		return appended(AppendResult{}, err)
 	}
-	var headers []record.Header
-	count := 0
+	var first record.Header
+	count, batches := 0, 0
 	for p := 0; p < len(data); {
 		size, err := record.BatchSize(data[p:])
 		if err != nil || p+size > len(data) {
-			return AppendResult{}, fmt.Errorf("%w: truncated batch at byte %d", ErrCorruptBatch, p)
+			return appended(AppendResult{}, fmt.Errorf("%w: truncated batch at byte %d", ErrCorruptBatch, p))
 		}
 		h, err := record.Validate(data[p : p+size])
 		if err != nil {
 			if errors.Is(err, record.ErrCorrupt) || errors.Is(err, record.ErrShort) {
-				return AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+				return appended(AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err))
 			}
-			return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+			return appended(AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err))
 		}
 		if size > b.cfg.MaxRecordBytes+batchOverhead {
-			return AppendResult{}, fmt.Errorf("%w: a batch of %d bytes, the limit is %d", ErrRecordTooLarge, size, b.cfg.MaxRecordBytes+batchOverhead)
+			return appended(AppendResult{}, fmt.Errorf("%w: a batch of %d bytes, the limit is %d", ErrRecordTooLarge, size, b.cfg.MaxRecordBytes+batchOverhead))
 		}
 		if h.IsControl() {
 			// Only the transaction coordinator writes control batches.
-			return AppendResult{}, ErrUnsupportedTransaction
+			return appended(AppendResult{}, ErrUnsupportedTransaction)
 		}
 		if h.Attributes&record.TransactionalFlag != 0 && (h.ProducerID < 0 || h.BaseSequence < 0) {
-			return AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id and sequence", ErrInvalidBatch)
+			return appended(AppendResult{}, fmt.Errorf("%w: a transactional batch without a producer id and sequence", ErrInvalidBatch))
 		}
-		headers = append(headers, h)
+		if batches == 0 {
+			first = h
+		}
+		batches++
 		count += int(h.RecordCount)
 		p += size
 	}
-	if len(headers) == 0 {
-		return AppendResult{}, fmt.Errorf("%w: no batch", ErrInvalidBatch)
+	if batches == 0 {
+		return appended(AppendResult{}, fmt.Errorf("%w: no batch", ErrInvalidBatch))
 	}
 	if err := s.checkRoom(ctx, count); err != nil {
-		return AppendResult{}, err
+		return appended(AppendResult{}, err)
 	}
-	first := headers[0]
 	if first.ProducerID >= 0 && first.BaseSequence >= 0 {
-		if len(headers) != 1 {
-			return AppendResult{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition and request", ErrInvalidBatch)
+		if batches != 1 {
+			return appended(AppendResult{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition and request", ErrInvalidBatch))
 		}
-		store := func() (AppendResult, error) {
-			return b.producers.append(b.now(), s, partition, first, func() (AppendResult, error) {
-				return b.appendBatches(ctx, s, streamName, l, partition, data)
+		submit := func() PendingAppend {
+			return b.producers.append(b.now(), s, partition, first, func() PendingAppend {
+				return b.submitBatches(ctx, s, streamName, l, partition, data)
 			})
 		}
 		if first.Attributes&record.TransactionalFlag != 0 {
 			s.mu.RLock()
 			streamID := s.meta.ID
 			s.mu.RUnlock()
-			return b.txns.transactionalAppend(streamID, partition, first.ProducerID, first.ProducerEpoch, store)
+			// Whole: the transaction's end must not overtake the append.
+			return appended(b.txns.transactionalAppend(streamID, partition, first.ProducerID, first.ProducerEpoch, func() (AppendResult, error) {
+				return submit().Wait(ctx)
+			}))
 		}
-		return store()
+		return submit()
 	}
-	return b.appendBatches(ctx, s, streamName, l, partition, data)
+	return b.submitBatches(ctx, s, streamName, l, partition, data)
 }
 
-func (b *Broker) appendBatches(ctx context.Context, s *stream, streamName string, l *storage.Log, partition int32, data []byte) (AppendResult, error) {
+// A PendingAppend is a raw append submitted to its partition
+// (SubmitBatches) whose result may not be known yet.
+type PendingAppend struct {
+	res AppendResult
+	err error
+	// When storage holds the data, the rest of the append: the result
+	// comes from pending, and seq is told of it.
+	b          *Broker
+	s          *stream
+	l          *storage.Log
+	pending    storage.PendingAppend
+	streamName string
+	partition  int32
+	seq        *pendingSeq
+}
+
+// appended is a PendingAppend whose result is known.
+func appended(res AppendResult, err error) PendingAppend { return PendingAppend{res: res, err: err} }
+
+// Wait returns the append's result once it is committed under the log's
+// fsync policy. If ctx ends first, Wait returns ctx.Err() and the batches
+// may or may not be stored. Wait is called once.
+func (p PendingAppend) Wait(ctx context.Context) (AppendResult, error) {
+	if p.b == nil {
+		if p.seq != nil {
+			return p.seq.wait(ctx)
+		}
+		return p.res, p.err
+	}
+	res, err := p.pending.Wait(ctx)
+	if err != nil && ctx.Err() != nil && p.seq != nil {
+		// The producer's state learns the outcome once storage has it.
+		go func() { p.seq.done(p.finish(p.pending.Wait(context.Background()))) }()
+		return AppendResult{}, err
+	}
+	out, err := p.finish(res, err)
+	if p.seq != nil {
+		p.seq.done(out, err)
+	}
+	return out, err
+}
+
+// finish turns storage's result into the broker's.
+func (p PendingAppend) finish(res storage.AppendResult, err error) (AppendResult, error) {
+	switch {
+	case errors.Is(err, storage.ErrBatchTooLarge):
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+	case errors.Is(err, storage.ErrInvalidBatch):
+		return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	case errors.Is(err, storage.ErrClosed):
+		return AppendResult{}, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, p.streamName)
+	case err != nil:
+		p.b.disk.noteWriteError(err)
+		return AppendResult{}, fmt.Errorf("broker: append to partition %d: %w", p.partition, err)
+	}
+	p.s.afterPublish()
+	return AppendResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, StartOffset: p.l.StartOffset()}, nil
+}
+
+// submitBatches hands data to l, or, when the stream deduplicates and a
+// record carries a message-id, publishes its records whole.
+func (b *Broker) submitBatches(ctx context.Context, s *stream, streamName string, l *storage.Log, partition int32, data []byte) PendingAppend {
 	// A transactional batch is stored as sent: its producer fields are
 	// what commits or aborts it (its message-ids are not deduplicated).
 	if s.dedup != nil && !isTransactional(data) {
 		recs, hasID, err := decodeForDedup(data, partition)
 		if err != nil {
-			return AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+			return appended(AppendResult{}, fmt.Errorf("%w: %w", ErrCorruptBatch, err))
 		}
 		if hasID {
 			res, err := b.publish(ctx, streamName, partition, recs, true)
 			if err != nil {
-				return AppendResult{}, err
+				return appended(AppendResult{}, err)
 			}
 			out := AppendResult{BaseOffset: -1, StartOffset: l.StartOffset(), Duplicate: true}
 			for _, r := range res {
@@ -137,23 +214,15 @@ func (b *Broker) appendBatches(ctx context.Context, s *stream, streamName string
 				out.LastOffset = max(out.LastOffset, r.Offset)
 				out.Duplicate = out.Duplicate && r.Duplicate
 			}
-			return out, nil
+			return appended(out, nil)
 		}
 	}
-	res, err := l.Append(ctx, data)
-	switch {
-	case errors.Is(err, storage.ErrBatchTooLarge):
-		return AppendResult{}, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
-	case errors.Is(err, storage.ErrInvalidBatch):
-		return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
-	case errors.Is(err, storage.ErrClosed):
-		return AppendResult{}, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, streamName)
-	case err != nil:
-		b.disk.noteWriteError(err)
-		return AppendResult{}, fmt.Errorf("broker: append to partition %d: %w", partition, err)
+	p := PendingAppend{b: b, s: s, l: l, streamName: streamName, partition: partition}
+	var err error
+	if p.pending, err = l.Submit(ctx, data); err != nil {
+		return appended(p.finish(storage.AppendResult{}, err))
 	}
-	s.afterPublish()
-	return AppendResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, StartOffset: l.StartOffset()}, nil
+	return p
 }
 
 // isTransactional reports whether data's first batch is transactional.

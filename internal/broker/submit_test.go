@@ -1,0 +1,117 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/weirmq/weir/internal/record"
+	"github.com/weirmq/weir/internal/vfs"
+)
+
+// idemBatch is an idempotent producer's batch of n records from seq.
+func idemBatch(t *testing.T, producerID int64, epoch int16, seq int32, n int) []byte {
+	t.Helper()
+	opts := record.DefaultBatchOptions()
+	opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence = producerID, epoch, seq
+	recs := make([]record.Record, n)
+	for i := range recs {
+		recs[i] = record.Record{Offset: int64(i), Value: fmt.Appendf(nil, "%d", int(seq)+i)}
+	}
+	b, err := record.AppendBatch(nil, opts, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSubmitIdempotentPipelined submits an idempotent producer's batches
+// one after another without waiting for any, as a Kafka connection's
+// pipelined requests are: each is checked against the one submitted before
+// it, they are stored in order, and a retry of a batch still being stored
+// gets its outcome.
+func TestSubmitIdempotentPipelined(t *testing.T) {
+	b := openBroker(t, t.TempDir())
+	defer b.Close()
+	createStream(t, b, StreamConfig{Name: "s", Partitions: 1})
+	ctx := context.Background()
+	const pid, epoch = 7, 0
+	var pending []PendingAppend
+	for i := range 5 {
+		pending = append(pending, b.SubmitBatches(ctx, "s", 0, idemBatch(t, pid, epoch, int32(3*i), 3)))
+	}
+	// A retry of the last one, submitted before it is known to be stored.
+	retry := b.SubmitBatches(ctx, "s", 0, idemBatch(t, pid, epoch, 12, 3))
+	// A gap is refused whatever is in flight.
+	gap := b.SubmitBatches(ctx, "s", 0, idemBatch(t, pid, epoch, 16, 1))
+	for i, p := range pending {
+		res, err := p.Wait(ctx)
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if res.BaseOffset != int64(3*i) || res.LastOffset != int64(3*i+2) || res.Duplicate {
+			t.Fatalf("batch %d: %+v, want offsets %d..%d", i, res, 3*i, 3*i+2)
+		}
+	}
+	res, err := retry.Wait(ctx)
+	if err != nil || !res.Duplicate || res.BaseOffset != 12 {
+		t.Fatalf("the retry of a batch in flight: %+v, %v; want a duplicate at 12", res, err)
+	}
+	if _, err := gap.Wait(ctx); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("a gap: %v, want ErrOutOfOrderSequence", err)
+	}
+	// A retry once it is stored, and the next batch.
+	if res, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, pid, epoch, 9, 3)); err != nil || !res.Duplicate || res.BaseOffset != 9 {
+		t.Fatalf("the retry of a stored batch: %+v, %v; want a duplicate at 9", res, err)
+	}
+	if res, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, pid, epoch, 15, 1)); err != nil || res.Duplicate || res.BaseOffset != 15 {
+		t.Fatalf("the next batch: %+v, %v; want it at 15", res, err)
+	}
+	if end := mustEndOffset(t, b, "s"); end != 16 {
+		t.Fatalf("end offset %d, want 16: a retry was stored twice", end)
+	}
+}
+
+// TestSubmitFailedForgetsSequence: batches whose append fails (the fsync
+// fails) leave the producer's state unknown, so that their retry is taken
+// once the disk works again; a wait that ends before storage answers does
+// not lose the outcome, and the retry is then a duplicate.
+func TestSubmitFailedForgetsSequence(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.Default)
+	b := openFaultBroker(t, t.TempDir(), efs)
+	defer b.Close()
+	createStream(t, b, StreamConfig{Name: "s", Partitions: 1})
+	ctx := context.Background()
+	if _, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 9, 0, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	efs.FailSync(fmt.Errorf("%w: fdatasync: %w", vfs.ErrInjected, syscall.EIO))
+	p1 := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 9, 0, 2, 2))
+	p2 := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 9, 0, 4, 2))
+	for i, p := range []PendingAppend{p1, p2} {
+		if res, err := p.Wait(ctx); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("batch %d during the fault: %+v, %v; want the fault's error", i, res, err)
+		}
+	}
+	efs.Reset()
+	res, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 9, 0, 2, 2))
+	if err != nil || res.Duplicate {
+		t.Fatalf("the retry after the fault: %+v, %v; want it stored", res, err)
+	}
+
+	// The next batch's wait ends before it is known to be stored: the
+	// state learns the outcome once storage has it, and the retry is a
+	// duplicate of it.
+	p := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 9, 0, 4, 2))
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.Wait(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait with an ended context: %v", err)
+	}
+	again, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 9, 0, 4, 2))
+	if err != nil || !again.Duplicate || again.BaseOffset != res.LastOffset+1 {
+		t.Fatalf("the retry of a batch whose wait ended: %+v, %v; want a duplicate at %d", again, err, res.LastOffset+1)
+	}
+}
