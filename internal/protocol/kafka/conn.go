@@ -139,50 +139,139 @@ func (c *conn) Serve() {
 		<-readerDone
 	}()
 	w := bufio.NewWriterSize(c.nc, tcpserve.BufferBytes)
-	for req := range queue {
+	// inflight are the produce requests submitted and not answered yet, in
+	// request order (startProduce).
+	var inflight []*inflightProduce
+	// answer writes the first one's response, flushed unless the next
+	// one's is ready to go with it.
+	answer := func() bool {
+		p := inflight[0]
+		<-p.done
+		inflight = inflight[1:]
+		flush := len(inflight) == 0 && len(queue) == 0
+		if len(inflight) > 0 {
+			select {
+			case <-inflight[0].done:
+			default:
+				flush = true
+			}
+		}
+		return c.answer(w, p.req, p.resp, p.err, flush)
+	}
+	for {
+		var req *request
+		ok := true
+		if len(inflight) > 0 {
+			var ready <-chan *request
+			if len(inflight) < maxQueued {
+				ready = queue
+			}
+			select {
+			case req, ok = <-ready:
+			case <-inflight[0].done:
+				if !answer() {
+					return
+				}
+				continue
+			}
+		} else {
+			req, ok = <-queue
+		}
+		if ok {
+			if p := c.startPipelined(req); p != nil {
+				inflight = append(inflight, p)
+				continue
+			}
+		}
+		// Anything else is handled once the produce requests before it
+		// are answered.
+		for len(inflight) > 0 {
+			if !answer() {
+				return
+			}
+		}
+		if !ok {
+			return
+		}
 		resp, err := c.handle(req)
-		c.s.cfg.Observer.Handled(req.key, err != nil || c.closeAfterResponse)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.log.Info("kafka: closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "err", err)
-			}
+		if !c.answer(w, req, resp, err, len(queue) == 0) {
 			return
-		}
-		if resp == nil {
-			continue // Produce with acks=0 has no response
-		}
-		buf := responseBuffers.Get().(*[]byte)
-		dst := (*buf)[:0]
-		if need := responseSizeHint(resp); need > cap(dst) {
-			// Encoded into a buffer of its size at once: growing by append
-			// (1.25× for large slices) copied a 4 MiB fetch response seven times.
-			dst = make([]byte, 0, need)
-		}
-		out := appendResponse(dst, req, resp)
-		c.releaseFetchBuffer()
-		_, err = w.Write(out)
-		if cap(out) <= keptBufferBytes {
-			*buf = out
-		}
-		responseBuffers.Put(buf)
-		if err != nil {
-			return
-		}
-		if len(queue) == 0 || c.closeAfterResponse {
-			if err := w.Flush(); err != nil {
-				return
-			}
-		}
-		if c.closeAfterResponse {
-			return
-		}
-		if c.throttleFor > 0 {
-			if err := w.Flush(); err != nil {
-				return
-			}
-			c.mute()
 		}
 	}
+}
+
+// inflightProduce is a produce request submitted ahead of its answer.
+type inflightProduce struct {
+	req  *request
+	done chan struct{} // closed once resp and err are set
+	resp kmsg.Response
+	err  error
+}
+
+// startPipelined submits req and returns it in flight when it is a produce
+// request that can be answered after later requests are submitted: one
+// that is answered (acks 1 or -1), from a login without a produce quota
+// (whose throttle holds the connection after the response).
+func (c *conn) startPipelined(req *request) *inflightProduce {
+	body, ok := req.body.(*kmsg.ProduceRequest)
+	if !ok || body.Acks == 0 || c.checkAuthenticated(req.key) != nil || c.login.Principal().ProduceQuota() != nil {
+		return nil
+	}
+	c.clientID = req.clientID
+	p := &inflightProduce{req: req, done: make(chan struct{})}
+	wait := startProduce(c, body)
+	go func() {
+		p.resp, p.err = wait()
+		close(p.done)
+	}()
+	return p
+}
+
+// answer writes the response to req, flushing when flush is set or the
+// connection is to close, and reports whether the connection goes on.
+func (c *conn) answer(w *bufio.Writer, req *request, resp kmsg.Response, err error, flush bool) bool {
+	c.s.cfg.Observer.Handled(req.key, err != nil || c.closeAfterResponse)
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.log.Info("kafka: closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "err", err)
+		}
+		return false
+	}
+	if resp == nil {
+		return true // Produce with acks=0 has no response
+	}
+	buf := responseBuffers.Get().(*[]byte)
+	dst := (*buf)[:0]
+	if need := responseSizeHint(resp); need > cap(dst) {
+		// Encoded into a buffer of its size at once: growing by append
+		// (1.25× for large slices) copied a 4 MiB fetch response seven times.
+		dst = make([]byte, 0, need)
+	}
+	out := appendResponse(dst, req, resp)
+	c.releaseFetchBuffer()
+	_, err = w.Write(out)
+	if cap(out) <= keptBufferBytes {
+		*buf = out
+	}
+	responseBuffers.Put(buf)
+	if err != nil {
+		return false
+	}
+	if flush || c.closeAfterResponse {
+		if err := w.Flush(); err != nil {
+			return false
+		}
+	}
+	if c.closeAfterResponse {
+		return false
+	}
+	if c.throttleFor > 0 {
+		if err := w.Flush(); err != nil {
+			return false
+		}
+		c.mute()
+	}
+	return true
 }
 
 // responseBuffers are the buffers responses are encoded in, shared by the
