@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,8 +32,8 @@ func handleProduce(c *conn, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	return resp, err
 }
 
-// startProduce submits the request's batches, partition after partition
-// (broker.SubmitBatches), and returns what waits for them to be stored and
+// startProduce submits the request's batches (broker.SubmitBatches) and
+// returns what waits for them to be stored and
 // makes the response. Serve submits the next produce request of the
 // connection before the previous one is answered: batches of pipelined
 // requests reach their partitions in request order and share flushes,
@@ -51,6 +52,8 @@ func startProduce(c *conn, req *kmsg.ProduceRequest) func() (kmsg.Response, erro
 	}
 	type submitted struct {
 		rp      *kmsg.ProduceResponseTopicPartition
+		topic   string
+		p       *kmsg.ProduceRequestTopicPartition
 		pending broker.PendingAppend
 		span    trace.Span
 	}
@@ -75,9 +78,25 @@ func startProduce(c *conn, req *kmsg.ProduceRequest) func() (kmsg.Response, erro
 				rp.ErrorCode = max(ackErr, topicErr)
 				continue
 			}
-			sctx, span := c.s.cfg.Tracer.StartPublishBatches(ctx, topic, p.Partition, p.Records)
-			parts = append(parts, submitted{rp, b.SubmitBatches(sctx, topic, p.Partition, p.Records), span})
+			parts = append(parts, submitted{rp: rp, topic: topic, p: p})
 		}
+	}
+	// The partitions are submitted in parallel, so that one that holds its
+	// publishers does not hold the others, and all before the next request
+	// is.
+	submit := func(s *submitted) {
+		var sctx context.Context
+		sctx, s.span = c.s.cfg.Tracer.StartPublishBatches(ctx, s.topic, s.p.Partition, s.p.Records)
+		s.pending = b.SubmitBatches(sctx, s.topic, s.p.Partition, s.p.Records)
+	}
+	if len(parts) == 1 {
+		submit(&parts[0])
+	} else {
+		var wg sync.WaitGroup
+		for i := range parts {
+			wg.Go(func() { submit(&parts[i]) })
+		}
+		wg.Wait()
 	}
 	resp.ThrottleMillis = c.throttleProduce(req)
 	return func() (kmsg.Response, error) {

@@ -276,6 +276,29 @@ func TestProduceIntoHeldQueueTimesOut(t *testing.T) {
 	if took < 250*time.Millisecond || took > 5*time.Second {
 		t.Errorf("the held produce answered after %v, want about its 300 ms timeout", took)
 	}
+	// A request that also carries records for a stream that takes them:
+	// those are stored at once, whatever the held partition does.
+	if _, err := b.CreateStream(ctx, broker.StreamConfig{Name: "free", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 300
+	for _, name := range []string{"held", "free"} {
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = name
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = batch(t, -1, -1, -1, 1)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, free := resp.Topics[0].Partitions[0], resp.Topics[1].Partitions[0]; held.ErrorCode != kerr.RequestTimedOut.Code || free.ErrorCode != 0 || free.BaseOffset != 0 {
+		t.Fatalf("a request for the held queue and a free stream: held %v, free %v at %d; want REQUEST_TIMED_OUT and stored at 0",
+			kerr.ErrorForCode(held.ErrorCode), kerr.ErrorForCode(free.ErrorCode), free.BaseOffset)
+	}
 	if info, err := b.DescribeStream("held"); err != nil || info.Partitions[0].EndOffset != 1 {
 		t.Fatalf("after the timed-out produce: %+v, %v; want 1 record stored", info, err)
 	}
