@@ -54,6 +54,9 @@ type Log struct {
 
 	failMu  sync.Mutex
 	failure error // set when the log can no longer accept appends
+	// failures counts the failed appends (Failures); only the writer
+	// adds to it.
+	failures atomic.Uint64
 
 	compactMu sync.Mutex // one compaction at a time
 
@@ -314,6 +317,23 @@ func (l *Log) Append(ctx context.Context, data []byte) (AppendResult, error) {
 // submitting the next. Wait returns the result; the caller must not touch
 // data until Wait returns.
 func (l *Log) Submit(ctx context.Context, data []byte) (PendingAppend, error) {
+	return l.submit(ctx, data, false, 0)
+}
+
+// SubmitAfter is Submit for data that must not be stored if data its
+// caller submitted earlier failed: the append fails with ErrEarlierFailed
+// if the log's Failures, read before that earlier submission, has gone
+// past failures when the writer reaches it. The writer counts a failure
+// before it answers the failed append, so any data submitted after the
+// failed data, before or after its failure, is refused (along with that of
+// other callers submitted behind any failure, a retry away from stored).
+// An idempotent producer's next batch uses it: it must not land where the
+// batch before it failed.
+func (l *Log) SubmitAfter(ctx context.Context, data []byte, failures uint64) (PendingAppend, error) {
+	return l.submit(ctx, data, true, failures)
+}
+
+func (l *Log) submit(ctx context.Context, data []byte, afterFailures bool, failures uint64) (PendingAppend, error) {
 	if int64(len(data)) > l.opts.SegmentBytes {
 		return PendingAppend{}, fmt.Errorf("%w: %d bytes, segment size %d", ErrBatchTooLarge, len(data), l.opts.SegmentBytes)
 	}
@@ -324,6 +344,7 @@ func (l *Log) Submit(ctx context.Context, data []byte) (PendingAppend, error) {
 		return PendingAppend{}, err
 	}
 	req := l.requests.get(data)
+	req.afterFailures, req.failures = afterFailures, failures
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
@@ -340,6 +361,10 @@ func (l *Log) Submit(ctx context.Context, data []byte) (PendingAppend, error) {
 	l.closeMu.RUnlock()
 	return PendingAppend{l: l, req: req}, nil
 }
+
+// Failures counts the appends of the log that failed since it was opened
+// (see SubmitAfter).
+func (l *Log) Failures() uint64 { return l.failures.Load() }
 
 // A PendingAppend is data handed to a log's writer (Submit) whose append
 // is not known to be done yet.

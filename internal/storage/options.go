@@ -172,6 +172,7 @@ var (
 	ErrInvalidBatch      = errors.New("storage: invalid record batch")
 	ErrBatchTooLarge     = errors.New("storage: batch larger than a segment")
 	ErrFailed            = errors.New("storage: log failed and must be reopened")
+	ErrEarlierFailed     = errors.New("storage: an append submitted before this one failed")
 	ErrCorruptSegment    = errors.New("storage: corrupt segment")
 	errSegmentGone       = errors.New("storage: segment was removed")
 	errNeedRoll          = errors.New("storage: segment full")

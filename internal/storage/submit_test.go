@@ -2,10 +2,14 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weirmq/weir/internal/vfs"
 )
 
 // TestSubmitInOrder submits appends one after another without waiting for
@@ -56,5 +60,58 @@ func TestSubmitInOrder(t *testing.T) {
 	l.Close()
 	if _, err := l.Submit(ctx, makeBatch(t, []testRecord{{Value: []byte("late")}})); err != ErrClosed {
 		t.Errorf("Submit on a closed log: %v, want ErrClosed", err)
+	}
+}
+
+// TestSubmitAfterFailure: data submitted with SubmitAfter is refused once
+// an append of the log failed after the given Failures count, whether it
+// was queued before that failure or after it; data submitted with a count
+// read after the failure is stored, and nothing refused is readable.
+func TestSubmitAfterFailure(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.Default)
+	l := mustOpen(t, t.TempDir(), Options{FS: efs, FSync: FSyncAlways})
+	defer l.Close()
+	ctx := context.Background()
+	batch := func(v string) []byte { return makeBatch(t, []testRecord{{Value: []byte(v)}}) }
+	if _, err := l.Append(ctx, batch("first")); err != nil {
+		t.Fatal(err)
+	}
+	before := l.Failures()
+	efs.FailSync(fmt.Errorf("%w: fdatasync: %w", vfs.ErrInjected, syscall.EIO))
+	a, err := l.Submit(ctx, batch("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.SubmitAfter(ctx, batch("b"), before) // queued behind a
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Wait(ctx); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("a: %v, want the fault's error", err)
+	}
+	if _, err := b.Wait(ctx); err == nil {
+		t.Fatal("b, submitted behind a failed append, was stored")
+	}
+	if l.Failures() == before {
+		t.Fatal("Failures did not count the failure")
+	}
+	efs.Reset()
+	c, err := l.SubmitAfter(ctx, batch("c"), before) // after the failure
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx); !errors.Is(err, ErrEarlierFailed) {
+		t.Fatalf("c, submitted after the failure it follows: %v, want ErrEarlierFailed", err)
+	}
+	d, err := l.SubmitAfter(ctx, batch("d"), l.Failures())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := d.Wait(ctx); err != nil || res.BaseOffset != 1 {
+		t.Fatalf("d: %+v, %v; want stored at 1", res, err)
+	}
+	got := readAll(t, l, 0)
+	if len(got) != 2 || string(got[0].Value) != "first" || string(got[1].Value) != "d" {
+		t.Fatalf("the log holds %d records (%+v), want first and d", len(got), got)
 	}
 }

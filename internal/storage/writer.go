@@ -16,9 +16,14 @@ import (
 type appendRequest struct {
 	data     []byte
 	syncOnly bool
-	done     chan struct{} // capacity 1
-	result   AppendResult
-	err      error
+	// afterFailures: the request fails with ErrEarlierFailed if the log's
+	// Failures has gone past failures when the writer reaches it
+	// (SubmitAfter).
+	afterFailures bool
+	failures      uint64
+	done          chan struct{} // capacity 1
+	result        AppendResult
+	err           error
 }
 
 // requestPool recycles a log's append requests (one per log, so that a
@@ -210,6 +215,12 @@ func (w *writer) commit(group []*appendRequest) int {
 		return n
 	}
 	for len(group) > 0 {
+		if r := group[0]; r.afterFailures && l.failures.Load() > r.failures {
+			// Submitted behind data of its caller's that has failed since.
+			r.finish(AppendResult{}, ErrEarlierFailed)
+			group = group[1:]
+			continue
+		}
 		if group[0].syncOnly {
 			var err error
 			if w.dirty {
@@ -222,7 +233,7 @@ func (w *writer) commit(group []*appendRequest) int {
 		fit, offsets := 0, int64(0)
 		room := l.opts.SegmentBytes - w.size
 		for _, r := range group {
-			if r.syncOnly {
+			if r.syncOnly || r.afterFailures && l.failures.Load() > r.failures {
 				break
 			}
 			c := countOffsets(r.data)
@@ -235,6 +246,7 @@ func (w *writer) commit(group []*appendRequest) int {
 		}
 		if fit == 0 && w.size == 0 {
 			// Cannot happen for input Append accepted; never loop on it.
+			w.log.failures.Add(1)
 			group[0].finish(AppendResult{}, ErrBatchTooLarge)
 			group = group[1:]
 			continue
@@ -247,6 +259,7 @@ func (w *writer) commit(group []*appendRequest) int {
 			if fit == 0 {
 				// No room and no new segment: fail this request and go on
 				// (the next may fit, or space may come back).
+				w.log.failures.Add(1)
 				group[0].finish(AppendResult{}, fmt.Errorf("storage: roll segment: %w", err))
 				group = group[1:]
 				continue
@@ -327,6 +340,7 @@ func (w *writer) commitRun(reqs []*appendRequest) {
 	}
 	if err != nil {
 		w.undo(err)
+		l.failures.Add(1)
 		for _, r := range reqs {
 			r.finish(AppendResult{}, fmt.Errorf("storage: append: %w", err))
 		}
