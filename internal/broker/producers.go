@@ -69,6 +69,9 @@ type producerPartition struct {
 	epoch    int16
 	lastSeq  int32
 	recent   []sequencedBatch
+	// failures is the log's Failures before the first of the batches in
+	// flight was submitted.
+	failures uint64
 }
 
 type sequencedBatch struct {
@@ -186,7 +189,7 @@ func nextSeq(seq int32, n int32) int32 {
 // submits it if it is the next batch, and records it as the producer's
 // last. The producer's next batch may be checked and submitted before this
 // one is stored: pipelined requests share flushes.
-func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h record.Header, submit func() PendingAppend) PendingAppend {
+func (p *producerRegistry) append(now time.Time, s *stream, l *storage.Log, partition int32, h record.Header, submit func(after bool, failures uint64) PendingAppend) PendingAppend {
 	s.mu.RLock() // meta is replaced when partitions are added
 	streamID := s.meta.ID
 	s.mu.RUnlock()
@@ -222,7 +225,15 @@ func (p *producerRegistry) append(now time.Time, s *stream, partition int32, h r
 			return appended(AppendResult{}, fmt.Errorf("%w: producer %d sent sequence %d, expected %d", ErrOutOfOrderSequence, h.ProducerID, first, want))
 		}
 	}
-	pa := submit()
+	// A batch submitted while the one before it is still in flight must
+	// not be stored if that one fails: the batches in flight together
+	// are stored only if no append of the log failed since the first of
+	// them was submitted (storage.Log.SubmitAfter).
+	inFlight := pp.known && h.ProducerEpoch == pp.epoch && len(pp.recent) > 0 && pp.recent[len(pp.recent)-1].pending != nil
+	if !inFlight {
+		pp.failures = l.Failures()
+	}
+	pa := submit(inFlight, pp.failures)
 	if pa.b == nil && pa.seq == nil {
 		// Refused, or appended whole: its outcome is known.
 		if pa.err != nil {

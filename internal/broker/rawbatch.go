@@ -19,6 +19,9 @@ var (
 	ErrOutOfOrderSequence     = errors.New("out of order producer sequence number")
 	ErrInvalidProducerEpoch   = errors.New("producer epoch is older than the current one")
 	ErrUnsupportedTransaction = errors.New("control batches are written by the transaction coordinator only")
+	// ErrEarlierBatchFailed: the batch was not stored because one its
+	// producer sent before it, still in flight, failed (retriable).
+	ErrEarlierBatchFailed = errors.New("an earlier batch of the producer on this partition failed")
 )
 
 // batchOverhead is what a batch may hold beyond MaxRecordBytes of record
@@ -114,8 +117,8 @@ func (b *Broker) SubmitBatches(ctx context.Context, streamName string, partition
 			return appended(AppendResult{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition and request", ErrInvalidBatch))
 		}
 		submit := func() PendingAppend {
-			return b.producers.append(b.now(), s, partition, first, func() PendingAppend {
-				return b.submitBatches(ctx, s, streamName, l, partition, data)
+			return b.producers.append(b.now(), s, l, partition, first, func(after bool, failures uint64) PendingAppend {
+				return b.submitBatches(ctx, s, streamName, l, partition, data, after, failures)
 			})
 		}
 		if first.Attributes&record.TransactionalFlag != 0 {
@@ -129,7 +132,7 @@ func (b *Broker) SubmitBatches(ctx context.Context, streamName string, partition
 		}
 		return submit()
 	}
-	return b.submitBatches(ctx, s, streamName, l, partition, data)
+	return b.submitBatches(ctx, s, streamName, l, partition, data, false, 0)
 }
 
 // A PendingAppend is a raw append submitted to its partition
@@ -183,6 +186,8 @@ func (p PendingAppend) finish(res storage.AppendResult, err error) (AppendResult
 		return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
 	case errors.Is(err, storage.ErrClosed):
 		return AppendResult{}, fmt.Errorf("%w: %q was deleted", ErrStreamNotFound, p.streamName)
+	case errors.Is(err, storage.ErrEarlierFailed):
+		return AppendResult{}, fmt.Errorf("%w: partition %d", ErrEarlierBatchFailed, p.partition)
 	case err != nil:
 		p.b.disk.noteWriteError(err)
 		return AppendResult{}, fmt.Errorf("broker: append to partition %d: %w", p.partition, err)
@@ -192,8 +197,10 @@ func (p PendingAppend) finish(res storage.AppendResult, err error) (AppendResult
 }
 
 // submitBatches hands data to l, or, when the stream deduplicates and a
-// record carries a message-id, publishes its records whole.
-func (b *Broker) submitBatches(ctx context.Context, s *stream, streamName string, l *storage.Log, partition int32, data []byte) PendingAppend {
+// record carries a message-id, publishes its records whole. With after,
+// data is not stored if an append of l failed after l.Failures() was
+// failures (storage.Log.SubmitAfter).
+func (b *Broker) submitBatches(ctx context.Context, s *stream, streamName string, l *storage.Log, partition int32, data []byte, after bool, failures uint64) PendingAppend {
 	// A transactional batch is stored as sent: its producer fields are
 	// what commits or aborts it (its message-ids are not deduplicated).
 	if s.dedup != nil && !isTransactional(data) {
@@ -219,7 +226,12 @@ func (b *Broker) submitBatches(ctx context.Context, s *stream, streamName string
 	}
 	p := PendingAppend{b: b, s: s, l: l, streamName: streamName, partition: partition}
 	var err error
-	if p.pending, err = l.Submit(ctx, data); err != nil {
+	if after {
+		p.pending, err = l.SubmitAfter(ctx, data, failures)
+	} else {
+		p.pending, err = l.Submit(ctx, data)
+	}
+	if err != nil {
 		return appended(p.finish(storage.AppendResult{}, err))
 	}
 	return p

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/weirmq/weir/internal/record"
 	"github.com/weirmq/weir/internal/vfs"
@@ -113,5 +114,53 @@ func TestSubmitFailedForgetsSequence(t *testing.T) {
 	again, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 9, 0, 4, 2))
 	if err != nil || !again.Duplicate || again.BaseOffset != res.LastOffset+1 {
 		t.Fatalf("the retry of a batch whose wait ended: %+v, %v; want a duplicate at %d", again, err, res.LastOffset+1)
+	}
+}
+
+// TestSubmitBehindFailedBatch: an idempotent producer's batch submitted
+// while the one before it is in flight is not stored if that one failed,
+// even when the failure came before the later batch was submitted and
+// before anyone waited for the failed one: the partition never holds a
+// producer's batch after a gap.
+func TestSubmitBehindFailedBatch(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.Default)
+	b := openFaultBroker(t, t.TempDir(), efs)
+	defer b.Close()
+	createStream(t, b, StreamConfig{Name: "s", Partitions: 1})
+	ctx := context.Background()
+	if _, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 5, 0, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.stream("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.partition(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := l.Failures()
+	efs.FailSync(fmt.Errorf("%w: fdatasync: %w", vfs.ErrInjected, syscall.EIO))
+	p1 := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 5, 0, 2, 2))
+	for l.Failures() == failures { // the writer has failed p1; nobody waited yet
+		time.Sleep(time.Millisecond)
+	}
+	efs.Reset()
+	p2 := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 5, 0, 4, 2))
+	if _, err := p2.Wait(ctx); !errors.Is(err, ErrEarlierBatchFailed) {
+		t.Fatalf("the batch behind the failed one: %v, want ErrEarlierBatchFailed", err)
+	}
+	if _, err := p1.Wait(ctx); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the failed batch: %v, want the fault's error", err)
+	}
+	if end := mustEndOffset(t, b, "s"); end != 2 {
+		t.Fatalf("end offset %d, want 2: a batch behind the failed one was stored", end)
+	}
+	// The producer retries both, in order.
+	for i, seq := range []int32{2, 4} {
+		res, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 5, 0, seq, 2))
+		if err != nil || res.Duplicate || res.BaseOffset != int64(seq) {
+			t.Fatalf("retry %d: %+v, %v; want stored at %d", i, res, err, seq)
+		}
 	}
 }

@@ -21,6 +21,7 @@ var errorCodes = []struct {
 	{broker.ErrRecordTooLarge, kerr.MessageTooLarge},
 	{broker.ErrDiskFull, kerr.KafkaStorageError},    // retriable: producers retry until space returns
 	{broker.ErrStateFailed, kerr.KafkaStorageError}, // the state store's disk failed: until a restart
+	{broker.ErrEarlierBatchFailed, kerr.KafkaStorageError},
 	{broker.ErrCorruptBatch, kerr.CorruptMessage},
 	{broker.ErrInvalidBatch, kerr.InvalidRecord},
 	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
