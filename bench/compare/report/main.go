@@ -442,8 +442,10 @@ func renderTargets(b *strings.Builder, set resultSet) {
 			}
 		}
 	}
-	if w := get("e2e-latency", "weir-native"); w != nil && w.EndToEndLatency != nil {
-		row("p99 end-to-end latency at half of max rate ≤ 5 ms", fmt.Sprintf("%s ms at %s records/s", num(w.EndToEndLatency.P99), w.Workload.ProducerRate), w.EndToEndLatency.P99 <= 5)
+	for _, weir := range []string{"weir-native", "weir-kafka"} {
+		if w := get("e2e-latency", weir); w != nil && w.EndToEndLatency != nil {
+			row("p99 end-to-end latency at half of max rate ≤ 5 ms ("+weir+")", fmt.Sprintf("%s ms at %s records/s", num(w.EndToEndLatency.P99), w.Workload.ProducerRate), w.EndToEndLatency.P99 <= 5)
+		}
 	}
 	for _, s := range []string{"weir-native", "weir-kafka"} {
 		if hi, lo := get("partitions-1000", s), get("partitions-16", s); hi != nil && lo != nil && lo.Publish.RecordsPerSec > 0 {
