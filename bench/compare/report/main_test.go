@@ -59,6 +59,13 @@ func TestWrite(t *testing.T) {
 		writeResult(t, results, "partitions-"+p, "weir-native", y, rate(map[string]float64{"16": 100000, "1000": 85000}[p], 0))
 	}
 
+	e2e := strings.ReplaceAll(strings.ReplaceAll(firehose, "firehose-1k", "e2e-latency"), "producerRate: max", "producerRate: 50000")
+	writeResult(t, results, "e2e-latency", "weir-native", e2e, rate(50000, 50000)) // p99 5 ms
+	writeResult(t, results, "e2e-latency", "weir-kafka", e2e, func(r *bench.Result) {
+		r.Publish.RecordsPerSec, r.Consume.RecordsPerSec = 50000, 50000
+		r.EndToEndLatency.P99 = 12.5
+	})
+
 	var out strings.Builder
 	if err := run([]string{"half-rate", weirFirehose}, &out); err != nil || out.String() != "50000\n" {
 		t.Errorf("half-rate: %q, %v", out.String(), err)
@@ -88,6 +95,8 @@ func TestWrite(t *testing.T) {
 		"| durable 1 KiB firehose: Weir ≥ 10× NATS `sync_interval: always` | 100,000 vs 5,000 records/s: 20.0× | yes |",
 		"faster than NATS with its default lazy fsync | 100,000 vs 200,000 records/s: 0.50× | **no** |",
 		"≥ 3× rabbitmq | 9,000 vs 3,000 acked records/s: 3.0× | yes |",
+		"| p99 end-to-end latency at half of max rate ≤ 5 ms (weir-native) | 5.00 ms at 50000 records/s | yes |",
+		"| p99 end-to-end latency at half of max rate ≤ 5 ms (weir-kafka) | 12.5 ms at 50000 records/s | **no** |",
 		"![firehose-1k throughput](bench/firehose-1k-throughput.svg)",
 	} {
 		if !strings.Contains(text, want) {
