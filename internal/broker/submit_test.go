@@ -8,24 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weirmq/weir/internal/record"
 	"github.com/weirmq/weir/internal/vfs"
 )
 
 // idemBatch is an idempotent producer's batch of n records from seq.
 func idemBatch(t *testing.T, producerID int64, epoch int16, seq int32, n int) []byte {
 	t.Helper()
-	opts := record.DefaultBatchOptions()
-	opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence = producerID, epoch, seq
-	recs := make([]record.Record, n)
-	for i := range recs {
-		recs[i] = record.Record{Offset: int64(i), Value: fmt.Appendf(nil, "%d", int(seq)+i)}
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprint(int(seq) + i)
 	}
-	b, err := record.AppendBatch(nil, opts, recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return producerBatch(t, producerID, epoch, seq, false, values...)
 }
 
 // TestSubmitIdempotentPipelined submits an idempotent producer's batches

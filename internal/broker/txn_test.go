@@ -15,9 +15,19 @@ import (
 // txnBatch is a transactional batch of one record.
 func txnBatch(t *testing.T, producerID int64, epoch int16, seq int32, value string) []byte {
 	t.Helper()
+	return producerBatch(t, producerID, epoch, seq, true, value)
+}
+
+// producerBatch is a batch of a producer's, one record per value.
+func producerBatch(t *testing.T, producerID int64, epoch int16, seq int32, transactional bool, values ...string) []byte {
+	t.Helper()
 	opts := record.DefaultBatchOptions()
-	opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = producerID, epoch, seq, true
-	b, err := record.AppendBatch(nil, opts, []record.Record{{Value: []byte(value)}})
+	opts.ProducerID, opts.ProducerEpoch, opts.BaseSequence, opts.Transactional = producerID, epoch, seq, transactional
+	recs := make([]record.Record, len(values))
+	for i, v := range values {
+		recs[i] = record.Record{Offset: int64(i), Value: []byte(v)}
+	}
+	b, err := record.AppendBatch(nil, opts, recs)
 	if err != nil {
 		t.Fatal(err)
 	}
