@@ -120,8 +120,12 @@ func (ps *pendingSeq) done(res AppendResult, err error) {
 func (ps *pendingSeq) wait(ctx context.Context) (AppendResult, error) {
 	select {
 	case <-ps.finished:
-	case <-ctx.Done():
-		return AppendResult{}, ctx.Err()
+	default:
+		select {
+		case <-ps.finished:
+		case <-ctx.Done():
+			return AppendResult{}, ctx.Err()
+		}
 	}
 	res := ps.res
 	res.Duplicate = true

@@ -376,12 +376,17 @@ type PendingAppend struct {
 // Wait returns once the submitted data is committed under the log's fsync
 // policy, with where it landed, or with why it was not appended. If ctx
 // ends first, Wait returns ctx.Err() and the data may or may not be
-// written. Wait is called once.
+// written; an outcome known when Wait is called is returned whatever ctx.
+// Wait is called once.
 func (p PendingAppend) Wait(ctx context.Context) (AppendResult, error) {
 	select {
-	case <-p.req.done:
-	case <-ctx.Done():
-		return AppendResult{}, ctx.Err() // req is still the writer's: not pooled
+	case <-p.req.done: // an outcome already known wins over an ended ctx
+	default:
+		select {
+		case <-p.req.done:
+		case <-ctx.Done():
+			return AppendResult{}, ctx.Err() // req is still the writer's: not pooled
+		}
 	}
 	res, err := p.req.result, p.req.err
 	p.l.requests.put(p.req)

@@ -115,3 +115,26 @@ func TestSubmitAfterFailure(t *testing.T) {
 		t.Fatalf("the log holds %d records (%+v), want first and d", len(got), got)
 	}
 }
+
+// TestWaitKnownOutcome: an append whose outcome is known when Wait is
+// called returns it even with an ended context (a produce request waits
+// for its partitions one after another, with one deadline).
+func TestWaitKnownOutcome(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{FSync: FSyncAlways})
+	defer l.Close()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 20 {
+		p, err := l.Submit(context.Background(), makeBatch(t, []testRecord{{Value: []byte("v")}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l.EndOffset() <= int64(i) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(5 * time.Millisecond) // the writer answers right after publishing the end
+		if res, err := p.Wait(ended); err != nil || res.BaseOffset != int64(i) {
+			t.Fatalf("append %d, stored before Wait: %+v, %v", i, res, err)
+		}
+	}
+}
