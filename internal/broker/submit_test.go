@@ -68,19 +68,27 @@ func TestSubmitIdempotentPipelined(t *testing.T) {
 	}
 }
 
+// faultStreamWithBatch opens a broker over a vfs.ErrorFS with stream "s"
+// of one partition holding producer pid's first batch (sequences 0 and 1).
+func faultStreamWithBatch(t *testing.T, pid int64) (*Broker, *vfs.ErrorFS) {
+	t.Helper()
+	efs := vfs.NewErrorFS(vfs.Default)
+	b := openFaultBroker(t, t.TempDir(), efs)
+	t.Cleanup(func() { b.Close() })
+	createStream(t, b, StreamConfig{Name: "s", Partitions: 1})
+	if _, err := b.AppendBatches(context.Background(), "s", 0, idemBatch(t, pid, 0, 0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	return b, efs
+}
+
 // TestSubmitFailedForgetsSequence: batches whose append fails (the fsync
 // fails) leave the producer's state unknown, so that their retry is taken
 // once the disk works again; a wait that ends before storage answers does
 // not lose the outcome, and the retry is then a duplicate.
 func TestSubmitFailedForgetsSequence(t *testing.T) {
-	efs := vfs.NewErrorFS(vfs.Default)
-	b := openFaultBroker(t, t.TempDir(), efs)
-	defer b.Close()
-	createStream(t, b, StreamConfig{Name: "s", Partitions: 1})
+	b, efs := faultStreamWithBatch(t, 9)
 	ctx := context.Background()
-	if _, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 9, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
 	efs.FailSync(fmt.Errorf("%w: fdatasync: %w", vfs.ErrInjected, syscall.EIO))
 	p1 := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 9, 0, 2, 2))
 	p2 := b.SubmitBatches(ctx, "s", 0, idemBatch(t, 9, 0, 4, 2))
@@ -116,14 +124,8 @@ func TestSubmitFailedForgetsSequence(t *testing.T) {
 // before anyone waited for the failed one: the partition never holds a
 // producer's batch after a gap.
 func TestSubmitBehindFailedBatch(t *testing.T) {
-	efs := vfs.NewErrorFS(vfs.Default)
-	b := openFaultBroker(t, t.TempDir(), efs)
-	defer b.Close()
-	createStream(t, b, StreamConfig{Name: "s", Partitions: 1})
+	b, efs := faultStreamWithBatch(t, 5)
 	ctx := context.Background()
-	if _, err := b.AppendBatches(ctx, "s", 0, idemBatch(t, 5, 0, 0, 2)); err != nil {
-		t.Fatal(err)
-	}
 	s, err := b.stream("s")
 	if err != nil {
 		t.Fatal(err)

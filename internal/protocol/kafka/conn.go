@@ -142,9 +142,9 @@ func (c *conn) Serve() {
 	// inflight are the produce requests submitted and not answered yet, in
 	// request order (startProduce).
 	var inflight []*inflightProduce
-	// answer writes the first one's response, flushed unless the next
-	// one's is ready to go with it.
-	answer := func() bool {
+	// answerFirst writes the first one's response, flushed unless the
+	// next one's is ready to go with it.
+	answerFirst := func() bool {
 		p := inflight[0]
 		<-p.done
 		inflight = inflight[1:]
@@ -169,7 +169,7 @@ func (c *conn) Serve() {
 			select {
 			case req, ok = <-ready:
 			case <-inflight[0].done:
-				if !answer() {
+				if !answerFirst() {
 					return
 				}
 				continue
@@ -186,7 +186,7 @@ func (c *conn) Serve() {
 		// Anything else is handled once the produce requests before it
 		// are answered.
 		for len(inflight) > 0 {
-			if !answer() {
+			if !answerFirst() {
 				return
 			}
 		}
